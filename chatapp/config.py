@@ -1,0 +1,173 @@
+"""Typed settings: defaults < ``config.toml`` < ``CHATAPP_*`` environment < CLI flags.
+
+Nested sections use ``__`` in environment names, e.g. ``CHATAPP_GENERATION__TEMPERATURE=0.2``.
+``chatapp config show`` prints the merged result and ``chatapp config path`` the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from chatapp import paths
+from chatapp.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    name: str = "smollm2-135m"
+    """Model to chat with: a registry/catalog name (``chatapp models list``) or a path to a GGUF."""
+    n_ctx: int = Field(4096, ge=256)
+    """Context size asked for; the engine uses min(this, the model's trained context)."""
+    n_threads: int | None = Field(None, ge=1)
+    """CPU threads for llama.cpp; unset means every core (llama.cpp's own default is half)."""
+    n_gpu_layers: int | None = None
+    """Layers to offload to the GPU; unset means all when llama.cpp has a GPU backend, else 0."""
+    main_gpu: int = Field(0, ge=0)
+    """Which GPU holds the model when there are several."""
+    tensor_split: list[float] | None = None
+    """How to split the model across GPUs, e.g. [0.5, 0.5]."""
+    n_batch: int = Field(512, ge=16)
+    """Prompt tokens evaluated per batch."""
+
+
+class BackendSettings(_Section):
+    kind: Literal["llama_cpp", "openai"] = "llama_cpp"
+    """``llama_cpp`` runs the model in-process; ``openai`` talks to an OpenAI-compatible server."""
+    base_url: str = "http://127.0.0.1:8080/v1"
+    """Base URL of the OpenAI-compatible server (llama.cpp server, vLLM, Ollama)."""
+    api_key: str | None = None
+    """API key sent as a bearer token, if the server wants one."""
+    model: str | None = None
+    """Model name the server knows; unset means the server's first model."""
+    timeout_s: float = Field(120.0, gt=0)
+    """Seconds to wait for the server before giving up."""
+
+
+class GenerationSettings(_Section):
+    temperature: float = Field(0.7, ge=0.0, le=5.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    top_k: int = Field(40, ge=0)
+    min_p: float = Field(0.05, ge=0.0, le=1.0)
+    repeat_penalty: float = Field(1.1, ge=0.0)
+    max_tokens: int = Field(512, ge=1)
+    seed: int | None = None
+    """Fixed seed for reproducible replies; unset means a fresh random seed each reply."""
+
+
+class ChatSettings(_Section):
+    system_prompt: str = "You are a helpful, concise assistant."
+    """System prompt for new conversations."""
+    template: str = "chat"
+    """Default prompt template for the chat screen."""
+
+
+class RetrievalSettings(_Section):
+    embedder: str = "bundled"
+    """``bundled`` (all-MiniLM-L6-v2 shipped with chatapp), ``fast`` (static embeddings distilled
+    from it), or any sentence-transformers model name."""
+    chroma_url: str | None = None
+    """A Chroma server (``chroma run``) instead of the embedded store, e.g. http://127.0.0.1:8000."""
+    collection: str = "default"
+    top_k: int = Field(5, ge=1, le=50)
+    min_score: float = 0.25
+    """Relevance threshold: chunks whose dense similarity is below it are not used as sources."""
+    chunk_tokens: int = Field(200, ge=32)
+    chunk_overlap: int = Field(32, ge=0)
+
+
+class UISettings(_Section):
+    theme: str = "textual-dark"
+
+
+class Settings(BaseSettings):
+    """All of chatapp's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHATAPP_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    backend: BackendSettings = Field(default_factory=BackendSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    _toml_path: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_path is not None and cls._toml_path.exists():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
+        return tuple(sources)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def load_settings(overrides: dict[str, Any] | None = None, path: Path | None = None) -> Settings:
+    """Load settings; ``overrides`` (nested dict, e.g. from CLI flags) win over everything.
+
+    Raises ConfigError naming the file and the field when the file or a value is invalid.
+    """
+    toml_path = path or paths.config_file()
+    if toml_path.exists():
+        try:
+            tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{toml_path}: not valid TOML ({exc})") from None
+    Settings._toml_path = toml_path
+    try:
+        return Settings(**_deep_merge({}, overrides or {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{toml_path}: setting '{field}': {first['msg']}") from None
+    finally:
+        Settings._toml_path = None
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write the settings to ``config.toml`` (atomically) and return its path."""
+    toml_path = path or paths.config_file()
+    data = settings.model_dump(mode="json", exclude_none=True)
+    tmp = toml_path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    tmp.replace(toml_path)
+    return toml_path
+
+
+def settings_as_toml(settings: Settings) -> str:
+    return tomli_w.dumps(settings.model_dump(mode="json", exclude_none=True))

@@ -1,0 +1,137 @@
+"""Domain types shared by every layer: chat messages, generation parameters, stream events,
+per-reply statistics and model identity. Plain dataclasses; no I/O, no heavy imports."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+MessageStatus = Literal["complete", "interrupted", "error"]
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One turn as the model sees it."""
+
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass
+class GenerationParams:
+    """Sampling and stopping settings for one reply. ``grammar`` is llama.cpp GBNF text;
+    ``json_schema`` constrains the output to a JSON schema (backends compile it)."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    grammar: str | None = None
+    json_schema: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> GenerationParams:
+        data = asdict(self)
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return GenerationParams(**data)
+
+
+@dataclass
+class GenerationStats:
+    """What one reply cost. ``cached_tokens`` are prompt tokens reused from the KV cache (not
+    evaluated again); ``dropped_messages`` counts history turns the context budget left out."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    ttft_s: float = 0.0
+    decode_tokens_per_s: float = 0.0
+    total_s: float = 0.0
+    n_ctx: int = 0
+    dropped_messages: int = 0
+    truncated_input: bool = False
+
+    @property
+    def evaluated_prompt_tokens(self) -> int:
+        return max(0, self.prompt_tokens - self.cached_tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> GenerationStats:
+        if not data:
+            return cls()
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A piece of reply text, as soon as the model produced it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    """The last event of every stream."""
+
+    stats: GenerationStats
+    finish_reason: FinishReason
+    error: str | None = None
+
+
+StreamEvent = TokenEvent | DoneEvent
+
+
+@dataclass
+class ModelIdentity:
+    """Which model produced a reply; stored with every assistant message."""
+
+    name: str
+    backend: str = "llama_cpp"
+    path: str | None = None
+    quant: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    architecture: str | None = None
+    n_ctx_train: int | None = None
+    parameters: int | None = None
+    chat_template: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ModelIdentity | None:
+        if not data:
+            return None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class CancelToken:
+    """Set from any thread to stop a generation between two tokens."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()

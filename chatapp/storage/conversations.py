@@ -1,0 +1,429 @@
+"""The conversation store: conversations, branching messages, full-text search.
+
+Messages form a tree through ``parent_id``: a regenerated reply is a sibling of the old one, an
+edited user turn a sibling of the original. ``active_leaf_id`` on the conversation names the
+branch being shown; ``thread()`` walks from it to the root.
+
+One connection per store, guarded by a lock so UI workers may share it. WAL and a busy timeout
+let two chatapp processes write the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chatapp.errors import NotFoundError, StoreError
+from chatapp.storage.migrations import migrate
+
+BUSY_TIMEOUT_MS = 15_000
+_UNSET: Any = object()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    created_at: str
+    updated_at: str
+    system_prompt: str | None = None
+    model: str | None = None
+    template: str | None = None
+    collection: str | None = None
+    active_leaf_id: int | None = None
+    message_count: int = 0
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    role: str
+    content: str
+    created_at: str
+    status: str = "complete"
+    model: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    seed: int | None = None
+    template: str | None = None
+    sources: list[dict[str, Any]] | None = None
+    stats: dict[str, Any] | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SearchHit:
+    conversation_id: int
+    message_id: int
+    title: str
+    role: str
+    snippet: str
+    updated_at: str = ""
+    rank: float = field(default=0.0)
+
+
+def fts_query(text: str) -> str:
+    """Turn what a user typed into a safe FTS5 query: every word quoted, prefix-matched."""
+    terms = [t for t in text.replace("\x00", "").split() if t]
+    return " ".join('"' + t.replace('"', '""') + '"*' for t in terms)
+
+
+class ConversationStore:
+    """All conversation reads and writes. ``path`` may be ``":memory:"`` for tests."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            target = Path(self.path)
+            if target.is_dir():
+                raise StoreError(f"database {target}: is a directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+            migrate(self._db)
+        except sqlite3.DatabaseError as exc:
+            # A corrupt or foreign file: say so and leave it untouched.
+            raise StoreError(
+                f"database {self.path}: cannot be opened ({exc}); it was left as it is — "
+                "move it aside to start a fresh history"
+            ) from None
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ConversationStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- conversations --------------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        title: str = "",
+        *,
+        system_prompt: str | None = None,
+        model: str | None = None,
+        template: str | None = None,
+        collection: str | None = None,
+    ) -> Conversation:
+        now = _now()
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO conversations (title, created_at, updated_at, system_prompt, model,"
+                " template, collection) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (title, now, now, system_prompt, model, template, collection),
+            )
+            conversation_id = int(cur.lastrowid or 0)
+        return self.get_conversation(conversation_id)
+
+    def get_conversation(self, conversation_id: int) -> Conversation:
+        rows = self._read(
+            "SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)"
+            " AS message_count FROM conversations c WHERE c.id = ?",
+            (conversation_id,),
+        )
+        if not rows:
+            raise NotFoundError(f"conversation {conversation_id}: no such conversation")
+        return Conversation(**dict(rows[0]))
+
+    def list_conversations(self, limit: int | None = None, offset: int = 0) -> list[Conversation]:
+        """Newest activity first."""
+        rows = self._read(
+            "SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)"
+            " AS message_count FROM conversations c ORDER BY c.updated_at DESC, c.id DESC"
+            " LIMIT ? OFFSET ?",
+            (-1 if limit is None else limit, offset),
+        )
+        return [Conversation(**dict(r)) for r in rows]
+
+    def latest_conversation(self) -> Conversation | None:
+        found = self.list_conversations(limit=1)
+        return found[0] if found else None
+
+    def update_conversation(
+        self,
+        conversation_id: int,
+        *,
+        title: str | None = None,
+        system_prompt: Any = _UNSET,
+        model: Any = _UNSET,
+        template: Any = _UNSET,
+        collection: Any = _UNSET,
+        active_leaf_id: Any = _UNSET,
+    ) -> Conversation:
+        changes: dict[str, Any] = {}
+        if title is not None:
+            changes["title"] = title
+        for name, value in (
+            ("system_prompt", system_prompt),
+            ("model", model),
+            ("template", template),
+            ("collection", collection),
+            ("active_leaf_id", active_leaf_id),
+        ):
+            if value is not _UNSET:
+                changes[name] = value
+        self.get_conversation(conversation_id)
+        changes["updated_at"] = _now()
+        assignments = ", ".join(f"{k} = ?" for k in changes)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE conversations SET {assignments} WHERE id = ?",
+                (*changes.values(), conversation_id),
+            )
+        return self.get_conversation(conversation_id)
+
+    def rename_conversation(self, conversation_id: int, title: str) -> Conversation:
+        return self.update_conversation(conversation_id, title=title.strip())
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        self.get_conversation(conversation_id)
+        with self._write() as db:
+            db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # -- messages -------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        *,
+        parent_id: Any = _UNSET,
+        status: str = "complete",
+        model: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        seed: int | None = None,
+        template: str | None = None,
+        sources: list[dict[str, Any]] | None = None,
+        stats: dict[str, Any] | None = None,
+        error: str | None = None,
+        make_active: bool = True,
+    ) -> Message:
+        """Add a message. Without ``parent_id`` it continues the active branch."""
+        conversation = self.get_conversation(conversation_id)
+        parent = conversation.active_leaf_id if parent_id is _UNSET else parent_id
+        now = _now()
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO messages (conversation_id, parent_id, role, content, created_at,"
+                " status, model_json, params_json, seed, template, sources_json, stats_json,"
+                " error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id, parent, role, content, now, status, _dumps(model),
+                    _dumps(params), seed, template, _dumps(sources), _dumps(stats), error,
+                ),
+            )
+            message_id = int(cur.lastrowid or 0)
+            leaf_sql = ", active_leaf_id = ?" if make_active else ""
+            args: tuple[Any, ...] = (now, message_id, conversation_id) if make_active else (
+                now, conversation_id)
+            db.execute(f"UPDATE conversations SET updated_at = ?{leaf_sql} WHERE id = ?", args)
+        return self.get_message(message_id)
+
+    def update_message(
+        self,
+        message_id: int,
+        *,
+        content: str | None = None,
+        status: str | None = None,
+        stats: dict[str, Any] | None = None,
+        model: dict[str, Any] | None = None,
+        sources: list[dict[str, Any]] | None = None,
+        error: str | None = None,
+    ) -> Message:
+        message = self.get_message(message_id)
+        changes: dict[str, Any] = {}
+        if content is not None:
+            changes["content"] = content
+        if status is not None:
+            changes["status"] = status
+        if stats is not None:
+            changes["stats_json"] = _dumps(stats)
+        if model is not None:
+            changes["model_json"] = _dumps(model)
+        if sources is not None:
+            changes["sources_json"] = _dumps(sources)
+        if error is not None:
+            changes["error"] = error
+        if changes:
+            assignments = ", ".join(f"{k} = ?" for k in changes)
+            with self._write() as db:
+                db.execute(
+                    f"UPDATE messages SET {assignments} WHERE id = ?", (*changes.values(), message_id)
+                )
+                db.execute(
+                    "UPDATE conversations SET updated_at = ? WHERE id = ?",
+                    (_now(), message.conversation_id),
+                )
+        return self.get_message(message_id)
+
+    def get_message(self, message_id: int) -> Message:
+        rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
+        if not rows:
+            raise NotFoundError(f"message {message_id}: no such message")
+        return self._message(rows[0])
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        """Every message of a conversation, all branches, oldest first."""
+        self.get_conversation(conversation_id)
+        rows = self._read(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        )
+        return [self._message(r) for r in rows]
+
+    def thread(self, conversation_id: int, leaf_id: int | None = None) -> list[Message]:
+        """The branch ending at ``leaf_id`` (default: the active one), root first."""
+        conversation = self.get_conversation(conversation_id)
+        leaf = leaf_id if leaf_id is not None else conversation.active_leaf_id
+        if leaf is None:
+            return []
+        rows = self._read(
+            "WITH RECURSIVE chain(id, parent_id, depth) AS ("
+            " SELECT id, parent_id, 0 FROM messages WHERE id = ? AND conversation_id = ?"
+            " UNION ALL SELECT m.id, m.parent_id, chain.depth + 1 FROM messages m"
+            " JOIN chain ON m.id = chain.parent_id)"
+            " SELECT m.* FROM messages m JOIN chain ON m.id = chain.id ORDER BY chain.depth DESC",
+            (leaf, conversation_id),
+        )
+        return [self._message(r) for r in rows]
+
+    def children(self, message_id: int | None, conversation_id: int) -> list[Message]:
+        if message_id is None:
+            rows = self._read(
+                "SELECT * FROM messages WHERE conversation_id = ? AND parent_id IS NULL"
+                " ORDER BY id",
+                (conversation_id,),
+            )
+        else:
+            rows = self._read(
+                "SELECT * FROM messages WHERE parent_id = ? ORDER BY id", (message_id,)
+            )
+        return [self._message(r) for r in rows]
+
+    def siblings(self, message_id: int) -> list[Message]:
+        """The message and its alternatives (same parent), oldest first."""
+        message = self.get_message(message_id)
+        return self.children(message.parent_id, message.conversation_id)
+
+    def deepest_leaf(self, message_id: int) -> int:
+        """Follow the newest child from ``message_id`` down to a leaf (to switch branches)."""
+        current = self.get_message(message_id)
+        while True:
+            kids = self.children(current.id, current.conversation_id)
+            if not kids:
+                return current.id
+            current = kids[-1]
+
+    def set_active_leaf(self, conversation_id: int, leaf_id: int) -> Conversation:
+        return self.update_conversation(conversation_id, active_leaf_id=leaf_id)
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search(self, query: str, limit: int = 50) -> list[SearchHit]:
+        """Full-text search over message text; best matches first, one hit per message."""
+        match = fts_query(query)
+        if not match:
+            return []
+        try:
+            rows = self._read(
+                "SELECT m.id AS message_id, m.conversation_id, m.role, c.title, c.updated_at,"
+                " snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet, bm25(messages_fts)"
+                " AS rank FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+                " JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+                (match, limit),
+            )
+        except sqlite3.OperationalError:
+            return []
+        return [SearchHit(**dict(r)) for r in rows]
+
+    def search_conversations(self, query: str, limit: int = 50) -> list[Conversation]:
+        """Conversations whose title or messages match, newest first (the sidebar filter)."""
+        if not query.strip():
+            return self.list_conversations(limit=limit)
+        ids: list[int] = []
+        for hit in self.search(query, limit=500):
+            if hit.conversation_id not in ids:
+                ids.append(hit.conversation_id)
+        needle = f"%{query.strip()}%"
+        for row in self._read("SELECT id FROM conversations WHERE title LIKE ?", (needle,)):
+            if row["id"] not in ids:
+                ids.append(row["id"])
+        found = [self.get_conversation(i) for i in ids]
+        found.sort(key=lambda c: c.updated_at, reverse=True)
+        return found[:limit]
+
+    @staticmethod
+    def _message(row: sqlite3.Row) -> Message:
+        data = dict(row)
+        return Message(
+            id=data["id"],
+            conversation_id=data["conversation_id"],
+            parent_id=data["parent_id"],
+            role=data["role"],
+            content=data["content"],
+            created_at=data["created_at"],
+            status=data["status"],
+            model=_loads(data["model_json"]),
+            params=_loads(data["params_json"]),
+            seed=data["seed"],
+            template=data["template"],
+            sources=_loads(data["sources_json"]),
+            stats=_loads(data["stats_json"]),
+            error=data["error"],
+        )
