@@ -1,0 +1,1 @@
+"""Models: the bundled tiny model, the catalog, the local registry, Hugging Face downloads."""

@@ -1,0 +1,1 @@
+"""Local documents: loaders, chunking, embeddings, the vector store, hybrid search, citations."""
