@@ -45,8 +45,9 @@ class ModelSettings(_Section):
 
 
 class BackendSettings(_Section):
-    kind: Literal["llama_cpp", "openai"] = "llama_cpp"
-    """``llama_cpp`` runs the model in-process; ``openai`` talks to an OpenAI-compatible server."""
+    kind: Literal["llama_cpp", "openai", "fake"] = "llama_cpp"
+    """``llama_cpp`` runs the model in-process; ``openai`` talks to an OpenAI-compatible server;
+    ``fake`` replays canned replies (demos and tests)."""
     base_url: str = "http://127.0.0.1:8080/v1"
     """Base URL of the OpenAI-compatible server (llama.cpp server, vLLM, Ollama)."""
     api_key: str | None = None

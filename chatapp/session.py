@@ -107,20 +107,26 @@ class ChatSession:
             return []
         return self.store.thread(self.conversation_id)
 
-    def plan(self, text: str, options: TurnOptions | None = None,
-             parent_id: int | None = None) -> ContextPlan:
+    def plan(
+        self, text: str, options: TurnOptions | None = None, parent_id: int | None = None
+    ) -> ContextPlan:
         """What would be sent for this turn (used for previews and by ``send``)."""
         options = options or TurnOptions()
         params = self._params(options)
         history = self._history_before(parent_id)
-        system_text = options.system_prompt if options.system_prompt is not None else (
-            self.system_prompt)
+        system_text = (
+            options.system_prompt if options.system_prompt is not None else (self.system_prompt)
+        )
         system = ChatMessage("system", system_text) if system_text else None
         turn = ChatMessage("user", options.model_text if options.model_text is not None else text)
         backend = self.backend
         return fit_to_context(
-            system, history, turn, count_chat_tokens=backend.count_chat_tokens,
-            n_ctx=backend.n_ctx, max_tokens=params.max_tokens,
+            system,
+            history,
+            turn,
+            count_chat_tokens=backend.count_chat_tokens,
+            n_ctx=backend.n_ctx,
+            max_tokens=params.max_tokens,
         )
 
     # -- writing --------------------------------------------------------------------------
@@ -178,8 +184,10 @@ class ChatSession:
     def _ensure_conversation(self, text: str, options: TurnOptions) -> None:
         if self.conversation_id is None:
             conversation = self.store.create_conversation(
-                title_from(text), system_prompt=self.system_prompt,
-                model=self.backend.identity.name, template=options.template,
+                title_from(text),
+                system_prompt=self.system_prompt,
+                model=self.backend.identity.name,
+                template=options.template,
             )
             self.conversation_id = conversation.id
 
@@ -193,18 +201,24 @@ class ChatSession:
             if m.role in ("user", "assistant") and m.content and m.status != "error"
         ]
 
-    def _turn(self, text: str, options: TurnOptions, cancel: CancelToken | None,
-              parent_id: int | None) -> Iterator[TurnEvent]:
+    def _turn(
+        self, text: str, options: TurnOptions, cancel: CancelToken | None, parent_id: int | None
+    ) -> Iterator[TurnEvent]:
         assert self.conversation_id is not None
         # Plan before storing, so a prompt that cannot fit leaves nothing half-written.
         self.plan(text, options, parent_id)
         user = self.store.add_message(
-            self.conversation_id, "user", text, parent_id=parent_id, template=options.template,
+            self.conversation_id,
+            "user",
+            text,
+            parent_id=parent_id,
+            template=options.template,
         )
         yield from self._reply(user, options, cancel)
 
-    def _reply(self, user: Message, options: TurnOptions,
-               cancel: CancelToken | None) -> Iterator[TurnEvent]:
+    def _reply(
+        self, user: Message, options: TurnOptions, cancel: CancelToken | None
+    ) -> Iterator[TurnEvent]:
         assert self.conversation_id is not None
         params = self._params(options)
         plan = self.plan(user.content, options, user.parent_id)

@@ -104,7 +104,9 @@ class ConversationStore:
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
                 check_same_thread=False,
             )
             self._db.row_factory = sqlite3.Row
@@ -264,14 +266,26 @@ class ConversationStore:
                 " status, model_json, params_json, seed, template, sources_json, stats_json,"
                 " error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    conversation_id, parent, role, content, now, status, _dumps(model),
-                    _dumps(params), seed, template, _dumps(sources), _dumps(stats), error,
+                    conversation_id,
+                    parent,
+                    role,
+                    content,
+                    now,
+                    status,
+                    _dumps(model),
+                    _dumps(params),
+                    seed,
+                    template,
+                    _dumps(sources),
+                    _dumps(stats),
+                    error,
                 ),
             )
             message_id = int(cur.lastrowid or 0)
             leaf_sql = ", active_leaf_id = ?" if make_active else ""
-            args: tuple[Any, ...] = (now, message_id, conversation_id) if make_active else (
-                now, conversation_id)
+            args: tuple[Any, ...] = (
+                (now, message_id, conversation_id) if make_active else (now, conversation_id)
+            )
             db.execute(f"UPDATE conversations SET updated_at = ?{leaf_sql} WHERE id = ?", args)
         return self.get_message(message_id)
 
@@ -304,7 +318,8 @@ class ConversationStore:
             assignments = ", ".join(f"{k} = ?" for k in changes)
             with self._write() as db:
                 db.execute(
-                    f"UPDATE messages SET {assignments} WHERE id = ?", (*changes.values(), message_id)
+                    f"UPDATE messages SET {assignments} WHERE id = ?",
+                    (*changes.values(), message_id),
                 )
                 db.execute(
                     "UPDATE conversations SET updated_at = ? WHERE id = ?",

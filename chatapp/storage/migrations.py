@@ -12,8 +12,26 @@ from datetime import UTC, datetime
 Migration = Callable[[sqlite3.Connection], None]
 
 
+def run_script(db: sqlite3.Connection, script: str) -> None:
+    """Execute a multi-statement script inside the caller's transaction.
+
+    ``executescript`` would COMMIT first, breaking the one-transaction-per-migration rule, so
+    statements are split with sqlite3.complete_statement (which understands trigger bodies).
+    """
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip():
+                db.execute(pending)
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:60]}")
+
+
 def m001_conversations_and_messages(db: sqlite3.Connection) -> None:
-    db.executescript(
+    run_script(
+        db,
         """
         CREATE TABLE conversations (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -46,14 +64,15 @@ def m001_conversations_and_messages(db: sqlite3.Connection) -> None:
         CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
         CREATE INDEX messages_by_parent ON messages(parent_id);
         CREATE INDEX conversations_by_updated ON conversations(updated_at DESC);
-        """
+        """,
     )
 
 
 def m002_message_search(db: sqlite3.Connection) -> None:
     # unicode61 splits on spaces and punctuation; prefix queries then find Korean words with
     # their particles attached ("영화" finds "영화가").
-    db.executescript(
+    run_script(
+        db,
         """
         CREATE VIRTUAL TABLE messages_fts USING fts5(
             content, content='messages', content_rowid='id', tokenize='unicode61'
@@ -70,7 +89,7 @@ def m002_message_search(db: sqlite3.Connection) -> None:
                 VALUES ('delete', old.id, old.content);
             INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
         END;
-        """
+        """,
     )
 
 

@@ -1,0 +1,66 @@
+"""CLI flags shared by several commands, and turning them into settings overrides."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from chatapp.config import Settings, load_settings
+
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Model name (chatapp models list) or GGUF path.")
+]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", help="llama_cpp (in-process, default), openai (a server), or fake."),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1."),
+]
+ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key for --base-url.")]
+ContextOpt = Annotated[int | None, typer.Option("--n-ctx", help="Context size in tokens.")]
+
+
+def settings_from_flags(
+    *,
+    model: str | None = None,
+    backend: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    n_ctx: int | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    seed: int | None = None,
+    max_tokens: int | None = None,
+) -> Settings:
+    """Settings with CLI flags laid over config.toml and CHATAPP_* variables."""
+    overrides: dict[str, Any] = {
+        "model": {"n_ctx": n_ctx},
+        "backend": {"kind": backend, "base_url": base_url, "api_key": api_key},
+        "generation": {"temperature": temperature, "seed": seed, "max_tokens": max_tokens},
+        "chat": {"system_prompt": system},
+    }
+    if model is not None:
+        # With a server backend --model names the server's model; in-process, a GGUF.
+        if backend == "openai":
+            overrides["backend"]["model"] = model
+        else:
+            overrides["model"]["name"] = model
+    settings = load_settings(_strip_none(overrides))
+    if model is not None and backend is None and settings.backend.kind == "openai":
+        settings.backend.model = model
+    return settings
+
+
+def _strip_none(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            inner = _strip_none(value)
+            if inner:
+                out[key] = inner
+        elif value is not None:
+            out[key] = value
+    return out
