@@ -6,6 +6,7 @@ Nested sections use ``__`` in environment names, e.g. ``CHATAPP_GENERATION__TEMP
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -154,10 +155,25 @@ def load_settings(overrides: dict[str, Any] | None = None, path: Path | None = N
         return Settings(**_deep_merge({}, overrides or {}))
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{toml_path}: setting '{field}': {first['msg']}") from None
+        loc = [str(p) for p in first["loc"]]
+        field = ".".join(loc)
+        source = _blame(loc, overrides or {}, toml_path)
+        raise ConfigError(f"setting '{field}' ({source}): {first['msg']}") from None
     finally:
         Settings._toml_path = None
+
+
+def _blame(loc: list[str], overrides: dict[str, Any], toml_path: Path) -> str:
+    """Which source gave the bad value: a command-line flag, an environment variable, the file."""
+    node: Any = overrides
+    for part in loc:
+        node = node.get(part) if isinstance(node, dict) else None
+    if node is not None:
+        return "from the command line"
+    env_name = "CHATAPP_" + "__".join(p.upper() for p in loc)
+    if env_name in os.environ:
+        return f"from {env_name}"
+    return f"in {toml_path}"
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:

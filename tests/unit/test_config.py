@@ -55,3 +55,9 @@ def test_wrong_type_names_the_field() -> None:
     paths.config_file().write_text("[model]\nn_ctx = 'big'\n")
     with pytest.raises(ConfigError, match=r"model\.n_ctx"):
         load_settings()
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATAPP_MODEL__N_CTX", "tiny")
+    with pytest.raises(ConfigError, match="CHATAPP_MODEL__N_CTX"):
+        load_settings()
