@@ -17,6 +17,17 @@ else ifeq ($(GPU),vulkan)
 GPU_CMAKE := -DGGML_VULKAN=on
 endif
 
+# llama.cpp's AMX kernels crash on some virtualised Xeons (ggml-org/llama.cpp#20824; seen on
+# these 2-core KVM machines: a segfault in the first decode). On CPUs that report AMX, build with
+# explicit x86 ISA flags and AMX off; elsewhere llama.cpp's native detection is kept.
+HAS_AMX := $(shell grep -qs amx_int8 /proc/cpuinfo && echo 1)
+ifeq ($(HAS_AMX),1)
+CPU_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+  -DGGML_BMI2=ON -DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON \
+  -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+endif
+export CMAKE_ARGS ?= $(strip $(CPU_CMAKE) $(GPU_CMAKE))
+
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
@@ -35,7 +46,7 @@ $(VENV)/.stamp-dev: $(VENV)/.stamp-base
 
 gpu: $(VENV)/.stamp-base
 ifneq ($(GPU_CMAKE),)
-	CMAKE_ARGS="$(GPU_CMAKE)" $(PIP) install --force-reinstall --no-deps --no-cache-dir llama-cpp-python
+	$(PIP) install --force-reinstall --no-deps --no-cache-dir llama-cpp-python
 endif
 
 run: $(VENV)/.stamp-base gpu
