@@ -189,6 +189,7 @@ class LlamaCppBackend:
         self.n_threads = settings.n_threads or usable_cores()
         progress(0.1, f"loading {self.path.name}")
         started = time.perf_counter()
+        self._eval_sizes: list[int] = []
         self._llm = self._load(settings, seed, progress)
         self.load_s = time.perf_counter() - started
         self._vocab = self._llm._model.vocab
@@ -247,6 +248,16 @@ class LlamaCppBackend:
             reason = _recent_errors[-1] if _recent_errors else str(exc)
             raise ModelLoadError(self.path, f"llama.cpp could not load it ({reason})") from None
         llm.verbose = False  # no per-call prints from generate()
+        # Count what generate() really sends to llama_decode: its first eval of a reply is the
+        # part of the prompt that was not in the KV cache (stats.cached_tokens is measured).
+        original_eval = llm.eval
+        evals = self._eval_sizes
+
+        def counting_eval(tokens: Sequence[int]) -> None:
+            evals.append(len(tokens))
+            original_eval(tokens)
+
+        llm.eval = counting_eval
         return llm
 
     def _end_of_turn_token_ids(self) -> set[int]:
@@ -418,7 +429,8 @@ class LlamaCppBackend:
         if cancel is not None and cancel.cancelled:
             yield DoneEvent(stats=stats, finish_reason="cancelled")
             return
-        stats.cached_tokens = self._cached_prefix(tokens)
+        predicted_cached = self._cached_prefix(tokens)
+        self._eval_sizes.clear()
         room = max(0, self._n_ctx - len(tokens))
         max_new = min(params.max_tokens, room)
         seed = params.seed if params.seed is not None else random.randrange(2**31 - 1)
@@ -477,6 +489,8 @@ class LlamaCppBackend:
             if tail:
                 yield TokenEvent(tail)
         ended = time.perf_counter()
+        evaluated = self._eval_sizes[0] if self._eval_sizes else len(tokens) - predicted_cached
+        stats.cached_tokens = max(0, len(tokens) - evaluated)
         stats.completion_tokens = produced
         stats.ttft_s = (first_at or ended) - started
         stats.total_s = ended - started

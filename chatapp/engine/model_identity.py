@@ -35,42 +35,44 @@ def _file_key(path: Path) -> str:
     return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def _load_cache() -> dict[str, str]:
+def _load_cache(cache_file: Path | None = None) -> dict[str, str]:
     try:
-        data = json.loads(_cache_path().read_text(encoding="utf-8"))
+        data = json.loads((cache_file or _cache_path()).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def cached_sha256(path: Path) -> str | None:
+def cached_sha256(path: Path, cache_file: Path | None = None) -> str | None:
     """The remembered sha256 of this exact file version, if it was hashed before."""
     try:
         key = _file_key(path)
     except OSError:
         return None
-    return _load_cache().get(key)
+    return _load_cache(cache_file).get(key)
 
 
-def _remember(path: Path, key: str, digest: str) -> None:
+def _remember(path: Path, key: str, digest: str, cache_file: Path | None) -> None:
     with _cache_lock:
-        cache = _load_cache()
+        cache = _load_cache(cache_file)
         # Forget older versions of the same file so the cache does not grow forever.
         prefix = f"{path.resolve()}|"
         cache = {k: v for k, v in cache.items() if not k.startswith(prefix)}
         cache[key] = digest
-        target = _cache_path()
+        target = cache_file or _cache_path()
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(cache, indent=0), encoding="utf-8")
         tmp.replace(target)
 
 
-def file_sha256(path: Path, *, may_run: threading.Event | None = None) -> str:
+def file_sha256(
+    path: Path, *, may_run: threading.Event | None = None, cache_file: Path | None = None
+) -> str:
     """sha256 of the file (from the cache when this file version was hashed before).
 
     ``may_run``, when given, is waited on before each chunk: clear it to pause the hashing.
     """
-    cached = cached_sha256(path)
+    cached = cached_sha256(path, cache_file)
     if cached:
         return cached
     key = _file_key(path)
@@ -84,7 +86,7 @@ def file_sha256(path: Path, *, may_run: threading.Event | None = None) -> str:
                 break
             digest.update(chunk)
     value = digest.hexdigest()
-    _remember(path, key, value)
+    _remember(path, key, value, cache_file)
     return value
 
 
@@ -93,7 +95,9 @@ class Sha256Job:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.result: str | None = cached_sha256(path)
+        # Fixed now: the thread may finish after CHATAPP_HOME changed (tests switch it).
+        self.cache_file = _cache_path()
+        self.result: str | None = cached_sha256(path, self.cache_file)
         self.may_run = threading.Event()
         self.may_run.set()
         self._thread: threading.Thread | None = None
@@ -103,7 +107,7 @@ class Sha256Job:
 
     def _run(self) -> None:
         try:
-            self.result = file_sha256(self.path, may_run=self.may_run)
+            self.result = file_sha256(self.path, may_run=self.may_run, cache_file=self.cache_file)
         except OSError as exc:
             log.warning("model %s: could not hash it (%s)", self.path, exc)
 

@@ -1,0 +1,173 @@
+"""LlamaCppBackend with the bundled SmolLM2-135M through real llama.cpp."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from chatapp.domain import CancelToken, ChatMessage, DoneEvent, GenerationParams, TokenEvent
+from chatapp.errors import ContextOverflowError, ModelLoadError, UsageError
+
+pytestmark = pytest.mark.slow
+
+SYSTEM = ChatMessage("system", "You are a helpful assistant.")
+
+
+def run(backend, messages, cancel_after: int | None = None, **params):
+    """(text, done event, token events) of one streamed reply."""
+    cancel = CancelToken()
+    pieces: list[str] = []
+    done: list[DoneEvent] = []
+    for event in backend.stream_chat(messages, GenerationParams(**params), cancel):
+        assert not done, "nothing may follow the DoneEvent"
+        if isinstance(event, TokenEvent):
+            pieces.append(event.text)
+            if cancel_after is not None and len(pieces) >= cancel_after:
+                cancel.cancel()
+        else:
+            done.append(event)
+    assert len(done) == 1
+    return "".join(pieces), done[0], pieces
+
+
+def test_streams_text_with_stats(llama_backend) -> None:
+    messages = [SYSTEM, ChatMessage("user", "What is the capital of France?")]
+    text, done, pieces = run(llama_backend, messages, max_tokens=24, seed=3)
+    assert text.strip() and len(pieces) > 1
+    assert done.finish_reason in ("stop", "length") and done.error is None
+    stats = done.stats
+    assert stats.prompt_tokens == llama_backend.count_chat_tokens(messages)
+    assert 0 < stats.completion_tokens <= 24
+    assert stats.n_ctx == llama_backend.n_ctx == 2048
+    assert stats.ttft_s > 0 and stats.total_s >= stats.ttft_s
+    assert stats.decode_tokens_per_s > 0
+
+
+def test_identity_describes_the_bundled_file(llama_backend, bundled_gguf: Path) -> None:
+    identity = llama_backend.identity
+    assert identity.name == "smollm2-135m" and identity.backend == "llama_cpp"
+    assert identity.quant == "Q4_1" and identity.architecture == "llama"
+    assert identity.size_bytes == bundled_gguf.stat().st_size
+    assert identity.n_ctx_train == 8192 and identity.chat_template is True
+    digest = llama_backend.model_sha256()
+    import hashlib
+
+    assert digest == hashlib.sha256(bundled_gguf.read_bytes()).hexdigest()
+    assert llama_backend.identity.sha256 == digest
+
+
+def test_stop_sequence_ends_the_reply_before_it(llama_backend) -> None:
+    messages = [SYSTEM, ChatMessage("user", "Count from one to ten in words.")]
+    full, _, _ = run(llama_backend, messages, max_tokens=40, temperature=0.0)
+    words = full.split()
+    assert len(words) >= 4, full
+    stop = words[2]
+    text, done, _ = run(llama_backend, messages, max_tokens=40, temperature=0.0, stop=[stop])
+    assert done.finish_reason == "stop"
+    assert stop not in text
+    assert full.startswith(text)
+
+
+def test_same_seed_same_reply(llama_backend) -> None:
+    messages = [SYSTEM, ChatMessage("user", "Write one sentence about the sea.")]
+    first, _, _ = run(llama_backend, messages, max_tokens=24, temperature=1.0, seed=7)
+    other, _, _ = run(llama_backend, messages, max_tokens=24, temperature=1.0, seed=8)
+    again, _, _ = run(llama_backend, messages, max_tokens=24, temperature=1.0, seed=7)
+    assert first == again
+    assert first != other
+
+
+def test_grammar_limits_the_reply_to_choices(llama_backend) -> None:
+    messages = [SYSTEM, ChatMessage("user", "Is the sky blue? Answer yes, no or maybe.")]
+    grammar = 'root ::= "yes" | "no" | "maybe"'
+    text, done, _ = run(llama_backend, messages, max_tokens=8, grammar=grammar, seed=1)
+    assert text in {"yes", "no", "maybe"}
+    assert done.finish_reason == "stop"
+
+
+def test_json_schema_reply_parses(llama_backend) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 12},
+            "sunny": {"type": "boolean"},
+        },
+        "required": ["city", "sunny"],
+    }
+    messages = [SYSTEM, ChatMessage("user", "Describe the weather in Paris as JSON.")]
+    text, done, _ = run(llama_backend, messages, max_tokens=48, json_schema=schema, seed=1)
+    data = json.loads(text)
+    assert set(data) == {"city", "sunny"} and isinstance(data["sunny"], bool)
+    assert done.finish_reason == "stop"
+
+
+def test_invalid_grammar_is_a_clear_error(llama_backend) -> None:
+    messages = [ChatMessage("user", "Hi")]
+    with pytest.raises(UsageError, match=r"^grammar: not valid GBNF"):
+        llama_backend.stream_chat(messages, GenerationParams(grammar="root ::= (unclosed"))
+
+
+def test_cancel_stops_between_tokens_and_keeps_partial_text(llama_backend) -> None:
+    messages = [SYSTEM, ChatMessage("user", "Tell me a long story about a dragon.")]
+    text, done, pieces = run(llama_backend, messages, cancel_after=3, max_tokens=200, seed=5)
+    assert done.finish_reason == "cancelled"
+    assert len(pieces) in (3, 4)  # the last piece may be text held back for a stop string
+    assert text and done.stats.completion_tokens < 200
+
+
+def test_next_turn_reuses_the_kv_cache(llama_backend) -> None:
+    turn1 = [SYSTEM, ChatMessage("user", "Name a fruit that is red.")]
+    reply, first, _ = run(llama_backend, turn1, max_tokens=16, seed=11)
+    turn2 = [*turn1, ChatMessage("assistant", reply), ChatMessage("user", "And a yellow one?")]
+    _, second, _ = run(llama_backend, turn2, max_tokens=8, seed=11)
+    assert second.stats.cached_tokens >= first.stats.prompt_tokens
+    new_tokens = second.stats.prompt_tokens - first.stats.prompt_tokens
+    assert second.stats.evaluated_prompt_tokens <= new_tokens
+
+
+def test_korean_round_trips_without_broken_characters(llama_backend) -> None:
+    # Korean syllables are split across byte-level tokens; the grammar forces the exact text.
+    expected = "안녕하세요, 서울은 맑아요."
+    grammar = f'root ::= "{expected}"'
+    messages = [ChatMessage("user", "서울 날씨를 한국어로 알려 주세요.")]
+    text, done, pieces = run(llama_backend, messages, max_tokens=64, grammar=grammar)
+    assert text == expected
+    assert all("\ufffd" not in piece for piece in pieces)
+    assert len(pieces) > 1
+    assert llama_backend.count_tokens(expected) > len(expected) // 3
+
+
+def test_prompt_longer_than_the_context(llama_backend) -> None:
+    messages = [ChatMessage("user", "word " * 3000)]
+    with pytest.raises(ContextOverflowError, match="prompt too long"):
+        llama_backend.stream_chat(messages, GenerationParams())
+
+
+def test_file_llama_cpp_refuses_is_a_model_load_error(tmp_path: Path, bundled_gguf: Path) -> None:
+    from chatapp.engine.llama_cpp import LlamaCppBackend
+
+    # A valid GGUF header naming an architecture llama.cpp does not know.
+    data = bundled_gguf.read_bytes()
+    key = b"general.architecture"
+    at = data.index(key) + len(key) + 4 + 8  # skip the value type and the string length
+    assert data[at : at + 5] == b"llama"
+    broken = tmp_path / "unknown-arch.gguf"
+    broken.write_bytes(data[:at] + b"zzzzz" + data[at + 5 :])
+    with pytest.raises(ModelLoadError) as caught:
+        LlamaCppBackend(broken)
+    assert str(broken) in str(caught.value) and "llama.cpp could not load it" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_truncated_file_is_refused_before_llama_cpp(tmp_path: Path, bundled_gguf: Path) -> None:
+    from chatapp.engine.llama_cpp import LlamaCppBackend
+
+    half = tmp_path / "half.gguf"
+    with open(bundled_gguf, "rb") as src:
+        half.write_bytes(src.read(1_000_000))
+    with pytest.raises(ModelLoadError, match="truncated"):
+        LlamaCppBackend(half)
+    shutil.rmtree(tmp_path, ignore_errors=True)
