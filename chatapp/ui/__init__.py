@@ -1,0 +1,42 @@
+"""chatapp's Textual UI (the only package that imports textual).
+
+Entry points: ``chatapp.ui.app.run_app(settings=None, *, conversation_id=None)`` opens the chat
+in this terminal (``chatapp`` / ``make run``; ``chatapp serve`` runs the same command for the
+browser). Tests build ``ChatApp(settings, store, backend_factory)`` with
+``backend_factory=lambda: FakeBackend(...)``.
+
+Layout: ``app.py`` (startup, model loading, settings, clipboard, export), ``screens/chat.py``
+(the main screen and conversation actions), ``screens/replies.py`` (send / regenerate / edit /
+stop and batched streaming), ``generation.py`` (the reply worker), ``widgets/`` (header,
+sidebar, chat view, message, prompt, status line), ``screens/`` (settings, help, dialogs),
+``chatapp.tcss`` (all styles).
+
+Extending the UI (templates, collections, models pickers…)
+----------------------------------------------------------
+Put a module at one of the paths in ``chatapp.ui.extensions.EXTENSION_MODULES``
+(``chatapp/ui/screens/templates.py``, ``…/collections.py``, ``…/models.py``) that defines::
+
+    def register(ui: UIExtensions) -> None:
+        ui.add_screen("templates", lambda app: TemplatePicker(app))
+        ui.add_command("Pick template", "Choose the prompt template",
+                       "app.open_screen('templates')", key="ctrl+g")
+        ui.add_turn_preparer(apply_template)        # (app, text, TurnOptions) -> TurnOptions
+        ui.set_sources_renderer(sources_panel)      # (stored Message) -> Widget | None
+
+It is imported in a worker after the first frame (keep heavy imports inside functions).
+
+- Commands: ``add_command(title, help, action, key=None)``. ``action`` is an action string run
+  on the chat screen (``"new_chat"``), an ``"app.…"`` action, or a callable given the app. They
+  appear in the command palette (Ctrl+P) and on the help screen; ``key`` also binds a key.
+- Screens: ``add_screen(name, factory)``; open one with ``app.action_open_screen(name)`` (or the
+  action string ``"app.open_screen('name')"``).
+- Turns: turn preparers run in the generation worker, in order, before every turn and may set
+  ``TurnOptions`` (template, model_text, sources, params) or raise ChatappError to refuse. To send
+  a turn with explicit options call ``app.send_turn(text, TurnOptions(...))``.
+- Header: ``app.chat_screen.header.set_field("template" | "collection" | any, value)``.
+- Sources: the renderer builds the widget shown under a reply that has ``sources``; without one a
+  plain numbered list is shown.
+- State: ``app.settings``, ``app.store`` (ConversationStore), ``app.backend`` (None while
+  loading), ``app.chat_screen.conversation_id``, ``app.apply_settings(settings,
+  reload_model=True)`` (e.g. after picking another model).
+"""

@@ -1,0 +1,117 @@
+"""The registry other parts of chatapp use to plug into the chat UI.
+
+A UI extension module (e.g. ``chatapp/ui/screens/templates.py``) defines
+``register(ui: UIExtensions) -> None``; the app imports every module in ``EXTENSION_MODULES`` that
+exists, after the first frame is painted, and calls it. Through the registry a module can add
+command-palette commands (optionally with a key), named screens, turn preparers (which turn the
+typed prompt into ``TurnOptions``: template, model_text, sources, params) and a renderer for a
+reply's sources.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+    from textual.widget import Widget
+
+    from chatapp.session import TurnOptions
+    from chatapp.storage import Message
+    from chatapp.ui.app import ChatApp
+
+log = logging.getLogger(__name__)
+
+EXTENSION_MODULES: tuple[str, ...] = (
+    "chatapp.ui.screens.templates",
+    "chatapp.ui.screens.collections",
+    "chatapp.ui.screens.models",
+)
+"""Modules imported after the first frame; each may define ``register(ui: UIExtensions)``."""
+
+CommandAction = str | Callable[["ChatApp"], Awaitable[Any] | Any]
+"""An action string run on the app (``"new_chat"``, ``"open_screen('templates')"``) or a callable
+given the app."""
+
+TurnPreparer = Callable[["ChatApp", str, "TurnOptions"], "TurnOptions"]
+"""Called in the generation worker thread, in registration order, with the typed text and the
+options so far; returns the options to send with (may raise ChatappError to refuse the turn)."""
+
+SourcesRenderer = Callable[["Message"], "Widget | None"]
+"""Builds the widget shown under an assistant reply that has ``sources`` (None: show nothing)."""
+
+ScreenFactory = Callable[["ChatApp"], "Screen[Any]"]
+
+
+@dataclass(frozen=True)
+class PaletteCommand:
+    """One entry of the command palette (Ctrl+P) and the help screen."""
+
+    title: str
+    help: str
+    action: CommandAction
+    key: str | None = None
+    """A key that runs it everywhere on the chat screen (e.g. ``"ctrl+g"``); None for palette only."""
+    group: str = "Extensions"
+
+
+@dataclass
+class UIExtensions:
+    """Everything registered by extension modules (and the app's own palette commands)."""
+
+    commands: list[PaletteCommand] = field(default_factory=list)
+    screens: dict[str, ScreenFactory] = field(default_factory=dict)
+    turn_preparers: list[TurnPreparer] = field(default_factory=list)
+    sources_renderer: SourcesRenderer | None = None
+    loaded_modules: list[str] = field(default_factory=list)
+
+    def add_command(
+        self,
+        title: str,
+        help: str,
+        action: CommandAction,
+        *,
+        key: str | None = None,
+        group: str = "Extensions",
+    ) -> PaletteCommand:
+        """Add a command-palette entry; with ``key`` it is also bound on the chat screen."""
+        command = PaletteCommand(title, help, action, key, group)
+        self.commands = [c for c in self.commands if c.title != title] + [command]
+        return command
+
+    def add_screen(self, name: str, factory: ScreenFactory) -> None:
+        """Make ``app.open_screen(name)`` (and the action ``open_screen('name')``) push it."""
+        self.screens[name] = factory
+
+    def add_turn_preparer(self, preparer: TurnPreparer) -> None:
+        self.turn_preparers.append(preparer)
+
+    def set_sources_renderer(self, renderer: SourcesRenderer) -> None:
+        self.sources_renderer = renderer
+
+    def load(self, modules: tuple[str, ...] = EXTENSION_MODULES) -> list[str]:
+        """Import the extension modules that exist and call their ``register``; a module that
+        fails is logged and skipped so the chat keeps working."""
+        for name in modules:
+            if name in self.loaded_modules:
+                continue
+            try:
+                if importlib.util.find_spec(name) is None:
+                    continue
+            except ModuleNotFoundError:
+                continue
+            try:
+                module = importlib.import_module(name)
+                register = getattr(module, "register", None)
+                if callable(register):
+                    register(self)
+            except Exception:
+                log.exception("UI extension %s failed to load", name)
+                continue
+            self.loaded_modules.append(name)
+        return list(self.loaded_modules)

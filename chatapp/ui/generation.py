@@ -1,0 +1,139 @@
+"""One reply at a time, generated in a thread worker and handed to the UI in batches.
+
+The worker appends tokens to ``Reply.pieces`` (a list append is atomic) and posts only three
+messages to the chat screen: started, ended, failed. The screen takes what is new on a short
+timer, so the UI never re-renders per token however fast the model is. Stopping sets the
+reply's CancelToken; the engine checks it between tokens and the session keeps the partial reply
+with status ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from textual.message import Message
+
+from chatapp.domain import CancelToken, TokenEvent
+from chatapp.errors import ChatappError
+
+if TYPE_CHECKING:
+    from textual.message_pump import MessagePump
+    from textual.worker import Worker
+
+    from chatapp.context import ContextPlan
+    from chatapp.session import TurnEvent, TurnFinished
+    from chatapp.storage import Message as StoredMessage
+
+log = logging.getLogger(__name__)
+
+RATE_WINDOW_S = 0.25
+"""Tokens per second is shown once the reply has streamed at least this long."""
+
+
+class Reply:
+    """The reply being generated: its tokens so far and how it ended."""
+
+    def __init__(self, conversation_id: int | None, kind: str, view_epoch: int) -> None:
+        self.conversation_id = conversation_id
+        self.kind = kind
+        self.view_epoch = view_epoch
+        self.cancel = CancelToken()
+        self.pieces: list[str] = []
+        self.shown = 0
+        self.requested_at = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+        self.user_message: StoredMessage | None = None
+        self.plan: ContextPlan | None = None
+        self.finished: TurnFinished | None = None
+        self.error: str | None = None
+        self.done = False
+        self.ended = threading.Event()
+        self.prompt_text = ""
+        self.worker: Worker[None] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.user_message is not None
+
+    @property
+    def token_count(self) -> int:
+        return len(self.pieces)
+
+    def take_unshown(self) -> tuple[str, int]:
+        """Text produced since the last call, and how many tokens it holds."""
+        end = len(self.pieces)
+        text = "".join(self.pieces[self.shown : end])
+        count = end - self.shown
+        self.shown = end
+        return text, count
+
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def tokens_per_s(self) -> float | None:
+        first, last = self.first_token_at, self.last_token_at
+        if first is None or last is None or last - first < RATE_WINDOW_S:
+            return None
+        return (len(self.pieces) - 1) / (last - first)
+
+    def stop(self) -> None:
+        self.cancel.cancel()
+
+
+class ReplyStarted(Message):
+    """The user message is stored and the context is planned; tokens follow."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__()
+        self.reply = reply
+
+
+class ReplyEnded(Message):
+    """The worker is done: ``reply.finished`` holds the stored reply, or ``reply.error`` says
+    why there is none (refused before it started, or the engine failed)."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__()
+        self.reply = reply
+
+
+TurnRunner = Callable[[CancelToken], Iterator["TurnEvent"]]
+
+
+def run_reply(target: MessagePump, reply: Reply, run_turn: TurnRunner) -> None:
+    """Body of the generation thread worker: drain the session's events into ``reply``."""
+    from chatapp.session import TurnFinished, TurnStarted
+
+    events: Any = None
+    try:
+        events = run_turn(reply.cancel)
+        for event in events:
+            if isinstance(event, TokenEvent):
+                now = time.perf_counter()
+                if reply.first_token_at is None:
+                    reply.first_token_at = now
+                reply.last_token_at = now
+                reply.pieces.append(event.text)
+            elif isinstance(event, TurnStarted):
+                reply.user_message = event.user_message
+                reply.plan = event.plan
+                reply.conversation_id = event.user_message.conversation_id
+                target.post_message(ReplyStarted(reply))
+            elif isinstance(event, TurnFinished):
+                reply.finished = event
+    except ChatappError as exc:
+        reply.error = exc.message
+    except Exception as exc:  # a bug must not take the UI down; it is logged and shown
+        log.exception("generation failed")
+        reply.error = f"unexpected error: {type(exc).__name__}: {exc}"
+    finally:
+        if events is not None and hasattr(events, "close"):
+            events.close()
+        reply.done = True
+        reply.ended.set()
+        target.post_message(ReplyEnded(reply))

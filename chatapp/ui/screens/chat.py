@@ -1,0 +1,356 @@
+"""The main screen: conversations on the left, the chat on the right, the prompt below.
+
+It owns the conversation shown and every conversation action (new, open, rename, delete,
+export, branches, copy); replies are driven by ``ReplyFlow`` (``chatapp/ui/screens/replies.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from chatapp.errors import ChatappError
+from chatapp.ui.branches import branch_positions, switch_branch
+from chatapp.ui.screens.dialogs import ConfirmScreen, ExportScreen, TextInputScreen
+from chatapp.ui.screens.replies import ReplyFlow
+from chatapp.ui.widgets.chat_view import ChatView
+from chatapp.ui.widgets.header import ChatHeader
+from chatapp.ui.widgets.message import MessageWidget
+from chatapp.ui.widgets.prompt import PromptInput
+from chatapp.ui.widgets.sidebar import ConversationSidebar
+from chatapp.ui.widgets.status import StatusBar
+
+if TYPE_CHECKING:
+    from chatapp.storage import Conversation
+    from chatapp.ui.app import ChatApp
+
+SIDEBAR_LIMIT = 200
+NARROW_WIDTH = 70
+"""Below this many columns the sidebar folds away (Ctrl+B shows it over the chat)."""
+
+
+class ChatScreen(ReplyFlow, Screen[None]):
+    """Sidebar + chat view + prompt + status line + key bar."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("escape", "stop", "Stop"),
+        Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("f4", "edit_last", "Edit last prompt", show=False),
+        Binding("f2", "rename", "Rename", show=False),
+        Binding("f8", "delete", "Delete chat", show=False),
+        Binding("alt+left", "branch(-1)", "Previous branch", show=False),
+        Binding("alt+right", "branch(1)", "Next branch", show=False),
+        Binding("f3", "copy_last", "Copy last reply", show=False),
+        Binding("ctrl+o", "export", "Export", show=False),
+        Binding("ctrl+s", "settings", "Settings", show=False),
+        Binding("ctrl+t", "theme", "Theme", show=False),
+        Binding("ctrl+b", "toggle_sidebar", "Sidebar", show=False),
+        Binding("ctrl+l", "find_conversation", "Find chat", show=False),
+        Binding("f1", "help", "Help"),
+    ]
+
+    app: ChatApp  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conversation_id: int | None = None
+        self.view_epoch = 0
+        self._sidebar_forced: bool | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ChatHeader(id="header")
+        with Horizontal(id="main"):
+            yield ConversationSidebar(id="sidebar")
+            with Vertical(id="chat-pane"):
+                yield ChatView(id="chat")
+                yield PromptInput(id="prompt")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.setup_replies()
+        self.chat_view.sources_widget = self.app.sources_widget
+        self.query_one(PromptInput).focus()
+
+    # -- parts ----------------------------------------------------------------------------
+
+    @property
+    def chat_view(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def header(self) -> ChatHeader:
+        return self.query_one(ChatHeader)
+
+    @property
+    def sidebar(self) -> ConversationSidebar:
+        return self.query_one(ConversationSidebar)
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self._apply_sidebar()
+
+    def _apply_sidebar(self) -> None:
+        narrow = self.size.width < NARROW_WIDTH
+        self.set_class(narrow, "-narrow")
+        shown = (not narrow) if self._sidebar_forced is None else self._sidebar_forced
+        self.set_class(not shown, "-sidebar-hidden")
+        self.set_class(shown and narrow, "-sidebar-overlay")
+
+    def action_toggle_sidebar(self) -> None:
+        self._sidebar_forced = self.has_class("-sidebar-hidden")
+        self._apply_sidebar()
+        if self._sidebar_forced:
+            self.sidebar.query_one("#conversations").focus()
+        else:
+            self.prompt.focus()
+
+    def action_find_conversation(self) -> None:
+        if self.has_class("-sidebar-hidden"):
+            self._sidebar_forced = True
+            self._apply_sidebar()
+        self.sidebar.query_one("#filter").focus()
+
+    # -- conversations --------------------------------------------------------------------
+
+    def refresh_sidebar(self) -> None:
+        self._search(self.sidebar.query_text)
+
+    @on(ConversationSidebar.FilterChanged)
+    def _filter_changed(self, event: ConversationSidebar.FilterChanged) -> None:
+        self._search(event.query)
+
+    @work(thread=True, exclusive=True, group="sidebar")
+    def _search(self, query: str) -> None:
+        store = self.app.store
+        if store is None:
+            return
+        found = store.search_conversations(query, limit=SIDEBAR_LIMIT)
+        self.app.call_from_thread(self._show_conversations, found)
+
+    def _show_conversations(self, conversations: list[Conversation]) -> None:
+        self.sidebar.show(conversations, self.conversation_id)
+
+    @on(ConversationSidebar.Selected)
+    async def _selected(self, event: ConversationSidebar.Selected) -> None:
+        await self.open_conversation(event.conversation_id)
+        if self.has_class("-sidebar-overlay"):
+            self._sidebar_forced = False
+            self._apply_sidebar()
+        self.prompt.focus()
+
+    @on(ConversationSidebar.DeleteRequested)
+    def _delete_requested(self, event: ConversationSidebar.DeleteRequested) -> None:
+        self.confirm_delete(event.conversation_id)
+
+    async def open_conversation(self, conversation_id: int | None) -> None:
+        """Show a stored conversation (its active branch), or an empty new chat for None."""
+        store = self.app.store
+        self.view_epoch += 1
+        self.conversation_id = conversation_id
+        self.sidebar.highlight(conversation_id)
+        if conversation_id is None or store is None:
+            self.conversation_id = None
+            self.header.set_title("New chat")
+            self._show_header_fields(None)
+            await self.chat_view.show_thread([], {})
+            self.prompt.prompt_history = []
+            return
+        try:
+            conversation = store.get_conversation(conversation_id)
+            thread = store.thread(conversation_id)
+            everything = store.messages(conversation_id)
+        except ChatappError as exc:
+            self.notify(exc.message, severity="error")
+            await self.open_conversation(None)
+            return
+        self.header.set_title(conversation.title)
+        self._show_header_fields(conversation)
+        await self.chat_view.show_thread(thread, branch_positions(everything, thread))
+        self.prompt.prompt_history = [m.content for m in thread if m.role == "user"][-50:]
+        await self.reattach_reply()
+
+    def _show_header_fields(self, conversation: Conversation | None) -> None:
+        settings = self.app.settings
+        template = (conversation.template if conversation else None) or (
+            settings.chat.template if settings else None
+        )
+        self.header.set_field("template", template)
+        self.header.set_field("collection", conversation.collection if conversation else None)
+
+    async def action_new_chat(self) -> None:
+        await self.open_conversation(None)
+        self.prompt.focus()
+
+    def action_rename(self) -> None:
+        if self.conversation_id is None or self.app.store is None:
+            self.notify("Nothing to rename yet: send a first message.", severity="warning")
+            return
+        conversation_id = self.conversation_id
+        current = self.app.store.get_conversation(conversation_id).title
+
+        def renamed(title: str | None) -> None:
+            if title and self.app.store is not None:
+                self.app.store.rename_conversation(conversation_id, title)
+                if self.conversation_id == conversation_id:
+                    self.header.set_title(title)
+                self.refresh_sidebar()
+
+        self.app.push_screen(TextInputScreen("Rename conversation", current), renamed)
+
+    def action_delete(self) -> None:
+        if self.conversation_id is None:
+            self.notify("Nothing to delete: this chat is not saved yet.", severity="warning")
+            return
+        self.confirm_delete(self.conversation_id)
+
+    def confirm_delete(self, conversation_id: int) -> None:
+        store = self.app.store
+        if store is None:
+            return
+        title = store.get_conversation(conversation_id).title or "Untitled"
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self.delete_conversation(conversation_id)
+
+        self.app.push_screen(
+            ConfirmScreen(f"Delete “{title}” and all its messages? This cannot be undone."),
+            answered,
+        )
+
+    async def delete_conversation(self, conversation_id: int) -> None:
+        """Delete a conversation; a reply being generated for it is stopped first."""
+        await self.stop_reply_for(conversation_id)
+        store = self.app.store
+        if store is None:
+            return
+        store.delete_conversation(conversation_id)
+        if self.conversation_id == conversation_id:
+            await self.open_conversation(None)
+        self.refresh_sidebar()
+        self.notify("Conversation deleted.")
+
+    def action_export(self) -> None:
+        if self.conversation_id is None:
+            self.notify("Nothing to export yet: send a first message.", severity="warning")
+            return
+        conversation_id = self.conversation_id
+
+        def chosen(answer: Any) -> None:
+            if answer:
+                fmt, folder = answer
+                self.app.export_conversation(conversation_id, fmt, folder)
+
+        self.app.push_screen(ExportScreen(self.app.export_directory()), chosen)
+
+    # -- branches and messages ------------------------------------------------------------
+
+    async def action_branch(self, delta: int) -> None:
+        focused = self.focused if isinstance(self.focused, MessageWidget) else None
+        target = focused or next(
+            (w for w in reversed(self.chat_view.message_widgets()) if w.branch.count > 1), None
+        )
+        if target is None or target.message_id is None:
+            self.notify("No other branches here.", severity="information")
+            return
+        await self._switch_branch(target.message_id, delta)
+
+    @on(MessageWidget.BranchRequested)
+    async def _branch_requested(self, event: MessageWidget.BranchRequested) -> None:
+        if event.widget.message_id is not None:
+            await self._switch_branch(event.widget.message_id, event.delta)
+
+    async def _switch_branch(self, message_id: int, delta: int) -> None:
+        if self.reply_running():
+            self.notify("Wait for the reply, or press Esc to stop it.", severity="warning")
+            return
+        store = self.app.store
+        if store is None:
+            return
+        shown = switch_branch(store, message_id, delta)
+        if shown is None:
+            return
+        await self.open_conversation(self.conversation_id)
+        widget = self.chat_view.widget_for_id(shown)
+        if widget is not None:
+            widget.focus()
+
+    @on(MessageWidget.ActionRequested)
+    def _message_action(self, event: MessageWidget.ActionRequested) -> None:
+        widget = event.widget
+        if event.action == "copy":
+            self.app.copy_text(widget.content, "message")
+        elif event.action == "copy_code":
+            self._copy_code(widget)
+        elif event.action == "edit":
+            if widget.role != "user" or widget.message_id is None:
+                self.notify("Only your own messages can be edited.", severity="warning")
+            else:
+                self.edit_message(widget.message_id, widget.content)
+        elif event.action == "regenerate":
+            self.action_regenerate()
+
+    def _copy_code(self, widget: MessageWidget) -> None:
+        found = widget.next_code_block()
+        if found is None:
+            self.notify("This message has no code block.", severity="warning")
+            return
+        code, number, count = found
+        self.app.copy_text(code, f"code block {number}/{count}")
+
+    def _last(self, role: str) -> MessageWidget | None:
+        return next((w for w in reversed(self.chat_view.message_widgets()) if w.role == role), None)
+
+    def action_copy_last(self) -> None:
+        widget = self._last("assistant")
+        if widget is None:
+            self.notify("No reply to copy yet.", severity="warning")
+        else:
+            self.app.copy_text(widget.content, "reply")
+
+    def action_copy_code(self) -> None:
+        widget = self._last("assistant")
+        if widget is None:
+            self.notify("No reply to copy from yet.", severity="warning")
+        else:
+            self._copy_code(widget)
+
+    def action_edit_last(self) -> None:
+        focused = self.focused
+        widget = (
+            focused
+            if isinstance(focused, MessageWidget) and focused.role == "user"
+            else (self._last("user"))
+        )
+        if widget is None or widget.message_id is None:
+            self.notify("No message of yours to edit yet.", severity="warning")
+            return
+        self.edit_message(widget.message_id, widget.content)
+
+    # -- other screens --------------------------------------------------------------------
+
+    def action_settings(self) -> None:
+        self.app.open_settings()
+
+    def action_help(self) -> None:
+        self.app.open_help()
+
+    def action_theme(self) -> None:
+        self.app.search_themes()
