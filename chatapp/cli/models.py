@@ -112,12 +112,18 @@ def pull(
     if existing and not existing.missing and existing.sha256 == plan.sha256:
         print(f"{plan.name} is already installed ({existing.path})")
         return
-    err.print(f"{plan.repo}/{plan.filename} ({plan.size / 1e9:.2f} GB) -> {plan.name}")
     columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("download", total=plan.size)
+        task = progress.add_task("download", total=plan.size, start=False)
 
         def on_progress(done: int, total: int) -> None:
+            if not progress.tasks[task].started:  # first call: the disk check has passed
+                resumed = f", resuming at {done / 1e9:.2f} GB" if done else ""
+                progress.console.print(
+                    f"{plan.repo}/{plan.filename}: {plan.size / 1e9:.2f} GB{resumed}",
+                    soft_wrap=True,
+                )
+                progress.start_task(task)
             progress.update(task, completed=done, total=total)
 
         model = pull_model(spec, on_progress=on_progress, plan=plan)

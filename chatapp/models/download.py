@@ -1,22 +1,28 @@
 """``chatapp models pull``: download a GGUF from the Hugging Face Hub, verified before use.
 
 The steps, in order: read the repo's file list (sizes and LFS sha256s) and the file's metadata
-from the hub; refuse before downloading if the disk is too small; stream the bytes with
-huggingface-hub's ``http_get`` into ``models_dir()/.partial/…`` (a partial file left by an
-interrupted run is resumed with an HTTP Range request, not started over), hashing while
-downloading; check size, sha256 and the GGUF header; only then move the file into place and
-record it in the registry. A corrupt download is deleted. Nothing under ``.partial`` is ever
-listed as installed.
+from the hub; refuse before downloading if the disk is too small; stream the bytes into
+``models_dir()/.partial/…`` (a partial file left by an interrupted run is resumed with an HTTP
+Range request, not started over), hashing while downloading; check size, sha256 and the GGUF
+magic; only then move the file into place and record it in the registry. A corrupt download is
+deleted. Nothing under ``.partial`` is ever listed as installed.
+
+huggingface-hub does the talking (repo listing, file metadata, URLs, auth headers, its HTTP
+session and error types); the byte stream is our own short loop rather than ``hf_hub_download``
+because that deletes a partial file when interrupted (no resume across runs), cannot hash while
+it writes, and reports progress only every 10 MB.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +59,8 @@ FreeDiskFunction = Callable[[Path], int]
 DISK_HEADROOM_BYTES = 256 * 1024 * 1024
 _SPLIT_RE = re.compile(r"-\d{5}-of-\d{5}\.gguf$", re.IGNORECASE)
 _READ_BLOCK = 8 * 1024 * 1024
+_RETRIES = 5
+log = logging.getLogger(__name__)
 
 
 class DiskSpaceError(ChatappError):
@@ -198,7 +206,7 @@ class _Hasher:
 
     def __init__(self, start: Any = None) -> None:
         self._sha = start or hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
         self._thread.start()
 
@@ -212,49 +220,7 @@ class _Hasher:
     def finish(self) -> str:
         self._queue.put(None)
         self._thread.join()
-        return self._sha.hexdigest()
-
-
-class _HashingFile:
-    """What ``http_get`` writes into: appends to the partial file, hashes, reports progress.
-
-    ``http_get`` rewinds and truncates when a server ignores our Range header; then the running
-    hash no longer matches the file and is recomputed from disk at the end.
-    """
-
-    def __init__(
-        self, handle: Any, hasher: _Hasher, total: int, on_progress: ProgressCallback | None
-    ) -> None:
-        self._handle = handle
-        self._hasher = hasher
-        self._total = total
-        self._on_progress = on_progress
-        self.hash_valid = True
-
-    def write(self, data: bytes) -> int:
-        written = self._handle.write(data)
-        if self.hash_valid:
-            self._hasher.update(bytes(data))
-        if self._on_progress is not None:
-            self._on_progress(self._handle.tell(), self._total)
-        return written
-
-    def tell(self) -> int:
-        return self._handle.tell()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        before = self._handle.tell()
-        position = self._handle.seek(offset, whence)
-        if position != before:
-            self.hash_valid = False
-        return position
-
-    def truncate(self, size: int | None = None) -> int:
-        self.hash_valid = False
-        return self._handle.truncate(size)
-
-    def flush(self) -> None:
-        self._handle.flush()
+        return str(self._sha.hexdigest())
 
 
 def _hash_file(path: Path, sha: Any = None) -> Any:
@@ -265,9 +231,99 @@ def _hash_file(path: Path, sha: Any = None) -> Any:
     return sha
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file on disk, as lowercase hex."""
-    return str(_hash_file(path).hexdigest())
+class _PartialFile:
+    """The partial download: appends bytes, hashes them, reports progress."""
+
+    def __init__(self, path: Path, total: int, on_progress: ProgressCallback | None) -> None:
+        self.path = path
+        self.total = total
+        self.size = path.stat().st_size if path.exists() else 0
+        # Hash what an earlier run left, so the finished file never needs a second read.
+        self._hasher = _Hasher(_hash_file(path) if self.size else None)
+        self._handle = path.open("ab")
+        self._on_progress = on_progress
+        self._report()
+
+    def _report(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.size, self.total)
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+        self._hasher.update(data)
+        self.size += len(data)
+        self._report()
+
+    def restart(self) -> None:
+        """Start over from byte 0 (a server that ignored our Range request)."""
+        self._handle.truncate(0)
+        self._handle.seek(0)
+        self._hasher.finish()
+        self._hasher = _Hasher()
+        self.size = 0
+        self._report()
+
+    def close(self) -> str:
+        """Flush the file to disk and return the sha256 of everything in it."""
+        self._handle.close()
+        return self._hasher.finish()
+
+
+def _stream(plan: PullPlan, target: _PartialFile) -> None:
+    """GET the bytes after ``target.size`` (a Range request when resuming); a connection that
+    drops mid-way is resumed from where it stopped, up to a few times in a row."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    from chatapp.models.hub import network_errors
+
+    headers = build_hf_headers(token=hub_token())
+    headers["Accept-Encoding"] = "identity"  # the byte count must match the file's size
+    if not plan.url.startswith(hub_endpoint()):
+        headers.pop("authorization", None)  # a signed CDN URL must not receive the hub token
+    retries_left = _RETRIES
+    while target.size < plan.size:
+        request_headers = dict(headers)
+        if target.size:
+            request_headers["Range"] = f"bytes={target.size}-"
+        try:
+            with get_session().stream(
+                "GET",
+                plan.url,
+                headers=request_headers,
+                timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
+                follow_redirects=True,
+            ) as response:
+                hf_raise_for_status(response)
+                if target.size and response.status_code == 200:
+                    target.restart()
+                for chunk in response.iter_bytes():
+                    target.write(chunk)
+                    retries_left = _RETRIES  # data arrived: the link works
+                    if target.size > plan.size:
+                        return  # more bytes than the hub announced; _verify rejects the file
+        except network_errors() as exc:
+            retries_left -= 1
+            if retries_left <= 0:
+                raise
+            log.warning("download of %s interrupted (%s); resuming", plan.filename, exc)
+            time.sleep(1.0)
+        else:
+            if target.size < plan.size:
+                retries_left -= 1
+                if retries_left <= 0:
+                    return  # the server keeps ending early; _verify reports the short file
+
+
+def _fetch(plan: PullPlan, on_progress: ProgressCallback | None) -> str:
+    """Download the missing bytes into the partial file; return the sha256 of the whole file."""
+    target = _PartialFile(plan.partial, plan.size, on_progress)
+    try:
+        with hub_online(), hub_errors(plan.repo, plan.filename):
+            _stream(plan, target)
+    finally:
+        digest = target.close()
+    return digest
 
 
 def _sidecar(plan: PullPlan) -> Path:
@@ -301,37 +357,6 @@ def check_disk_space(plan: PullPlan, already: int, free_disk: FreeDiskFunction) 
             f"disk {paths.models_dir()}: {plan.filename} needs {needed / gb:.2f} GB "
             f"(+{DISK_HEADROOM_BYTES / gb:.2f} GB headroom) but only {free / gb:.2f} GB is free"
         )
-
-
-def _fetch(plan: PullPlan, already: int, on_progress: ProgressCallback | None) -> str:
-    """Download the missing bytes into the partial file; return the sha256 of the whole file."""
-    from huggingface_hub.file_download import http_get
-    from huggingface_hub.utils import build_hf_headers
-    from huggingface_hub.utils.tqdm import silent_tqdm
-
-    sha = _hash_file(plan.partial) if already else hashlib.sha256()
-    hasher = _Hasher(sha)
-    headers = build_hf_headers(token=hub_token())
-    if not plan.url.startswith(hub_endpoint()):
-        headers.pop("authorization", None)  # a signed CDN URL must not receive the hub token
-    try:
-        with plan.partial.open("ab") as handle:
-            target = _HashingFile(handle, hasher, plan.size, on_progress)
-            if on_progress is not None:
-                on_progress(already, plan.size)
-            with hub_online(), hub_errors(plan.repo, plan.filename):
-                http_get(
-                    plan.url,
-                    target,  # type: ignore[arg-type]
-                    resume_size=already,
-                    headers=headers,
-                    expected_size=plan.size,
-                    displayed_filename=plan.filename,
-                    tqdm_class=silent_tqdm,  # type: ignore[arg-type]
-                )
-    finally:
-        digest = hasher.finish()
-    return digest if target.hash_valid else file_sha256(plan.partial)
 
 
 def _verify(plan: PullPlan, digest: str) -> None:
@@ -383,7 +408,7 @@ def pull_model(
     try:
         already = _prepare_partial(plan)
         check_disk_space(plan, already, free_disk)
-        digest = _fetch(plan, already, on_progress)
+        digest = _fetch(plan, on_progress)
         _verify(plan, digest)
         plan.destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(plan.partial, plan.destination)

@@ -124,22 +124,23 @@ def hub_errors(repo: str, filename: str | None = None) -> Iterator[None]:
     except hf.HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
         raise HubError(f"hub {endpoint}: HTTP {status} for {where}") from None
-    except _network_errors() as exc:
+    except network_errors() as exc:
         raise BackendUnavailableError(
             f"hub {endpoint}: cannot be reached ({type(exc).__name__}; offline? set HF_ENDPOINT "
             "for a mirror)"
         ) from None
 
 
-def _network_errors() -> tuple[type[BaseException], ...]:
-    """Connection failures of the HTTP clients huggingface-hub may use (httpx2 in 1.x+)."""
+def network_errors() -> tuple[type[BaseException], ...]:
+    """Transport failures (refused, reset, timed out, cut short) of the HTTP clients
+    huggingface-hub may use: httpx2 from 2.x on, httpx in 1.x."""
     found: list[type[BaseException]] = []
     for module_name in ("httpx2", "httpx"):
         try:
             module = __import__(module_name)
         except ImportError:
             continue
-        found += [module.ConnectError, module.TimeoutException, module.NetworkError]
+        found.append(module.TransportError)
     return tuple(found)
 
 
@@ -165,16 +166,37 @@ def list_repo(repo: str, revision: str | None = None) -> RepoListing:
 
 
 def search_gguf_repos(query: str, limit: int = 20) -> list[SearchHit]:
-    """Hub repos with GGUF files matching ``query``, most downloaded first."""
+    """Hub repos with GGUF files matching ``query``, most downloaded first.
+
+    One request to the hub's ``/api/models`` (what ``HfApi.list_models`` calls) on
+    huggingface-hub's session, without its retry-with-backoff: offline, that retrying kept the
+    user waiting ~25 s for an answer that was already clear after the first refusal.
+    """
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    params: dict[str, str | int] = {
+        "search": query,
+        "filter": "gguf",
+        "sort": "downloads",
+        "direction": -1,
+        "limit": limit,
+    }
     with hub_online(), hub_errors(f"search {query!r}"):
-        found = _api().list_models(search=query, filter="gguf", sort="downloads", limit=limit)
-        hits = [
-            SearchHit(
-                repo=m.id,
-                downloads=m.downloads,
-                likes=m.likes,
-                updated=m.last_modified.date().isoformat() if m.last_modified else None,
-            )
-            for m in found
-        ]
-    return hits
+        response = get_session().get(
+            f"{hub_endpoint()}/api/models",
+            params=params,
+            headers=build_hf_headers(token=hub_token()),
+            timeout=30,
+        )
+        hf_raise_for_status(response)
+        items = response.json()
+    return [
+        SearchHit(
+            repo=item["id"],
+            downloads=item.get("downloads"),
+            likes=item.get("likes"),
+            updated=(item.get("lastModified") or "")[:10] or None,
+        )
+        for item in items[:limit]
+        if isinstance(item, dict) and "id" in item
+    ]
