@@ -52,7 +52,7 @@ def _probe(report: dict[str, Any], key: str, fn: Callable[[], Any]) -> Any:
 def _machine() -> dict[str, Any]:
     import psutil
 
-    from chatapp.engine.llama_cpp import usable_cores
+    from chatapp.engine.llama_loading import usable_cores
 
     memory = psutil.virtual_memory()
     return {
@@ -77,7 +77,7 @@ def _packages() -> dict[str, str | None]:
 
 
 def _engine(settings: Any, build: Any) -> dict[str, Any]:
-    from chatapp.engine.llama_cpp import usable_cores
+    from chatapp.engine.llama_loading import usable_cores
 
     layers = settings.model.n_gpu_layers
     if layers is None:

@@ -45,15 +45,14 @@ def create_backend(
     kind = backend or settings.backend.kind
     if kind == "llama_cpp":
         from chatapp.engine.llama_cpp import LlamaCppBackend
-        from chatapp.models.registry import resolve_model_path
+        from chatapp.models.registry import looks_like_path, resolve_model_path
 
         spec = model or settings.model.name
         path = resolve_model_path(spec)
-        # A registry name ("smollm2-135m") is what the user knows the model by; a path is not.
-        named = not any(c in spec for c in "/\\") and not spec.lower().endswith(".gguf")
-        return LlamaCppBackend(
-            path, settings.model, name=spec if named else None, on_progress=on_progress
-        )
+        # A registry name ("smollm2-135m") is what the user knows the model by; for a path the
+        # identity uses the file name.
+        name = None if looks_like_path(spec) else spec
+        return LlamaCppBackend(path, settings.model, name=name, on_progress=on_progress)
     if kind == "openai":
         from chatapp.engine.openai import OpenAIBackend
 

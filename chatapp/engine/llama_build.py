@@ -109,9 +109,9 @@ def llama_build() -> LlamaBuild:
     """Probe the installed llama.cpp (imports llama_cpp; loads no model)."""
     import llama_cpp
 
-    from chatapp.engine.llama_cpp import _route_llama_logs
+    from chatapp.engine.llama_loading import route_llama_logs
 
-    _route_llama_logs()
+    route_llama_logs()
     info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
     features = [
         part.split("=")[0].split(":")[-1].strip()

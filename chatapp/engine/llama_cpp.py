@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
-import functools
 import io
 import json
 import logging
@@ -21,7 +20,6 @@ import os
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,132 +37,21 @@ from chatapp.domain import (
 )
 from chatapp.engine.base import LoadProgress
 from chatapp.engine.chat_formats import ChatTemplate, select_template
+from chatapp.engine.llama_loading import (
+    cpu_has_amx,
+    default_gpu_layers,
+    load_lock,
+    model_params_hook,
+    recent_errors,
+    route_llama_logs,
+    usable_cores,
+)
 from chatapp.engine.model_identity import Sha256Job, identity_from_gguf
+from chatapp.engine.stop_sequences import StopMatcher
 from chatapp.errors import ContextOverflowError, ModelLoadError, UsageError
 from chatapp.models.gguf import GGUFInfo, validate_gguf
 
 log = logging.getLogger(__name__)
-_llama_log = logging.getLogger("chatapp.llama_cpp")
-
-# ggml_log_level (ggml.h): 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
-_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
-_ERROR, _CONT = 4, 5
-_last_level = [logging.DEBUG]
-_recent_errors: deque[str] = deque(maxlen=8)
-_log_callback: Any = None
-_load_lock = threading.Lock()
-
-
-def _route_llama_logs() -> None:
-    """Send llama.cpp's own log lines to Python logging instead of the terminal (the Textual
-    screen must not be scribbled on) and remember recent errors for load-failure messages."""
-    global _log_callback
-    if _log_callback is not None:
-        return
-    import llama_cpp
-
-    @llama_cpp.llama_log_callback
-    def on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        line = text.decode("utf-8", "replace").rstrip()
-        py_level = _last_level[0] if level == _CONT else _LEVELS.get(level, logging.DEBUG)
-        _last_level[0] = py_level
-        if not line:
-            return
-        if py_level >= logging.ERROR:
-            _recent_errors.append(line)
-        _llama_log.log(py_level, "%s", line)
-
-    _log_callback = on_log  # keep a reference: llama.cpp holds only the C pointer
-    llama_cpp.llama_log_set(on_log, ctypes.c_void_p(0))
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (respects taskset / container CPU limits)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def default_gpu_layers() -> int:
-    """All layers (-1) when llama.cpp was built with a GPU backend, else 0."""
-    import llama_cpp
-
-    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
-
-
-@functools.cache
-def cpu_has_amx() -> bool:
-    """Whether llama.cpp's CPU backend would use Intel AMX tiles."""
-    import llama_cpp
-
-    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
-    return "AMX_INT8 = 1" in info
-
-
-@contextlib.contextmanager
-def _model_params_hook(progress: LoadProgress, *, use_extra_buffers: bool) -> Iterator[None]:
-    """Adjust the model params that ``llama_cpp.Llama`` builds internally (it has no arguments
-    for these): a load-progress callback, and the switch for llama.cpp's extra CPU buffer types.
-
-    Extra buffer types are turned off on CPUs with AMX: on the virtual machines we measured, the
-    AMX buffer type crashes llama.cpp (segfault in the first decode); the plain CPU path works.
-    """
-    import llama_cpp.llama_cpp as low
-
-    original = low.llama_model_default_params
-
-    @low.llama_progress_callback
-    def on_progress(fraction: float, user_data: ctypes.c_void_p) -> bool:
-        with contextlib.suppress(Exception):
-            progress(0.1 + 0.85 * float(fraction), "loading weights")
-        return True
-
-    def patched() -> Any:
-        params = original()
-        params.progress_callback = on_progress
-        if not use_extra_buffers:
-            params.use_extra_bufts = False
-        return params
-
-    low.llama_model_default_params = patched
-    try:
-        yield
-    finally:
-        low.llama_model_default_params = original
-
-
-class StopMatcher:
-    """Finds stop strings in streamed text, holding back only text that could still become one."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = [s for s in dict.fromkeys(stops) if s]
-        self.pending = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """(text safe to show now, whether a stop string was reached)."""
-        self.pending += text
-        if not self.stops:
-            out, self.pending = self.pending, ""
-            return out, False
-        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            out = self.pending[: min(hits)]
-            self.pending = ""
-            return out, True
-        keep = 0
-        for stop in self.stops:
-            for n in range(min(len(stop) - 1, len(self.pending)), 0, -1):
-                if self.pending.endswith(stop[:n]):
-                    keep = max(keep, n)
-                    break
-        cut = len(self.pending) - keep
-        out, self.pending = self.pending[:cut], self.pending[cut:]
-        return out, False
-
-    def flush(self) -> str:
-        out, self.pending = self.pending, ""
-        return out
 
 
 class LlamaCppBackend:
@@ -213,7 +100,7 @@ class LlamaCppBackend:
     def _load(self, settings: ModelSettings, seed: int | None, progress: LoadProgress) -> Any:
         import llama_cpp
 
-        _route_llama_logs()
+        route_llama_logs()
         n_gpu_layers = settings.n_gpu_layers
         if n_gpu_layers is None:
             n_gpu_layers = default_gpu_layers()
@@ -234,18 +121,18 @@ class LlamaCppBackend:
         )
         if seed is not None:
             kwargs["seed"] = seed
-        _recent_errors.clear()
+        recent_errors.clear()
         sink = io.StringIO()
         try:
             with (
-                _load_lock,
-                _model_params_hook(progress, use_extra_buffers=not cpu_has_amx()),
+                load_lock,
+                model_params_hook(progress, use_extra_buffers=not cpu_has_amx()),
                 contextlib.redirect_stderr(sink),
                 contextlib.redirect_stdout(sink),
             ):
                 llm = llama_cpp.Llama(str(self.path), **kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
-            reason = _recent_errors[-1] if _recent_errors else str(exc)
+            reason = recent_errors[-1] if recent_errors else str(exc)
             raise ModelLoadError(self.path, f"llama.cpp could not load it ({reason})") from None
         llm.verbose = False  # no per-call prints from generate()
         # Count what generate() really sends to llama_decode: its first eval of a reply is the
@@ -360,10 +247,10 @@ class LlamaCppBackend:
                 text = json_schema_to_gbnf(json.dumps(params.json_schema))
             except Exception as exc:
                 raise UsageError(f"JSON schema: cannot be turned into a grammar ({exc})") from None
-        _recent_errors.clear()
+        recent_errors.clear()
         sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), b"root")
         if not sampler:
-            reason = _recent_errors[-1] if _recent_errors else "llama.cpp rejected it"
+            reason = recent_errors[-1] if recent_errors else "llama.cpp rejected it"
             raise UsageError(f"{what}: not valid GBNF ({reason})")
         llama_cpp.llama_sampler_free(sampler)
         return LlamaGrammar.from_string(text, verbose=False)

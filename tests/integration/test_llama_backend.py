@@ -171,3 +171,23 @@ def test_truncated_file_is_refused_before_llama_cpp(tmp_path: Path, bundled_gguf
     with pytest.raises(ModelLoadError, match="truncated"):
         LlamaCppBackend(half)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_factory_loads_the_configured_model_with_progress() -> None:
+    from chatapp.config import load_settings
+    from chatapp.engine.factory import create_backend
+    from chatapp.engine.llama_cpp import LlamaCppBackend
+    from chatapp.engine.llama_loading import usable_cores
+
+    steps: list[float] = []
+    settings = load_settings({"model": {"n_ctx": 1024}})
+    backend = create_backend(settings, on_progress=lambda fraction, text: steps.append(fraction))
+    try:
+        assert isinstance(backend, LlamaCppBackend)
+        assert backend.identity.name == "smollm2-135m"
+        assert backend.n_ctx == 1024  # min(setting, trained 8192)
+        assert backend.n_threads == usable_cores()
+        assert steps[0] == 0.0 and steps[-1] == 1.0 and steps == sorted(steps)
+        assert backend.format_chat([ChatMessage("user", "Hi")]).endswith("<|im_start|>assistant\n")
+    finally:
+        backend.close()

@@ -1,0 +1,113 @@
+"""Loading a GGUF through llama-cpp-python the way chatapp needs it (helpers of llama_cpp.py).
+
+llama.cpp's own log lines go to Python logging (never to the terminal, where they would scribble
+on the Textual screen), recent errors are kept to explain load failures in one line, and the
+model params that ``llama_cpp.Llama`` builds internally get a progress callback and, on CPUs with
+AMX, llama.cpp's extra CPU buffer types switched off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from chatapp.engine.base import LoadProgress
+
+_llama_log = logging.getLogger("chatapp.llama_cpp")
+
+# ggml_log_level (ggml.h): 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
+# Kept below WARNING: llama.cpp warns about harmless things ("n_ctx_seq < n_ctx_train"), and
+# its errors reach the user as our own one-line messages (see recent_errors).
+_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.INFO, 4: logging.INFO}
+_ERROR, _CONT = 4, 5
+_last_level = [1]
+recent_errors: deque[str] = deque(maxlen=8)
+_log_callback: Any = None
+load_lock = threading.Lock()
+
+
+def route_llama_logs() -> None:
+    """Send llama.cpp's own log lines to Python logging instead of the terminal (the Textual
+    screen must not be scribbled on) and remember recent errors for load-failure messages."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        line = text.decode("utf-8", "replace").rstrip()
+        if level == _CONT:
+            level = _last_level[0]
+        _last_level[0] = level
+        if not line:
+            return
+        if level == _ERROR:
+            recent_errors.append(line)
+        _llama_log.log(_LEVELS.get(level, logging.DEBUG), "%s", line)
+
+    _log_callback = on_log  # keep a reference: llama.cpp holds only the C pointer
+    llama_cpp.llama_log_set(on_log, ctypes.c_void_p(0))
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (respects taskset / container CPU limits)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_gpu_layers() -> int:
+    """All layers (-1) when llama.cpp was built with a GPU backend, else 0."""
+    import llama_cpp
+
+    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+
+
+@functools.cache
+def cpu_has_amx() -> bool:
+    """Whether llama.cpp's CPU backend would use Intel AMX tiles."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    return "AMX_INT8 = 1" in info
+
+
+@contextlib.contextmanager
+def model_params_hook(progress: LoadProgress, *, use_extra_buffers: bool) -> Iterator[None]:
+    """Adjust the model params that ``llama_cpp.Llama`` builds internally (it has no arguments
+    for these): a load-progress callback, and the switch for llama.cpp's extra CPU buffer types.
+
+    Extra buffer types are turned off on CPUs with AMX: on the virtual machines we measured, the
+    AMX buffer type crashes llama.cpp (segfault in the first decode); the plain CPU path works.
+    """
+    import llama_cpp.llama_cpp as low
+
+    original = low.llama_model_default_params
+
+    @low.llama_progress_callback
+    def on_progress(fraction: float, user_data: ctypes.c_void_p) -> bool:
+        with contextlib.suppress(Exception):
+            progress(0.1 + 0.85 * float(fraction), "loading weights")
+        return True
+
+    def patched() -> Any:
+        params = original()
+        params.progress_callback = on_progress
+        if not use_extra_buffers:
+            params.use_extra_bufts = False
+        return params
+
+    low.llama_model_default_params = patched
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = original
