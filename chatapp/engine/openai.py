@@ -1,0 +1,325 @@
+"""A backend that talks to an OpenAI-compatible server: llama.cpp's ``llama-server``,
+llama-cpp-python's ``python -m llama_cpp.server``, vLLM, Ollama, or anything speaking
+``/v1/chat/completions`` with server-sent events.
+
+Plain httpx, no SDK. What each server understands beyond the OpenAI fields differs, so the
+backend looks once at ``GET /models`` (and ``/props`` on llama.cpp) to tell them apart:
+llama.cpp-family servers get ``top_k``/``min_p``/``repeat_penalty``/``grammar`` as extra fields,
+vLLM gets its own names, other servers only the standard fields.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import httpx
+
+from chatapp.config import Settings
+from chatapp.domain import (
+    CancelToken,
+    ChatMessage,
+    DoneEvent,
+    GenerationParams,
+    GenerationStats,
+    ModelIdentity,
+    StreamEvent,
+    TokenEvent,
+)
+from chatapp.errors import BackendUnavailableError, ContextOverflowError, ModelNotFoundError
+
+Flavor = Literal["llama.cpp", "llama-cpp-python", "vllm", "openai"]
+_CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE vocabularies
+_PER_MESSAGE_TOKENS = 4  # role markers and separators a chat template adds around each turn
+
+
+class OpenAIBackend:
+    """Streams replies from an OpenAI-compatible server; cancellable between chunks.
+
+    ``model`` defaults to the first model the server lists. ``n_ctx`` comes from the server
+    when it says (llama.cpp's ``/props``, vLLM's ``max_model_len``), else ``fallback_n_ctx``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout_s: float = 120.0,
+        fallback_n_ctx: int = 4096,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        # Non-OpenAI endpoints (/props, /tokenize, /extras/…) live at the server root.
+        self.root_url = self.base_url.removesuffix("/v1")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(
+            headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        )
+        listed = self._list_models()
+        served = [str(m.get("id")) for m in listed if m.get("id")]
+        if not served:
+            raise BackendUnavailableError(f"server {self.base_url}: lists no models")
+        if model is not None and model not in served:
+            raise ModelNotFoundError(
+                f"model {model!r}: not served by {self.base_url} (it serves {', '.join(served)})"
+            )
+        self.model = model or served[0]
+        meta = next(m for m in listed if m.get("id") == self.model)
+        self.flavor: Flavor = self._detect_flavor(meta)
+        self._n_ctx = self._server_n_ctx(meta) or fallback_n_ctx
+        self._token_route: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIBackend:
+        """The server named by ``[backend]`` (base_url, api_key, model, timeout_s)."""
+        backend = settings.backend
+        return cls(
+            backend.base_url,
+            api_key=backend.api_key,
+            model=backend.model,
+            timeout_s=backend.timeout_s,
+            fallback_n_ctx=settings.model.n_ctx,
+        )
+
+    # -- talking to the server -------------------------------------------------------------
+
+    def _unreachable(self, exc: Exception) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"server {self.base_url}: cannot be reached ({type(exc).__name__}); is it running?"
+        )
+
+    def _get_json(self, url: str) -> Any:
+        try:
+            response = self._client.get(url)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        self._raise_for_status(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise BackendUnavailableError(
+                f"server {self.base_url}: {url} did not answer JSON (not an OpenAI-compatible API?)"
+            ) from None
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        response.read()
+        detail = _error_detail(response)
+        if response.status_code in (401, 403):
+            raise BackendUnavailableError(
+                f"server {self.base_url}: refused the request (HTTP {response.status_code}; "
+                "check backend.api_key)"
+            )
+        if "context" in detail.lower() and response.status_code == 400:
+            raise ContextOverflowError(f"server {self.base_url}: {detail}")
+        raise BackendUnavailableError(
+            f"server {self.base_url}: HTTP {response.status_code} ({detail or 'no detail'})"
+        )
+
+    def _list_models(self) -> list[dict[str, Any]]:
+        data = self._get_json(f"{self.base_url}/models")
+        items = data.get("data") if isinstance(data, dict) else None
+        return [m for m in items or [] if isinstance(m, dict)]
+
+    def _detect_flavor(self, meta: dict[str, Any]) -> Flavor:
+        owner = str(meta.get("owned_by", "")).lower()
+        if owner == "me":  # llama-cpp-python's server
+            return "llama-cpp-python"
+        if owner == "vllm":
+            return "vllm"
+        if owner == "llamacpp" or "meta" in meta:
+            return "llama.cpp"
+        return "openai"
+
+    def _server_n_ctx(self, meta: dict[str, Any]) -> int | None:
+        if isinstance(meta.get("max_model_len"), int):  # vLLM
+            return int(meta["max_model_len"])
+        if self.flavor != "llama.cpp":
+            return None
+        try:
+            props = self._client.get(f"{self.root_url}/props").json()
+            n_ctx = props.get("default_generation_settings", {}).get("n_ctx") or props.get("n_ctx")
+            return int(n_ctx) if n_ctx else None
+        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+            train = (meta.get("meta") or {}).get("n_ctx_train")
+            return int(train) if train else None
+
+    # -- Backend protocol ------------------------------------------------------------------
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(name=self.model, backend="openai", path=self.base_url)
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text``: exact on llama.cpp (``POST /tokenize``) and llama-cpp-python
+        (``POST /extras/tokenize/count``) servers; elsewhere an estimate of one token per four
+        characters, since the OpenAI API has no tokenizer endpoint."""
+        if not text:
+            return 0
+        routes = {"llama.cpp": "/tokenize", "llama-cpp-python": "/extras/tokenize/count"}
+        route = routes.get(self.flavor)
+        if route is not None:
+            try:
+                body = {"content": text} if route == "/tokenize" else {"input": text}
+                response = self._client.post(f"{self.root_url}{route}", json=body)
+                if response.status_code == 200:
+                    data = response.json()
+                    return int(data["count"]) if "count" in data else len(data["tokens"])
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                pass
+        return math.ceil(len(text) / _CHARS_PER_TOKEN)
+
+    def count_chat_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """The server applies the chat template, so this is the messages' tokens plus a few per
+        turn for the template's markers: close, not exact."""
+        text = "\n".join(m.content for m in messages)
+        return self.count_tokens(text) + _PER_MESSAGE_TOKENS * len(messages) + 3
+
+    def format_chat(self, messages: Sequence[ChatMessage]) -> str:
+        """The prompt as llama.cpp's server renders it (``POST /apply-template``); other servers
+        keep their template to themselves, so this is then a plain ``role: text`` transcript."""
+        if self.flavor == "llama.cpp":
+            try:
+                response = self._client.post(
+                    f"{self.root_url}/apply-template",
+                    json={"messages": [m.to_dict() for m in messages]},
+                )
+                if response.status_code == 200:
+                    return str(response.json()["prompt"])
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+        return "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant: "
+
+    def request_body(self, messages: Sequence[ChatMessage], params: GenerationParams) -> dict:
+        """The JSON sent to ``/chat/completions`` for these messages and settings."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.to_dict() for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+        }
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if self.flavor in ("llama.cpp", "llama-cpp-python"):
+            body.update(
+                top_k=params.top_k, min_p=params.min_p, repeat_penalty=params.repeat_penalty
+            )
+            if params.grammar:
+                body["grammar"] = params.grammar
+        elif self.flavor == "vllm":
+            body.update(
+                top_k=params.top_k,
+                min_p=params.min_p,
+                repetition_penalty=params.repeat_penalty,
+            )
+        if params.json_schema is not None:
+            if self.flavor == "llama-cpp-python":
+                body["response_format"] = {"type": "json_object", "schema": params.json_schema}
+            else:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "reply", "schema": params.json_schema},
+                }
+        return body
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[StreamEvent]:
+        body = self.request_body(messages, params)
+        stats = GenerationStats(n_ctx=self.n_ctx)
+        started = time.perf_counter()
+        first_at: float | None = None
+        chunks = 0
+        finish = "stop"
+        error: str | None = None
+        usage: dict[str, Any] | None = None
+        try:
+            with self._client.stream(
+                "POST", f"{self.base_url}/chat/completions", json=body
+            ) as response:
+                self._raise_for_status(response)
+                for payload in _sse_payloads(response):
+                    if cancel is not None and cancel.cancelled:
+                        finish = "cancelled"
+                        break  # leaving the block closes the connection; the server stops
+                    if payload.get("usage"):
+                        usage = payload["usage"]
+                    for choice in payload.get("choices") or []:
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            if first_at is None:
+                                first_at = time.perf_counter()
+                            chunks += 1
+                            yield TokenEvent(text)
+                        if choice.get("finish_reason") == "length":
+                            finish = "length"
+                if cancel is not None and cancel.cancelled:
+                    finish = "cancelled"
+        except httpx.TransportError as exc:
+            if first_at is None:
+                raise self._unreachable(exc) from None
+            finish, error = "error", f"server {self.base_url}: connection lost mid-reply"
+        ended = time.perf_counter()
+        completion = int(usage["completion_tokens"]) if usage else chunks
+        stats.prompt_tokens = (
+            int(usage["prompt_tokens"]) if usage else self.count_chat_tokens(messages)
+        )
+        stats.completion_tokens = completion
+        stats.ttft_s = (first_at or ended) - started
+        stats.total_s = ended - started
+        decode_s = ended - (first_at or ended)
+        stats.decode_tokens_per_s = (
+            (completion - 1) / decode_s if completion > 1 and decode_s else 0
+        )
+        yield DoneEvent(stats=stats, finish_reason=finish, error=error)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _sse_payloads(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a server-sent-event stream, up to ``data: [DONE]``."""
+    for line in response.iter_lines():
+        if not line.startswith("data:"):
+            continue  # blank separators, ": ping" comments, "event:" names
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(payload, dict):
+            if payload.get("error"):
+                message = payload["error"]
+                message = message.get("message", message) if isinstance(message, dict) else message
+                raise BackendUnavailableError(f"server error mid-reply: {message}")
+            yield payload
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
+    error = data.get("error", data.get("detail", data)) if isinstance(data, dict) else data
+    if isinstance(error, dict):
+        error = error.get("message", error)
+    return str(error).replace("\n", " ")[:300]

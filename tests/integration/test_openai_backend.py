@@ -1,0 +1,142 @@
+"""The OpenAI-compatible backend against a real ``python -m llama_cpp.server`` serving the bundled
+model on loopback (started once for this module)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chatapp.config import load_settings
+from chatapp.domain import CancelToken, ChatMessage, DoneEvent, GenerationParams, TokenEvent
+from chatapp.engine.base import Backend
+from chatapp.engine.openai import OpenAIBackend
+from chatapp.errors import BackendUnavailableError, ModelNotFoundError
+from tests.support.llama_server import LlamaServer, free_port
+from tests.unit.test_registry import assert_one_line_error, run_cli
+
+pytestmark = pytest.mark.slow
+
+CHAT = [
+    ChatMessage("system", "You are a helpful assistant."),
+    ChatMessage("user", "Name three colours."),
+]
+
+
+@pytest.fixture(scope="module")
+def server(bundled_gguf: Path) -> Iterator[LlamaServer]:
+    with LlamaServer(bundled_gguf, n_ctx=2048, alias="smollm2-135m") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def backend(server: LlamaServer) -> Iterator[OpenAIBackend]:
+    opened = OpenAIBackend(server.base_url)
+    yield opened
+    opened.close()
+
+
+def _run(backend: Backend, params: GenerationParams, cancel_after: int | None = None):
+    cancel = CancelToken()
+    tokens: list[str] = []
+    done: DoneEvent | None = None
+    for event in backend.stream_chat(CHAT, params, cancel):
+        if isinstance(event, TokenEvent):
+            tokens.append(event.text)
+            if cancel_after is not None and len(tokens) >= cancel_after:
+                cancel.cancel()
+        else:
+            done = event
+    assert done is not None
+    return tokens, done
+
+
+def test_streams_a_reply_with_stats(backend: OpenAIBackend) -> None:
+    assert isinstance(backend, Backend)
+    assert backend.model == "smollm2-135m" and backend.flavor == "llama-cpp-python"
+    assert backend.identity.backend == "openai" and backend.identity.name == "smollm2-135m"
+    tokens, done = _run(backend, GenerationParams(max_tokens=24, temperature=0.0, seed=7))
+    assert len(tokens) > 1 and "".join(tokens).strip()
+    assert done.finish_reason in ("stop", "length")
+    stats = done.stats
+    # llama-cpp-python sends no usage in streams: one chunk is one token.
+    assert stats.completion_tokens == len(tokens)
+    assert stats.prompt_tokens > 10 and stats.ttft_s > 0 and stats.decode_tokens_per_s > 0
+    assert stats.total_s >= stats.ttft_s
+
+
+def test_max_tokens_and_stop_are_honoured(backend: OpenAIBackend) -> None:
+    tokens, done = _run(backend, GenerationParams(max_tokens=5, temperature=0.0, seed=1))
+    assert done.finish_reason == "length" and len(tokens) == 5
+    full = "".join(_run(backend, GenerationParams(max_tokens=40, temperature=0.0, seed=1))[0])
+    stop = full.strip().split()[2]  # a word the unconstrained reply contains
+    cut = "".join(
+        _run(backend, GenerationParams(max_tokens=40, temperature=0.0, seed=1, stop=[stop]))[0]
+    )
+    assert stop not in cut and full.startswith(cut)
+
+
+def test_cancel_between_chunks_stops_and_the_server_stays_usable(backend: OpenAIBackend) -> None:
+    tokens, done = _run(backend, GenerationParams(max_tokens=200, seed=3), cancel_after=2)
+    assert done.finish_reason == "cancelled" and len(tokens) == 2
+    tokens, done = _run(backend, GenerationParams(max_tokens=4, seed=3))
+    assert done.finish_reason == "length" and len(tokens) == 4
+
+
+def test_json_schema_constrains_the_reply(backend: OpenAIBackend) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"colour": {"type": "string", "enum": ["red", "green", "blue"]}},
+        "required": ["colour"],
+    }
+    tokens, _ = _run(backend, GenerationParams(max_tokens=40, temperature=0.0, json_schema=schema))
+    assert json.loads("".join(tokens))["colour"] in ("red", "green", "blue")
+
+
+def test_token_counts_match_the_in_process_tokenizer(backend: OpenAIBackend, llama_backend) -> None:
+    text = "The quick brown fox jumps over the lazy dog. 안녕하세요!"
+    # The server counts with its tokenizer; allow the beginning-of-text token it may add.
+    assert abs(backend.count_tokens(text) - llama_backend.count_tokens(text)) <= 1
+    assert backend.count_chat_tokens(CHAT) > backend.count_tokens(
+        "\n".join(m.content for m in CHAT)
+    )
+
+
+def test_from_settings_honours_the_backend_section(server: LlamaServer) -> None:
+    from chatapp.engine.factory import create_backend
+
+    settings = load_settings(
+        {"backend": {"kind": "openai", "base_url": server.base_url, "model": "smollm2-135m"}}
+    )
+    opened = create_backend(settings)
+    try:
+        assert isinstance(opened, OpenAIBackend) and opened.model == "smollm2-135m"
+        assert opened.n_ctx == settings.model.n_ctx  # this server does not publish its context
+    finally:
+        opened.close()
+    wrong = load_settings({"backend": {"base_url": server.base_url, "model": "gpt-5"}})
+    with pytest.raises(ModelNotFoundError) as caught:
+        OpenAIBackend.from_settings(wrong)
+    assert "'gpt-5'" in str(caught.value) and "smollm2-135m" in str(caught.value)
+
+
+def test_ask_through_the_server_from_the_cli(
+    server: LlamaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["ask", "--backend", "openai", "--base-url", server.base_url, "--json"]
+    code, out, _ = run_cli([*args, "--max-tokens", "6", "Say hi."], capsys)
+    assert code == 0
+    reply = json.loads(out)
+    assert reply["text"] and reply["stats"]["completion_tokens"] == 6
+
+
+def test_server_down_is_one_line_naming_the_url(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(BackendUnavailableError) as caught:
+        OpenAIBackend(url)
+    assert url in str(caught.value) and "\n" not in str(caught.value)
+    code, _, err = run_cli(["ask", "--backend", "openai", "--base-url", url, "hello"], capsys)
+    assert code == 3
+    assert_one_line_error(err, url, "cannot be reached")
