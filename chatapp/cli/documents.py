@@ -1,9 +1,387 @@
-"""CLI commands (placeholder until this area lands)."""
+"""``chatapp index``, ``chatapp search`` and ``chatapp collections``: local documents.
+
+``index`` walks files and folders into a named collection (incremental; Ctrl+C stops cleanly
+and the next run resumes), ``search`` ranks chunks by hybrid dense + keyword search, and
+``collections list|info|rm`` manage what was indexed. Heavy libraries load inside the commands.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from chatapp.errors import UsageError
+
+collections_app = typer.Typer(
+    help="Document collections built by `chatapp index`: list, info, rm.",
+    no_args_is_help=True,
+)
+
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option("--collection", "-C", help="Collection name (default: retrieval.collection)."),
+]
+ChromaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--chroma-url", help="Use a Chroma server (`chroma run`), e.g. http://127.0.0.1:8000."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("index")(index)
+    app.command("search")(search)
+    app.add_typer(collections_app, name="collections")
+
+
+def _settings(chroma_url: str | None = None, embedder: str | None = None) -> Any:
+    from chatapp.config import load_settings
+
+    overrides: dict[str, Any] = {}
+    if chroma_url:
+        overrides.setdefault("retrieval", {})["chroma_url"] = chroma_url
+    if embedder:
+        overrides.setdefault("retrieval", {})["embedder"] = embedder
+    return load_settings(overrides)
+
+
+def _err() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _shown(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+# -- index --------------------------------------------------------------------------------
+
+
+def index(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files and folders (default: the ones this collection indexed)."),
+    ] = None,
+    collection: CollectionOpt = None,
+    include: Annotated[
+        list[str] | None, typer.Option("--include", help="Only files matching this glob.")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Leave out files matching this glob.")
+    ] = None,
+    hidden: Annotated[
+        bool, typer.Option("--hidden", help="Also index hidden files and folders.")
+    ] = False,
+    no_gitignore: Annotated[
+        bool, typer.Option("--no-gitignore", help="Also index paths .gitignore excludes.")
+    ] = False,
+    embedder: Annotated[
+        str | None,
+        typer.Option(
+            "--embedder",
+            help="bundled (MiniLM), fast (static, ~100x faster), or a "
+            "sentence-transformers model; only for a new collection.",
+        ),
+    ] = None,
+    max_file_mb: Annotated[
+        float, typer.Option("--max-file-mb", min=0.001, help="Skip files larger than this.")
+    ] = 50.0,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep running and re-index when files change.")
+    ] = False,
+    chroma_url: ChromaOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Index files and folders so answers can come from them (only changes are re-done)."""
+    from chatapp.retrieval import collection as coll_mod
+    from chatapp.retrieval.embedder import create_embedder
+    from chatapp.retrieval.indexing import IndexOptions, index_paths
+
+    settings = _settings(chroma_url, embedder)
+    name = coll_mod.check_name(collection or settings.retrieval.collection)
+    url = coll_mod.resolve_url(settings)
+    roots = [str(p) for p in paths or []]
+    if not roots:
+        if not coll_mod.collection_exists(name, url):
+            raise UsageError("no PATH given: name the files or folders to index")
+        with coll_mod.open_collection(name, url) as existing:
+            roots = list(existing.manifest.get_meta("roots", []))
+        if not roots:
+            raise UsageError(f"collection {name}: no folders recorded; give PATH")
+    for root in roots:
+        if not Path(root).expanduser().exists():
+            raise UsageError(f"path {root}: no such file or folder")
+    coll = coll_mod.create_or_open(
+        name,
+        embedder=settings.retrieval.embedder,
+        chunk_tokens=settings.retrieval.chunk_tokens,
+        chunk_overlap=settings.retrieval.chunk_overlap,
+        chroma_url=url,
+        strict=embedder is not None,
+    )
+    options = IndexOptions(
+        include=include or [],
+        exclude=exclude or [],
+        include_hidden=hidden,
+        respect_gitignore=not no_gitignore,
+        max_file_bytes=int(max_file_mb * 1024 * 1024),
+    )
+    setting = coll.embedder_setting
+
+    def run_once() -> Any:
+        with _IndexProgressView(enabled=not as_json and sys.stderr.isatty()) as view:
+            return index_paths(
+                coll, roots, lambda: create_embedder(setting), options, on_progress=view.update
+            )
+
+    try:
+        summary = run_once()
+        _print_summary(summary, as_json)
+        if summary.interrupted:
+            raise typer.Exit(130)
+        if watch:
+            _watch(roots, run_once, as_json)
+    finally:
+        coll.close()
+
+
+def _watch(roots: list[str], run_once: Any, as_json: bool) -> None:
+    """Re-index whenever something under the roots changes, until Ctrl+C."""
+    import watchfiles
+
+    print(f"watching {', '.join(roots)} — Ctrl+C to stop", file=sys.stderr)
+    try:
+        for _changes in watchfiles.watch(*roots, debounce=800, raise_interrupt=False):
+            summary = run_once()
+            if summary.changed or summary.skipped:
+                _print_summary(summary, as_json)
+    except KeyboardInterrupt:
+        pass
+
+
+class _IndexProgressView:
+    """A rich progress bar on stderr: files, chunks/s and ETA."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _IndexProgressView:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("indexing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("files  {task.fields[rate]:>6.1f} chunks/s"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[current]}", style="dim"),
+                console=_err(),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("index", total=None, rate=0.0, current="")
+        return self
+
+    def update(self, progress: Any) -> None:
+        if self._progress is None:
+            return
+        current = Path(progress.current).name if progress.current else ""
+        self._progress.update(
+            self._task,
+            total=progress.files_total,
+            completed=progress.files_done,
+            rate=progress.chunks_per_s,
+            current=current[:40],
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _print_summary(summary: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+        return
+    err = _err()
+    rate = summary.chunks_added / summary.elapsed_s if summary.elapsed_s else 0.0
+    head = "stopped" if summary.interrupted else "done"
+    err.print(
+        f"{head}: {len(summary.indexed)} indexed, {summary.unchanged} unchanged, "
+        f"{len(summary.removed)} removed, {len(summary.renamed)} renamed, "
+        f"{len(summary.skipped)} skipped, {summary.ignored} ignored — "
+        f"{summary.chunks_added} chunks embedded in {summary.elapsed_s:.1f}s ({rate:.1f}/s) "
+        f"into collection '{summary.collection}'",
+        markup=False,
+    )
+    for old, new in summary.renamed:
+        err.print(f"  renamed  {_shown(old)} → {_shown(new)}", markup=False)
+    for path, reason in summary.skipped:
+        err.print(f"  skipped  {_shown(path)}: {reason}", markup=False)
+    if summary.interrupted:
+        err.print(
+            "  stopped early: every file is either fully old or fully new; "
+            "run the same command again to finish",
+            markup=False,
+        )
+
+
+# -- search -------------------------------------------------------------------------------
+
+
+def search(
+    query: Annotated[list[str] | None, typer.Argument(help="What to look for.")] = None,
+    collection: CollectionOpt = None,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=100, help="How many results.")] = 5,
+    batch: Annotated[
+        Path | None,
+        typer.Option("--batch", help="A file with one query a line; prints one JSON line each."),
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or bm25.")] = "hybrid",
+    min_score: Annotated[
+        float | None,
+        typer.Option("--min-score", help="Similarity threshold (default: per embedder)."),
+    ] = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the passages of your documents that best match a query."""
+    from chatapp.retrieval import collection as coll_mod
+    from chatapp.retrieval.search import Searcher, relevance_threshold
+
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise UsageError(f"--mode {mode}: use hybrid, dense or bm25")
+    text = " ".join(query or []).strip()
+    if batch is None and not text:
+        raise UsageError("empty query: give words to search for, or --batch FILE")
+    if batch is not None and text:
+        raise UsageError("--batch and a QUERY: give only one")
+    queries: list[str] = []
+    if batch is not None:
+        try:
+            queries = [q.strip() for q in batch.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = (
+                "not valid UTF-8"
+                if isinstance(exc, UnicodeDecodeError)
+                else (exc.strerror or str(exc))
+            )
+            raise UsageError(f"batch file {batch}: {reason}") from None
+        queries = [q for q in queries if q]
+    settings = _settings(chroma_url)
+    name = coll_mod.check_name(collection or settings.retrieval.collection)
+    with coll_mod.open_collection(name, coll_mod.resolve_url(settings)) as coll:
+        threshold = (
+            min_score
+            if min_score is not None
+            else relevance_threshold(settings, coll.embedder_setting)
+        )
+        searcher = Searcher(coll)
+        if batch is not None:
+            for q in queries:
+                hits = searcher.search(q, k, min_score=threshold, mode=mode)  # type: ignore[arg-type]
+                print(
+                    json.dumps(
+                        {"query": q, "results": [h.to_dict() for h in hits]}, ensure_ascii=False
+                    ),
+                    flush=True,
+                )
+            return
+        hits = searcher.search(text, k, min_score=threshold, mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return
+    if not hits:
+        print(f"no passage in collection '{name}' is relevant enough (similarity < {threshold})")
+        return
+    for hit in hits:
+        where = f"{_shown(hit.path)}"
+        if hit.page is not None:
+            where += f" p.{hit.page}"
+        if hit.start_line is not None:
+            where += f":{hit.start_line}-{hit.end_line}"
+        heading = f"  § {hit.heading}" if hit.heading else ""
+        print(f"{hit.rank}. {where}  score {hit.score:.2f}  sim {hit.similarity:.2f}{heading}")
+        preview = " ".join(hit.text.split())
+        print(f"   {preview[:240]}{'…' if len(preview) > 240 else ''}")
+
+
+# -- collections --------------------------------------------------------------------------
+
+
+@collections_app.command("list")
+def collections_list(chroma_url: ChromaOpt = None, as_json: JsonOpt = False) -> None:
+    """Collections, with their size and embedder."""
+    from chatapp.retrieval.collection import list_collections, resolve_url
+
+    infos = list_collections(resolve_url(_settings(chroma_url)))
+    if as_json:
+        print(json.dumps([i.to_dict() for i in infos], ensure_ascii=False))
+        return
+    if not infos:
+        print("no collections yet — create one with `chatapp index PATH`")
+        return
+    for info in infos:
+        print(f"{info.name}\t{info.files} files\t{info.chunks} chunks\t{info.embedder}")
+
+
+@collections_app.command("info")
+def collections_info(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What a collection holds and how it was built."""
+    from chatapp.retrieval.collection import check_name, open_collection, resolve_url
+
+    with open_collection(check_name(name), resolve_url(_settings(chroma_url))) as coll:
+        info = coll.info()
+        files = sorted(coll.manifest.files().values(), key=lambda f: f.path)
+    if as_json:
+        data = info.to_dict()
+        data["file_list"] = [
+            {"path": f.path, "size": f.size, "chunks": f.n_chunks, "kind": f.kind} for f in files
+        ]
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    for key, value in info.to_dict().items():
+        if key in ("created_at", "updated_at") and value:
+            import datetime as dt
+
+            value = dt.datetime.fromtimestamp(value).isoformat(timespec="seconds")
+        print(f"{key:14} {value}")
+
+
+@collections_app.command("rm")
+def collections_rm(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a collection (its vectors and manifest; your files are not touched)."""
+    from chatapp.retrieval.collection import check_name, remove_collection, resolve_url
+
+    info = remove_collection(check_name(name), resolve_url(_settings(chroma_url)))
+    if as_json:
+        print(json.dumps({"removed": info.name, "files": info.files, "chunks": info.chunks}))
+        return
+    print(f"removed collection '{info.name}' ({info.files} files, {info.chunks} chunks)")

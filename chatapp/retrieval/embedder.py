@@ -1,8 +1,12 @@
 """Text embedders behind one small interface.
 
 ``SentenceTransformerEmbedder`` runs the bundled all-MiniLM-L6-v2 (or any sentence-transformers
-model by name) and is the only module that imports sentence_transformers. ``HashingEmbedder`` is
-a deterministic, dependency-free real implementation for fast tests.
+model by name) and is the only module that imports sentence_transformers. ``StaticEmbedder`` is
+the ``fast`` mode: static token vectors distilled once from the bundled MiniLM with model2vec
+(offline, cached under the cache dir), about two orders of magnitude faster to run.
+``HashingEmbedder`` is a deterministic, dependency-free real implementation for fast tests.
+``create_embedder`` turns a setting value (``bundled``, ``fast``, ``hashing`` or a model name)
+into one of them.
 """
 
 from __future__ import annotations
@@ -10,9 +14,19 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Protocol, runtime_checkable
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from chatapp.errors import ModelNotFoundError
+
+BUNDLED = "bundled"
+FAST = "fast"
+HASHING = "hashing"
+FAST_PCA_DIMS = 256
 
 
 @runtime_checkable
@@ -27,29 +41,147 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+def _quiet_loading() -> None:
+    # transformers 5 draws a "Loading weights" bar on stderr; the CLI has its own progress.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - transformers always comes with sentence-transformers
+        pass
+
+
+def _plain_tokenizer(tokenizer: Any) -> Any:
+    """A copy of a fast tokenizer without padding/truncation, for counting tokens."""
+    from tokenizers import Tokenizer
+
+    plain = Tokenizer.from_str(tokenizer.to_str())
+    plain.no_padding()
+    plain.no_truncation()
+    return plain
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    out = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return out / norms
+
+
+def _dimension_of(model: Any) -> int:
+    # sentence-transformers 6 renamed the method; older releases only have the old name.
+    getter = getattr(model, "get_embedding_dimension", None)
+    if getter is None:
+        getter = model.get_sentence_embedding_dimension
+    return int(getter() or 0)
+
+
 class SentenceTransformerEmbedder:
-    def __init__(self, model: str = "bundled", device: str = "cpu", batch_size: int = 32) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """A sentence-transformers model: the bundled MiniLM (``bundled``) or any model by name."""
+
+    def __init__(self, model: str = BUNDLED, device: str = "cpu", batch_size: int = 32) -> None:
+        _quiet_loading()
         from sentence_transformers import SentenceTransformer  # heavy: ~8 s cold
 
         from chatapp.models.bundled import bundled_embedder_dir
 
-        source = str(bundled_embedder_dir()) if model == "bundled" else model
-        self.name = "all-MiniLM-L6-v2" if model == "bundled" else model
-        self._model = SentenceTransformer(source, device=device)
-        self.dimension = int(self._model.get_sentence_embedding_dimension() or 0)
+        source = str(bundled_embedder_dir()) if model == BUNDLED else model
+        self.name = "all-MiniLM-L6-v2" if model == BUNDLED else model
+        try:
+            self._model = SentenceTransformer(source, device=device)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(
+                f"embedder {model}: cannot be loaded offline ({str(exc).splitlines()[0][:160]})"
+            ) from None
+        self.dimension = int(_dimension_of(self._model))
         self.batch_size = batch_size
         self.max_tokens = int(self._model.max_seq_length)
+        backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
+        self._counter = _plain_tokenizer(backend) if backend is not None else None
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self._model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
+        if self._counter is not None:
+            return len(self._counter.encode(text, add_special_tokens=False).ids)
         return len(self._model.tokenizer.tokenize(text))
+
+
+def fast_model_dir() -> Path:
+    """Where the distilled static embedder is cached (rebuildable)."""
+    from chatapp import paths
+
+    return paths.cache_dir() / "embedders" / f"minilm-static-{FAST_PCA_DIMS}"
+
+
+def distill_fast_model(target: Path | None = None, announce: bool = True) -> Path:
+    """Distil static token vectors from the bundled MiniLM with model2vec (offline; about a
+    minute on two cores) and save them; later runs load the saved copy in well under a second."""
+    _quiet_loading()
+    from model2vec.distill import distill
+
+    from chatapp.models.bundled import bundled_embedder_dir
+
+    target = target or fast_model_dir()
+    if announce:
+        print(
+            "chatapp: building the fast embedder from the bundled MiniLM (once, about a minute)…",
+            file=sys.stderr,
+        )
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # model2vec draws a bar per vocabulary batch
+    try:
+        model = distill(model_name=str(bundled_embedder_dir()), pca_dims=FAST_PCA_DIMS)
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(str(partial))
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)  # atomic: a half-written model is never loaded
+    return target
+
+
+class StaticEmbedder:
+    """Static (model2vec) embeddings: a lookup and a mean per text, no transformer at run time."""
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        from model2vec import StaticModel
+
+        folder = model_dir or fast_model_dir()
+        if not (folder / "model.safetensors").exists():
+            folder = distill_fast_model(folder)
+        self._model = StaticModel.from_pretrained(str(folder))
+        self.name = FAST
+        self.dimension = int(self._model.dim)
+        self.max_tokens = 512
+        self._counter = _plain_tokenizer(self._model.tokenizer)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return _normalise(self._model.encode(texts, show_progress_bar=False))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -61,6 +193,7 @@ class HashingEmbedder:
     def __init__(self, dimension: int = 256) -> None:
         self.name = f"hashing-{dimension}"
         self.dimension = dimension
+        self.max_tokens = 512
 
     def _features(self, text: str) -> list[str]:
         words = [w.lower() for w in _WORD.findall(text)]
@@ -82,3 +215,35 @@ class HashingEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text))
+
+
+def embedder_key(setting: str) -> str:
+    """The name a collection records for an embedder setting (what ``create_embedder`` takes)."""
+    value = setting.strip()
+    if value in ("", BUNDLED, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        return BUNDLED
+    if value.startswith("hashing"):
+        return HASHING
+    return value
+
+
+_LOADED: dict[str, Embedder] = {}
+
+
+def create_embedder(setting: str, *, reuse: bool = True) -> Embedder:
+    """An embedder for a setting value: ``bundled`` (MiniLM), ``fast`` (static, distilled from
+    it), ``hashing`` (tests and demos) or any sentence-transformers model name. Loaded models are
+    kept per process so a batch of searches loads each once."""
+    key = embedder_key(setting)
+    if reuse and key in _LOADED:
+        return _LOADED[key]
+    embedder: Embedder
+    if key == FAST:
+        embedder = StaticEmbedder()
+    elif key == HASHING:
+        embedder = HashingEmbedder()
+    else:
+        embedder = SentenceTransformerEmbedder(key)
+    if reuse:
+        _LOADED[key] = embedder
+    return embedder

@@ -1,0 +1,204 @@
+"""Named document collections: where each one lives, what it was built with, list/info/remove.
+
+Layout under ``paths.collections_dir()``: ``chroma/`` holds the embedded vector store shared by
+all collections; ``manifests/<name>/`` holds a collection's manifest and BM25 index. Collections
+in a Chroma server keep their manifest under ``servers/<host-port>/<name>/``. A collection
+remembers its embedder and chunk size; searching it always uses that embedder.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from chatapp import paths
+from chatapp.config import Settings
+from chatapp.errors import NotFoundError, UsageError
+from chatapp.retrieval.embedder import embedder_key
+from chatapp.retrieval.manifest import Manifest
+from chatapp.retrieval.store import VectorStore, open_client
+
+_NAME = re.compile(r"^\w[\w.-]{0,63}$", re.UNICODE)
+MANIFEST_FILE = "manifest.sqlite"
+
+
+def check_name(name: str) -> str:
+    """A collection name: 1-64 letters (any script), digits, ``_ . -``; starts with a letter or
+    digit."""
+    if not _NAME.match(name or ""):
+        raise UsageError(
+            f"collection name {name!r}: use 1-64 letters, digits, '_', '.', '-' "
+            "(starting with a letter or digit)"
+        )
+    return name
+
+
+def _server_slug(url: str) -> str:
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{parsed.hostname}-{parsed.port or 8000}")
+
+
+def manifests_root(chroma_url: str | None) -> Path:
+    base = paths.collections_dir()
+    return base / "servers" / _server_slug(chroma_url) if chroma_url else base / "manifests"
+
+
+@dataclass
+class CollectionInfo:
+    """What ``chatapp collections info`` shows."""
+
+    name: str
+    files: int
+    chunks: int
+    embedder: str
+    dimension: int
+    chunk_tokens: int
+    chunk_overlap: int
+    roots: list[str] = field(default_factory=list)
+    created_at: float | None = None
+    updated_at: float | None = None
+    store: str = "local"
+    manifest: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Collection:
+    """An open collection: its manifest now, its vector store on first use."""
+
+    def __init__(self, name: str, folder: Path, chroma_url: str | None) -> None:
+        self.name = name
+        self.folder = folder
+        self.chroma_url = chroma_url
+        self.manifest = Manifest(folder / MANIFEST_FILE)
+        self._store: VectorStore | None = None
+
+    @property
+    def store(self) -> VectorStore:
+        """The vector store, opened lazily (chromadb costs about a second to import)."""
+        if self._store is None:
+            client = open_client(self.chroma_url, paths.collections_dir() / "chroma")
+            self._store = VectorStore(client, self.name, url=self.chroma_url)
+        return self._store
+
+    @property
+    def embedder_setting(self) -> str:
+        return str(self.manifest.get_meta("embedder", "bundled"))
+
+    @property
+    def bm25_dir(self) -> Path:
+        return self.folder / "bm25"
+
+    def info(self) -> CollectionInfo:
+        files, chunks = self.manifest.counts()
+        meta = self.manifest.get_meta
+        return CollectionInfo(
+            name=self.name,
+            files=files,
+            chunks=chunks,
+            embedder=self.embedder_setting,
+            dimension=int(meta("dimension", 0)),
+            chunk_tokens=int(meta("chunk_tokens", 0)),
+            chunk_overlap=int(meta("chunk_overlap", 0)),
+            roots=list(meta("roots", [])),
+            created_at=meta("created_at"),
+            updated_at=meta("updated_at"),
+            store=self.chroma_url or "local",
+            manifest=str(self.manifest.path),
+        )
+
+    def close(self) -> None:
+        self.manifest.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _folder(name: str, chroma_url: str | None) -> Path:
+    return manifests_root(chroma_url) / check_name(name)
+
+
+def resolve_url(settings: Settings, chroma_url: str | None = None) -> str | None:
+    return chroma_url or settings.retrieval.chroma_url or None
+
+
+def collection_exists(name: str, chroma_url: str | None = None) -> bool:
+    return (_folder(name, chroma_url) / MANIFEST_FILE).exists()
+
+
+def open_collection(name: str, chroma_url: str | None = None) -> Collection:
+    """An existing collection; NotFoundError naming it (and the ones there are) otherwise."""
+    folder = _folder(name, chroma_url)
+    if not (folder / MANIFEST_FILE).exists():
+        known = [c.name for c in list_collections(chroma_url)]
+        hint = f" (collections: {', '.join(known)})" if known else " (none yet: chatapp index PATH)"
+        raise NotFoundError(f"collection {name}: not found{hint}")
+    return Collection(name, folder, chroma_url)
+
+
+def create_or_open(
+    name: str,
+    *,
+    embedder: str,
+    chunk_tokens: int,
+    chunk_overlap: int,
+    chroma_url: str | None = None,
+    strict: bool = True,
+) -> Collection:
+    """Open a collection for indexing, creating it with these settings the first time. An
+    existing collection keeps its embedder; with ``strict`` (an embedder named explicitly)
+    asking for another one is an error, not a silent mix of incompatible vectors."""
+    folder = _folder(name, chroma_url)
+    existed = (folder / MANIFEST_FILE).exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    collection = Collection(name, folder, chroma_url)
+    wanted = embedder_key(embedder)
+    if existed and collection.manifest.get_meta("embedder") is not None:
+        have = collection.embedder_setting
+        if strict and have != wanted:
+            collection.close()
+            raise UsageError(
+                f"collection {name}: built with embedder '{have}', not '{wanted}' "
+                f"(use another collection name, or `chatapp collections rm {name}` first)"
+            )
+        return collection
+    manifest = collection.manifest
+    manifest.set_meta("name", name)
+    manifest.set_meta("embedder", wanted)
+    manifest.set_meta("chunk_tokens", chunk_tokens)
+    manifest.set_meta("chunk_overlap", chunk_overlap)
+    manifest.set_meta("created_at", time.time())
+    return collection
+
+
+def list_collections(chroma_url: str | None = None) -> list[CollectionInfo]:
+    root = manifests_root(chroma_url)
+    infos: list[CollectionInfo] = []
+    if not root.exists():
+        return infos
+    for folder in sorted(root.iterdir()):
+        if (folder / MANIFEST_FILE).exists():
+            with Collection(folder.name, folder, chroma_url) as collection:
+                infos.append(collection.info())
+    return infos
+
+
+def remove_collection(name: str, chroma_url: str | None = None) -> CollectionInfo:
+    """Delete a collection's vectors and its manifest; returns what it held."""
+    collection = open_collection(name, chroma_url)
+    try:
+        info = collection.info()
+        collection.store.drop()
+    finally:
+        collection.close()
+    shutil.rmtree(collection.folder, ignore_errors=True)
+    return info

@@ -1,0 +1,210 @@
+"""Finding the files to index under the paths a user gives.
+
+Rules: hidden files and folders (name starts with ".") and paths matched by a ``.gitignore`` (in
+the folder or any parent up to the given root) are left out unless ``include_hidden`` /
+``respect_gitignore`` say otherwise; ``--include``/``--exclude`` globs (gitignore syntax,
+relative to the given root) narrow the set further. Symlinks are followed; a symlink loop or a
+dangling link is reported as skipped with its reason, never followed twice.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+from chatapp.errors import UsageError
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A regular file to consider, with the stat that decides whether it changed."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Discovery:
+    files: list[FoundFile] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) for things that could not even be listed."""
+    ignored: int = 0
+    """Hidden, .gitignore'd or excluded paths left out on purpose."""
+    roots: list[Path] = field(default_factory=list)
+
+
+def _spec(patterns: Sequence[str]) -> pathspec.PathSpec | None:
+    cleaned = [p for p in patterns if p.strip()]
+    return pathspec.GitIgnoreSpec.from_lines(cleaned) if cleaned else None
+
+
+def _gitignore_spec(folder: Path) -> pathspec.PathSpec | None:
+    try:
+        text = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return pathspec.GitIgnoreSpec.from_lines(text.splitlines())
+
+
+def _ignored_by(specs: list[tuple[Path, pathspec.PathSpec]], path: Path, is_dir: bool) -> bool:
+    for base, spec in specs:
+        try:
+            rel = path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+        if spec.match_file(rel + "/" if is_dir else rel):
+            return True
+    return False
+
+
+def _parent_gitignores(root: Path) -> list[tuple[Path, pathspec.PathSpec]]:
+    """.gitignore files in the root's parents, up to the enclosing git checkout."""
+    specs: list[tuple[Path, pathspec.PathSpec]] = []
+    for parent in root.parents:
+        spec = _gitignore_spec(parent)
+        if spec is not None:
+            specs.append((parent, spec))
+        if (parent / ".git").exists():
+            break
+    return specs
+
+
+def discover(
+    roots: Sequence[str | Path],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    include_hidden: bool = False,
+    respect_gitignore: bool = True,
+) -> Discovery:
+    """Walk the given files and folders and return the files to index, sorted by path."""
+    result = Discovery()
+    include_spec, exclude_spec = _spec(include), _spec(exclude)
+    seen_files: set[Path] = set()
+    for raw in roots:
+        root = Path(raw).expanduser()
+        if not root.exists() and not root.is_symlink():
+            raise UsageError(f"path {raw}: no such file or folder")
+        root = Path(os.path.abspath(root))
+        result.roots.append(root)
+        walker = _Walker(
+            root, result, include_spec, exclude_spec, include_hidden, respect_gitignore
+        )
+        for found in walker.walk():
+            if found.path not in seen_files:
+                seen_files.add(found.path)
+                result.files.append(found)
+    result.files.sort(key=lambda f: str(f.path))
+    return result
+
+
+class _Walker:
+    def __init__(
+        self,
+        root: Path,
+        result: Discovery,
+        include_spec: pathspec.PathSpec | None,
+        exclude_spec: pathspec.PathSpec | None,
+        include_hidden: bool,
+        respect_gitignore: bool,
+    ) -> None:
+        self.root = root
+        self.result = result
+        self.include_spec = include_spec
+        self.exclude_spec = exclude_spec
+        self.include_hidden = include_hidden
+        self.respect_gitignore = respect_gitignore
+        self.visited_dirs: set[tuple[int, int]] = set()
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.result.skipped.append((str(path), reason))
+
+    def _filtered_out(self, path: Path, is_dir: bool) -> bool:
+        rel = path.relative_to(self.root).as_posix() if path != self.root else ""
+        if (
+            rel
+            and self.exclude_spec is not None
+            and self.exclude_spec.match_file(rel + "/" if is_dir else rel)
+        ):
+            return True
+        return (
+            not is_dir
+            and self.include_spec is not None
+            and not self.include_spec.match_file(rel or path.name)
+        )
+
+    def walk(self) -> Iterator[FoundFile]:
+        root = self.root
+        try:
+            info = root.stat()
+        except OSError as exc:
+            self._skip(root, _os_reason(exc))
+            return
+        if not stat.S_ISDIR(info.st_mode):
+            # A file named explicitly is indexed even when hidden or ignored: the user asked.
+            if stat.S_ISREG(info.st_mode):
+                yield FoundFile(root, info.st_size, info.st_mtime_ns)
+            else:
+                self._skip(root, "not a regular file")
+            return
+        specs = _parent_gitignores(root) if self.respect_gitignore else []
+        yield from self._walk_dir(root, info, specs)
+
+    def _walk_dir(
+        self, folder: Path, info: os.stat_result, specs: list[tuple[Path, pathspec.PathSpec]]
+    ) -> Iterator[FoundFile]:
+        key = (info.st_dev, info.st_ino)
+        if key in self.visited_dirs:
+            self._skip(folder, "symlink loop (folder already visited)")
+            return
+        self.visited_dirs.add(key)
+        if self.respect_gitignore:
+            own = _gitignore_spec(folder)
+            if own is not None:
+                specs = [*specs, (folder, own)]
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            self._skip(folder, _os_reason(exc))
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if not self.include_hidden and entry.name.startswith("."):
+                self.result.ignored += 1
+                continue
+            try:
+                entry_info = os.stat(entry.path)  # follows symlinks
+            except OSError as exc:
+                self._skip(path, _os_reason(exc))
+                continue
+            is_dir = stat.S_ISDIR(entry_info.st_mode)
+            if self.respect_gitignore and _ignored_by(specs, path, is_dir):
+                self.result.ignored += 1
+                continue
+            if self._filtered_out(path, is_dir):
+                self.result.ignored += 1
+                continue
+            if is_dir:
+                yield from self._walk_dir(path, entry_info, specs)
+            elif stat.S_ISREG(entry_info.st_mode):
+                yield FoundFile(path, entry_info.st_size, entry_info.st_mtime_ns)
+            else:
+                self._skip(path, "not a regular file")
+
+
+def _os_reason(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "dangling symlink or deleted while indexing"
+    return exc.strerror or type(exc).__name__

@@ -1,0 +1,66 @@
+"""What an indexing run is told (options), reports while it runs (progress) and reports at the
+end (summary)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from chatapp.retrieval.loaders import DEFAULT_MAX_FILE_BYTES
+
+EMBED_BATCH = 64
+"""Chunks per embedding call: large enough to keep the model busy, small enough that progress
+moves and an interruption loses little."""
+
+
+@dataclass
+class IndexOptions:
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    include_hidden: bool = False
+    respect_gitignore: bool = True
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    batch_chunks: int = EMBED_BATCH
+
+
+@dataclass
+class IndexProgress:
+    files_total: int
+    files_done: int
+    chunks_done: int
+    elapsed_s: float
+    current: str | None = None
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass
+class IndexSummary:
+    """What a run did; ``chatapp index`` prints it and ``--json`` returns it."""
+
+    collection: str
+    indexed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    ignored: int = 0
+    chunks_added: int = 0
+    chunks_reused: int = 0
+    files_total: int = 0
+    interrupted: bool = False
+    elapsed_s: float = 0.0
+    embed_s: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.indexed or self.removed or self.renamed)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        data["renamed"] = [{"from": a, "to": b} for a, b in self.renamed]
+        return data

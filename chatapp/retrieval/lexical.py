@@ -1,0 +1,110 @@
+"""Keyword search: BM25 (bm25s) over a collection's chunks, persisted next to its manifest and
+rebuilt when the manifest's generation changes.
+
+The tokenizer works for English, code and Korean alike: lowercase words; identifiers also split
+at ``_`` and camelCase (``EXCLUDE_FROM_ALL`` → exclude_from_all, exclude, from, all); runs of
+Hangul, CJK or kana become overlapping character bigrams, so "설치하려면" matches "설치".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+_TOKEN = re.compile(
+    r"[\uac00-\ud7a3\u3130-\u318f\u4e00-\u9fff\u3040-\u30ff]+|[^\W_]+(?:_+[^\W_]+)*"
+)
+_CJK = re.compile(r"[\uac00-\ud7a3\u3130-\u318f\u4e00-\u9fff\u3040-\u30ff]")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_STOPWORDS_TEXT = """a an and are as at be but by for from has have how i if in into is it its of
+on or that the their then there these this to was what when where which who why will with do
+does can you your my me we our"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+
+def tokenize(text: str) -> list[str]:
+    """Search tokens for BM25 (see the module docstring)."""
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(text):
+        word = match.group(0)
+        if _CJK.match(word):
+            if len(word) == 1:
+                tokens.append(word)
+            else:
+                tokens.extend(word[i : i + 2] for i in range(len(word) - 1))
+            continue
+        lower = word.lower()
+        if lower not in STOPWORDS:
+            tokens.append(lower)
+        parts = [p for p in re.split(r"_+", word) if p]
+        if len(parts) == 1:
+            parts = _CAMEL.findall(word)
+        if len(parts) > 1:
+            tokens.extend(p.lower() for p in parts if p.lower() not in STOPWORDS)
+    return tokens
+
+
+class LexicalIndex:
+    """BM25 over chunk texts; ``ids[i]`` is the chunk id of document i."""
+
+    def __init__(self, retriever: object, ids: list[str]) -> None:
+        self._retriever = retriever
+        self.ids = ids
+
+    @classmethod
+    def build(cls, ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex:
+        import bm25s
+
+        retriever = bm25s.BM25()
+        corpus = [tokenize(t) or ["∅"] for t in texts]
+        if corpus:
+            retriever.index(corpus, show_progress=False)
+        return cls(retriever, list(ids))
+
+    def save(self, folder: Path, generation: int) -> None:
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        if self.ids:
+            self._retriever.save(str(partial))  # type: ignore[attr-defined]
+        (partial / "chatapp_ids.json").write_text(
+            json.dumps({"generation": generation, "ids": self.ids}), encoding="utf-8"
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+
+    @classmethod
+    def load(cls, folder: Path, generation: int) -> LexicalIndex | None:
+        """The saved index if it matches this manifest generation, else None."""
+        import bm25s
+
+        try:
+            saved = json.loads((folder / "chatapp_ids.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if saved.get("generation") != generation:
+            return None
+        ids = list(saved.get("ids", []))
+        if not ids:
+            return cls(bm25s.BM25(), [])
+        try:
+            retriever = bm25s.BM25.load(str(folder))
+        except Exception:
+            return None
+        return cls(retriever, ids)
+
+    def top(self, query: str, n: int) -> list[tuple[str, float]]:
+        """Up to n (chunk id, BM25 score) with a positive score, best first."""
+        tokens = tokenize(query)
+        if not tokens or not self.ids:
+            return []
+        scores = np.asarray(self._retriever.get_scores(tokens))  # type: ignore[attr-defined]
+        n = min(n, len(scores))
+        best = np.argpartition(-scores, n - 1)[:n]
+        best = best[np.argsort(-scores[best])]
+        return [(self.ids[i], float(scores[i])) for i in best if scores[i] > 0]

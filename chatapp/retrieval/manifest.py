@@ -1,0 +1,257 @@
+"""A collection's manifest: which files are indexed (size, mtime, content hash) and their chunks.
+
+One SQLite file per collection (WAL). It is the source of truth for what a collection holds: the
+vector store may briefly hold extra vectors (a run interrupted between writing new vectors and
+recording them), which are listed in ``pending`` first and removed by ``pending_cleanup`` on the
+next run, so search never sees them (hits are joined with the chunks table). ``generation``
+increases with every change, so derived indexes (BM25) know when to rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatapp.errors import RetrievalError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, kind TEXT NOT NULL, n_chunks INTEGER NOT NULL, indexed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL, ord INTEGER NOT NULL, text TEXT NOT NULL,
+    start_line INTEGER, end_line INTEGER, page INTEGER, heading TEXT NOT NULL DEFAULT '',
+    tokens INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path, ord);
+CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, op TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    kind: str
+    n_chunks: int
+    indexed_at: float
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    id: str
+    path: str
+    ord: int
+    text: str
+    start_line: int | None
+    end_line: int | None
+    page: int | None
+    heading: str
+    tokens: int = 0
+
+
+class Manifest:
+    """Open (creating if needed) the manifest at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise RetrievalError(f"collection manifest {path}: cannot be opened ({exc})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing: a file's chunk rows and its file row change together."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    # -- meta -----------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation", 0))
+
+    def _bump(self, db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) DO UPDATE "
+            "SET value = CAST(value AS INTEGER) + 1"
+        )
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES('updated_at', ?) ON CONFLICT(key) DO UPDATE "
+            "SET value = excluded.value",
+            (json.dumps(time.time()),),
+        )
+
+    # -- files ----------------------------------------------------------------------------
+
+    def files(self) -> dict[str, FileRecord]:
+        rows = self._db.execute(
+            "SELECT path, size, mtime_ns, sha256, kind, n_chunks, indexed_at FROM files"
+        )
+        return {row[0]: FileRecord(*row) for row in rows}
+
+    def chunk_ids(self, path: str) -> list[str]:
+        rows = self._db.execute("SELECT id FROM chunks WHERE path = ? ORDER BY ord", (path,))
+        return [r[0] for r in rows]
+
+    def chunks_of(self, path: str) -> list[ChunkRecord]:
+        rows = self._db.execute(
+            "SELECT id, path, ord, text, start_line, end_line, page, heading, tokens "
+            "FROM chunks WHERE path = ? ORDER BY ord",
+            (path,),
+        )
+        return [ChunkRecord(*r) for r in rows]
+
+    def chunks_by_id(self, ids: Iterable[str]) -> dict[str, ChunkRecord]:
+        wanted = list(ids)
+        out: dict[str, ChunkRecord] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                "SELECT id, path, ord, text, start_line, end_line, page, heading, tokens "
+                f"FROM chunks WHERE id IN ({marks})",
+                part,
+            )
+            out.update({r[0]: ChunkRecord(*r) for r in rows})
+        return out
+
+    def all_chunks(self) -> list[ChunkRecord]:
+        rows = self._db.execute(
+            "SELECT id, path, ord, text, start_line, end_line, page, heading, tokens "
+            "FROM chunks ORDER BY path, ord"
+        )
+        return [ChunkRecord(*r) for r in rows]
+
+    def counts(self) -> tuple[int, int]:
+        files = self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        chunks = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return int(files), int(chunks)
+
+    def touch(self, path: str, size: int, mtime_ns: int) -> None:
+        """Same content, new mtime (e.g. the file was saved unchanged)."""
+        self._db.execute(
+            "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
+        )
+
+    def replace_file(
+        self, record: FileRecord, chunks: list[ChunkRecord], old_ids: list[str]
+    ) -> None:
+        """Record a file's new chunks (already in the vector store) and mark its old chunk ids
+        for deletion from the store, in one transaction."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM chunks WHERE path = ?", (record.path,))
+            db.executemany(
+                "INSERT OR REPLACE INTO chunks(id, path, ord, text, start_line, end_line, page, "
+                "heading, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.id,
+                        c.path,
+                        c.ord,
+                        c.text,
+                        c.start_line,
+                        c.end_line,
+                        c.page,
+                        c.heading,
+                        c.tokens,
+                    )
+                    for c in chunks
+                ],
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO files(path, size, mtime_ns, sha256, kind, n_chunks, "
+                "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.path,
+                    record.size,
+                    record.mtime_ns,
+                    record.sha256,
+                    record.kind,
+                    record.n_chunks,
+                    record.indexed_at,
+                ),
+            )
+            new_ids = {c.id for c in chunks}
+            stale = [i for i in old_ids if i not in new_ids]
+            db.executemany(
+                "INSERT OR REPLACE INTO pending(id, op) VALUES (?, 'delete')", [(i,) for i in stale]
+            )
+            db.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in new_ids])
+            self._bump(db)
+
+    def remove_file(self, path: str) -> list[str]:
+        """Forget a file; its chunk ids are marked for deletion from the store and returned."""
+        with self.transaction() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
+            db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+            db.execute("DELETE FROM files WHERE path = ?", (path,))
+            db.executemany(
+                "INSERT OR REPLACE INTO pending(id, op) VALUES (?, 'delete')", [(i,) for i in ids]
+            )
+            self._bump(db)
+        return ids
+
+    # -- the intent log -------------------------------------------------------------------
+
+    def mark_pending_adds(self, ids: Iterable[str]) -> None:
+        """Write-ahead: these ids are about to be written to the vector store."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO pending(id, op) VALUES (?, 'add')", [(i,) for i in ids]
+            )
+
+    def pending_cleanup(self) -> list[str]:
+        """Ids the vector store may hold that the manifest does not reference: vectors of
+        chunks replaced or removed, and adds of a run that stopped before recording them."""
+        self._db.execute("DELETE FROM pending WHERE id IN (SELECT id FROM chunks)")
+        rows = self._db.execute("SELECT id FROM pending")
+        return [r[0] for r in rows]
+
+    def clear_pending(self, ids: Iterable[str] | None = None) -> None:
+        if ids is None:
+            self._db.execute("DELETE FROM pending")
+            return
+        with self.transaction() as db:
+            db.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in ids])
