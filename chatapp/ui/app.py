@@ -272,6 +272,9 @@ class ChatApp(App[None]):
             if kind == "edit":
                 assert message_id is not None
                 return session.edit(message_id, text, prepared, cancel)
+            if conversation_id is None:
+                # Check the first prompt fits before the session creates a conversation for it.
+                session.plan(text, prepared)
             return session.send(text, prepared, cancel)
 
         return run

@@ -28,13 +28,19 @@ KEY_NAMES = {
 }
 
 
+def _key_part(part: str) -> str:
+    if part in KEY_NAMES:
+        return KEY_NAMES[part]
+    if len(part) == 1 or (part[0] == "f" and part[1:].isdigit()):
+        return part.upper()
+    return part.capitalize()
+
+
 def key_label(keys: str) -> str:
     """``"ctrl+n,f2"`` → ``"Ctrl+N / F2"``."""
     shown = []
     for key in keys.split(","):
-        parts = [
-            KEY_NAMES.get(p, p.upper() if len(p) <= 3 else p.capitalize()) for p in key.split("+")
-        ]
+        parts = [_key_part(p) for p in key.split("+")]
         shown.append("+".join(parts))
     return " / ".join(shown)
 

@@ -43,11 +43,13 @@ class ReplyFlow:
     """Mixed into ChatScreen; uses its chat_view, prompt, status_bar, app and view_epoch."""
 
     reply: Reply | None
+    replies_started: int
     reply_widget: MessageWidget | None
     _flush_timer: Timer
     _last_status: tuple[int, Any]
 
     def setup_replies(self: Any) -> None:
+        self.replies_started = 0
         self.reply = None
         self.reply_widget = None
         self._last_status = (-1, None)
@@ -106,6 +108,7 @@ class ReplyFlow:
     ) -> Reply:
         reply = Reply(self.conversation_id, kind, self.view_epoch)
         reply.prompt_text = text
+        self.replies_started += 1
         run_turn = self.app.turn_runner(kind, self.conversation_id, text, options, message_id)
         self.reply = reply
         self.reply_widget = None
@@ -249,6 +252,12 @@ class ReplyFlow:
         reply.stop()
         if reply.worker is not None:
             await reply.worker.wait()
+
+    def on_unmount(self) -> None:
+        # The app is closing (window closed, quit): stop the reply; run_app waits for it to be
+        # stored before closing the database.
+        if self.reply is not None and not self.reply.done:
+            self.reply.stop()
 
     def stop_reply_blocking(self, timeout: float) -> None:
         """Stop any reply and wait (from any thread) until its partial text is stored."""

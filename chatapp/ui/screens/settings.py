@@ -89,7 +89,7 @@ class SettingsScreen(ModalScreen[tuple["Settings", bool] | None]):
         with Vertical(classes="dialog settings"):
             yield Label("Settings", classes="dialog-title")
             with VerticalScroll(id="settings-form"):
-                yield Label("System prompt (new conversations)", classes="field-label")
+                yield Label("System prompt (for new conversations)", classes="section-label")
                 yield TextArea(
                     self.settings.chat.system_prompt, soft_wrap=True, id="set-system-prompt"
                 )

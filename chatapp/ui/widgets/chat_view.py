@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 PAGE = 24
 """Messages mounted at a time."""
+FILL_CHECK_S = 0.5
 
 EMPTY_HINT = (
     "Start a conversation: type below and press Enter.\n\n"
@@ -93,8 +94,9 @@ class ChatView(VerticalScroll, can_focus=False):
             await self.mount_all(children)
         self.anchor()
         if self.first_shown:
-            # A page of short messages may not fill the view, leaving nothing to scroll up by.
-            self.call_after_refresh(self._fill_viewport)
+            # A page of short messages may not fill the view, leaving nothing to scroll up by;
+            # look once the Markdown bodies have been laid out.
+            self.set_timer(FILL_CHECK_S, self._fill_viewport)
 
     async def _fill_viewport(self) -> None:
         if self.first_shown and self.max_scroll_y == 0:

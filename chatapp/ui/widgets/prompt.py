@@ -91,8 +91,8 @@ class PromptInput(TextArea):
             event.stop()
             event.prevent_default()
             self.insert("\n")
-            return
-        await super()._on_key(event)
+        # Other keys fall through to TextArea's own handler (Textual calls each class's
+        # handler in turn unless one prevents the default).
 
     def action_cursor_up(self, select: bool = False) -> None:
         if select or self.cursor_location[0] > 0 or not self.prompt_history:
@@ -130,8 +130,7 @@ class PromptInput(TextArea):
 
     async def _on_paste(self, event: events.Paste) -> None:
         if len(event.text) <= PASTE_INLINE_LIMIT:
-            await super()._on_paste(event)
-            return
+            return  # TextArea's own handler inserts it
         event.stop()
         event.prevent_default()
         self._insert_paste(event.text)

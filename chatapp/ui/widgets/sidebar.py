@@ -95,7 +95,10 @@ class ConversationSidebar(Vertical):
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.query_one(ConversationList).focus()
+        listing = self.query_one(ConversationList)
+        if listing.option_count and listing.highlighted is None:
+            listing.highlighted = 0
+        listing.focus()
 
     @on(OptionList.OptionSelected, "#conversations")
     def _selected(self, event: OptionList.OptionSelected) -> None:
