@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-
-import typer
+from typing import TYPE_CHECKING
 
 from chatapp.errors import ChatappError
+
+if TYPE_CHECKING:
+    import typer
 
 COMMAND_MODULES = (
     "chatapp.cli.chat",
@@ -29,6 +31,8 @@ COMMAND_MODULES = (
 
 
 def build_app() -> typer.Typer:
+    import typer
+
     app = typer.Typer(
         name="chatapp",
         help="A private chat assistant that runs entirely on your own machine.",
@@ -54,6 +58,13 @@ def _quiet_third_party() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     _quiet_third_party()
+    if not (sys.argv[1:] if argv is None else argv):
+        # Bare `chatapp` opens the chat without building the CLI (typer, pydantic): the UI
+        # paints its first frame first and loads settings right after it.
+        from chatapp.ui.app import run_app
+
+        run_app()
+        return
     app = build_app()
     try:
         app(args=argv, standalone_mode=False)
