@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chatapp import paths
+from chatapp.domain import CancelToken
 from chatapp.errors import ChatappError, ModelNotFoundError, UsageError
 from chatapp.models import hardware
 from chatapp.models.catalog import CatalogModel, load_catalog
@@ -67,6 +68,12 @@ class DiskSpaceError(ChatappError):
     """Not enough free disk for a download (raised before any byte is fetched)."""
 
     exit_code = 1
+
+
+class DownloadCancelled(ChatappError):
+    """The user stopped a download; the partial file stays so the next pull resumes it."""
+
+    exit_code = 130
 
 
 class ChecksumError(ChatappError):
@@ -269,7 +276,7 @@ class _PartialFile:
         return self._hasher.finish()
 
 
-def _stream(plan: PullPlan, target: _PartialFile) -> None:
+def _stream(plan: PullPlan, target: _PartialFile, cancel: CancelToken | None = None) -> None:
     """GET the bytes after ``target.size`` (a Range request when resuming); a connection that
     drops mid-way is resumed from where it stopped, up to a few times in a row."""
     from huggingface_hub import constants
@@ -298,6 +305,12 @@ def _stream(plan: PullPlan, target: _PartialFile) -> None:
                 if target.size and response.status_code == 200:
                     target.restart()
                 for chunk in response.iter_bytes():
+                    if cancel is not None and cancel.cancelled:
+                        raise DownloadCancelled(
+                            f"download of {plan.filename}: stopped at "
+                            f"{target.size / 1e9:.2f} of {plan.size / 1e9:.2f} GB "
+                            "(pull again to resume)"
+                        )
                     target.write(chunk)
                     retries_left = _RETRIES  # data arrived: the link works
                     if target.size > plan.size:
@@ -315,12 +328,14 @@ def _stream(plan: PullPlan, target: _PartialFile) -> None:
                     return  # the server keeps ending early; _verify reports the short file
 
 
-def _fetch(plan: PullPlan, on_progress: ProgressCallback | None) -> str:
+def _fetch(
+    plan: PullPlan, on_progress: ProgressCallback | None, cancel: CancelToken | None = None
+) -> str:
     """Download the missing bytes into the partial file; return the sha256 of the whole file."""
     target = _PartialFile(plan.partial, plan.size, on_progress)
     try:
         with hub_online(), hub_errors(plan.repo, plan.filename):
-            _stream(plan, target)
+            _stream(plan, target, cancel)
     finally:
         digest = target.close()
     return digest
@@ -387,11 +402,12 @@ def pull_model(
     on_progress: ProgressCallback | None = None,
     free_disk: FreeDiskFunction = hardware.free_disk_bytes,
     plan: PullPlan | None = None,
+    cancel: CancelToken | None = None,
 ) -> InstalledModel:
     """Download ``spec`` (catalog name or repo spec) and register it; returns the installed model.
 
     Resumes a partial download of the same file; returns at once when the file is already
-    installed. Raises a ChatappError with one line for every problem a user can hit.
+    installed. ``cancel`` stops it between chunks (DownloadCancelled; the partial file stays). Raises a ChatappError with one line for every problem a user can hit.
     """
     from filelock import FileLock, Timeout
 
@@ -408,7 +424,7 @@ def pull_model(
     try:
         already = _prepare_partial(plan)
         check_disk_space(plan, already, free_disk)
-        digest = _fetch(plan, on_progress)
+        digest = _fetch(plan, on_progress, cancel)
         _verify(plan, digest)
         plan.destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(plan.partial, plan.destination)

@@ -70,6 +70,8 @@ class HubServer:
         self.blobs: dict[str, HubFile] = {}
         self.requests: list[dict[str, Any]] = []
         self.bytes_served = 0
+        self.rate_limit: float | None = None
+        """Bytes per second the CDN sends at most (None: as fast as loopback goes)."""
         self._drop_after: int | None = None
         self._fail_next = 0
         self._lock = threading.Lock()
@@ -326,6 +328,8 @@ def _handler(hub: HubServer, cdn: bool) -> type[BaseHTTPRequestHandler]:
 
         def _send_body(self, f: HubFile, start: int, count: int) -> int:
             try:
+                if hub.rate_limit:
+                    return self._send_paced(f, start, count, hub.rate_limit)
                 if isinstance(f.content, bytes):
                     self.wfile.write(f.content[start : start + count])
                     return count
@@ -334,5 +338,29 @@ def _handler(hub: HubServer, cdn: bool) -> type[BaseHTTPRequestHandler]:
                     return self.connection.sendfile(handle, offset=start, count=count)
             except (BrokenPipeError, ConnectionResetError):
                 return 0
+
+        def _send_paced(self, f: HubFile, start: int, count: int, rate: float) -> int:
+            """Send in 256 KB slices, sleeping to hold ``rate`` bytes/s (a real link's pace)."""
+            import time
+
+            data = f.content if isinstance(f.content, bytes) else None
+            handle = None if data is not None else open(f.content, "rb")  # noqa: SIM115
+            began, sent = time.perf_counter(), 0
+            try:
+                while sent < count:
+                    n = min(256 * 1024, count - sent)
+                    if data is not None:
+                        self.wfile.write(data[start + sent : start + sent + n])
+                    else:
+                        assert handle is not None
+                        n = self.connection.sendfile(handle, offset=start + sent, count=n)
+                    sent += n
+                    ahead = sent / rate - (time.perf_counter() - began)
+                    if ahead > 0:
+                        time.sleep(ahead)
+            finally:
+                if handle is not None:
+                    handle.close()
+            return sent
 
     return Handler
