@@ -93,6 +93,10 @@ def ask(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     n_ctx: ContextOpt = None,
+    collection: Annotated[
+        str | None,
+        typer.Option("--collection", "-C", help="Answer from this document collection, citing it."),
+    ] = None,
 ) -> None:
     """Ask one question; the reply streams to stdout and the turn is kept in the history."""
     if conversation is not None and continue_:
@@ -120,6 +124,10 @@ def ask(
         conversation_id = latest.id if latest else None
     if conversation_id is not None:
         store.get_conversation(conversation_id)  # unknown id → clear error before loading a model
+    if collection is not None:
+        from chatapp.cli.grounded_ask import check_collection
+
+        check_collection(collection, settings)  # likewise for an unknown collection
     engine = create_backend(settings)
     session = ChatSession(
         engine,
@@ -130,7 +138,14 @@ def ask(
         else (None if conversation_id is not None else settings.chat.system_prompt),
         params=generation_params(settings),
     )
-    result = run_turn(session, text, stream_to_stdout=not as_json)
+    if collection is not None:
+        from chatapp.cli.grounded_ask import run_grounded_turn
+
+        result = run_grounded_turn(
+            session, text, collection, settings, stream_to_stdout=not as_json
+        )
+    else:
+        result = run_turn(session, text, stream_to_stdout=not as_json)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
 

@@ -81,7 +81,16 @@ def _cut_long(text: str, tokens: int, max_tokens: int, count: TokenCounter) -> l
         cut = cut if cut > 0 else chars_per_window
         pieces.append(rest[:cut])
         rest = rest[cut:].lstrip()
-    return [p for p in pieces if p.strip()]
+    out: list[str] = []
+    for piece in pieces:
+        if not piece.strip():
+            continue
+        piece_tokens = count(piece) if len(pieces) > 1 else tokens
+        if piece_tokens > max_tokens and len(piece) > 16 and len(pieces) > 1:
+            out.extend(_cut_long(piece, piece_tokens, max_tokens, count))  # denser than average
+        else:
+            out.append(piece)
+    return out
 
 
 def _units(blocks: list[Block], count: TokenCounter, max_tokens: int) -> list[_Unit]:

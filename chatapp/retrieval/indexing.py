@@ -26,7 +26,7 @@ import numpy as np
 
 from chatapp.retrieval.chunking import Chunk, chunk_blocks
 from chatapp.retrieval.collection import Collection
-from chatapp.retrieval.discovery import FoundFile, discover
+from chatapp.retrieval.discovery import Discovery, FoundFile, discover
 from chatapp.retrieval.embedder import Embedder
 from chatapp.retrieval.index_summary import IndexOptions, IndexProgress, IndexSummary
 from chatapp.retrieval.loaders import SkipFile, parse_file, read_file
@@ -94,9 +94,8 @@ class Indexer:
     # -- the run --------------------------------------------------------------------------
 
     def run(self, roots: Sequence[str | Path]) -> IndexSummary:
-        summary = IndexSummary(self.collection.name)
+        """Find the files under the roots and bring the collection up to date with them."""
         started = time.perf_counter()
-        self._recover()
         found = discover(
             roots,
             include=self.options.include,
@@ -104,6 +103,14 @@ class Indexer:
             include_hidden=self.options.include_hidden,
             respect_gitignore=self.options.respect_gitignore,
         )
+        return self.run_discovered(found, started)
+
+    def run_discovered(self, found: Discovery, started: float | None = None) -> IndexSummary:
+        """Bring the collection up to date with files already found (files that vanished
+        since are reported as deleted while indexing)."""
+        started = time.perf_counter() if started is None else started
+        summary = IndexSummary(self.collection.name)
+        self._recover()
         summary.skipped.extend(found.skipped)
         summary.ignored = found.ignored
         summary.files_total = len(found.files)

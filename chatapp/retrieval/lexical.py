@@ -1,8 +1,9 @@
 """Keyword search: BM25 (bm25s) over a collection's chunks, persisted next to its manifest and
 rebuilt when the manifest's generation changes.
 
-The tokenizer works for English, code and Korean alike: lowercase words; identifiers also split
-at ``_`` and camelCase (``EXCLUDE_FROM_ALL`` → exclude_from_all, exclude, from, all); runs of
+The tokenizer works for English, code and Korean alike: lowercase words, English ones stemmed
+(Snowball); identifiers also split at ``_`` and camelCase (``EXCLUDE_FROM_ALL`` →
+exclude_from_all, exclud, from, all); runs of
 Hangul, CJK or kana become overlapping character bigrams, so "설치하려면" matches "설치".
 """
 
@@ -13,6 +14,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,13 +42,28 @@ def tokenize(text: str) -> list[str]:
             continue
         lower = word.lower()
         if lower not in STOPWORDS:
-            tokens.append(lower)
+            tokens.append(lower if "_" in lower else _stem(lower))
         parts = [p for p in re.split(r"_+", word) if p]
         if len(parts) == 1:
             parts = _CAMEL.findall(word)
         if len(parts) > 1:
-            tokens.extend(p.lower() for p in parts if p.lower() not in STOPWORDS)
+            tokens.extend(_stem(p.lower()) for p in parts if p.lower() not in STOPWORDS)
     return tokens
+
+
+_STEMMER: Any = None
+
+
+def _stem(word: str) -> str:
+    """English Snowball stem ("deleting", "deletion" → "delet"); other scripts pass through."""
+    global _STEMMER
+    if not word.isascii():
+        return word
+    if _STEMMER is None:
+        import Stemmer  # PyStemmer: C Snowball with its own word cache
+
+        _STEMMER = Stemmer.Stemmer("english", 100_000)
+    return str(_STEMMER.stemWord(word))
 
 
 class LexicalIndex:

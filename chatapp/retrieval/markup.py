@@ -178,10 +178,12 @@ def parse_rst(text: str) -> list[Block]:
                 j += 1
             while j > i + 1 and not lines[j - 1].strip():
                 j -= 1
-            if j > i + 1:
-                code = "\n".join(lines[start + 1 : j]).strip("\n")
-                if code.strip():
-                    blocks.append(Block(code, start + 2, j, "code", headings.path))
+            first = start + 1
+            while first < j and not lines[first].strip():
+                first += 1
+            if first < j:
+                code = "\n".join(lines[first:j])
+                blocks.append(Block(code, first + 1, j, "code", headings.path))
             i = j
             para_start = i + 1
             continue
@@ -219,10 +221,12 @@ def parse_code(text: str) -> list[Block]:
             # A new top-level definition starts a new block even without a blank line.
             blocks.append(_code_block(lines, start, offset, current))
             start = None
-        if head and not line.startswith((" ", "\t")):
-            current = (f"{head.group(1)} {head.group(2)}",)
-        elif head and len(current) <= 1 and current:
-            current = (current[0], f"{head.group(1)} {head.group(2)}")
+        if head:
+            signature = f"{head.group(1)} {head.group(2)}"
+            if not line.startswith((" ", "\t")):
+                current = (signature,)
+            elif current:  # a method: keep its class, replace the previous method
+                current = (current[0], signature)
         if line.strip():
             if start is None:
                 start = offset

@@ -1,0 +1,200 @@
+"""Incremental indexing into real chromadb (tmp dirs) with the deterministic HashingEmbedder:
+unchanged files cost nothing, changes/removals/renames are applied, a stopped run leaves every
+file fully old or fully new and the next run finishes, bad files are skipped with reasons."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatapp.retrieval.collection import Collection, create_or_open
+from chatapp.retrieval.discovery import discover
+from chatapp.retrieval.embedder import HashingEmbedder
+from chatapp.retrieval.indexing import Indexer, IndexOptions, index_paths
+from tests.support.documents import CORPUS, write_corpus
+
+
+class CountingEmbedder(HashingEmbedder):
+    """The hashing embedder, counting how many texts it was asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        return super().embed(texts)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "docs", CORPUS)
+
+
+@pytest.fixture
+def collection() -> Collection:
+    coll = create_or_open("notes", embedder="hashing", chunk_tokens=60, chunk_overlap=8)
+    yield coll
+    coll.close()
+
+
+def run(coll: Collection, roots: list[Path], embedder: CountingEmbedder | None = None, **kw):
+    embedder = embedder or CountingEmbedder()
+    return index_paths(coll, roots, lambda: embedder, **kw), embedder
+
+
+def consistent(coll: Collection) -> set[str]:
+    """The store holds exactly the manifest's chunks; returns their ids."""
+    manifest_ids = {c.id for c in coll.manifest.all_chunks()}
+    assert coll.store.count() == len(manifest_ids)
+    assert set(coll.store.embeddings(sorted(manifest_ids))) == manifest_ids
+    return manifest_ids
+
+
+def test_first_run_indexes_everything_and_second_run_nothing(collection, corpus) -> None:
+    summary, embedder = run(collection, [corpus])
+    assert len(summary.indexed) == 4 and summary.skipped == []
+    assert embedder.embedded == summary.chunks_added > 0
+    ids = consistent(collection)
+    again, embedder2 = run(collection, [corpus])
+    assert again.indexed == [] and again.unchanged == 4 and embedder2.embedded == 0
+    assert consistent(collection) == ids
+    (corpus / "garden/roses.md").touch()  # new mtime, same bytes: no re-embedding
+    touched, embedder3 = run(collection, [corpus])
+    assert touched.unchanged == 4 and embedder3.embedded == 0
+
+
+def test_changed_removed_and_renamed_files(collection, corpus) -> None:
+    run(collection, [corpus])
+    before = {c.path: c.id for c in collection.manifest.all_chunks()}
+    (corpus / "garden/tomatoes.md").write_text("# Tomatoes\n\nNow they need shade.\n", "utf-8")
+    (corpus / "kitchen/bread.txt").unlink()
+    shutil.move(corpus / "garden/roses.md", corpus / "garden/old-roses.md")
+    summary, embedder = run(collection, [corpus])
+    assert summary.indexed == [str(corpus / "garden/tomatoes.md")]
+    assert summary.removed == [str(corpus / "kitchen/bread.txt")]
+    assert summary.renamed == [
+        (str(corpus / "garden/roses.md"), str(corpus / "garden/old-roses.md"))
+    ]
+    assert summary.chunks_reused > 0
+    assert embedder.embedded == summary.chunks_added == 1  # only the changed file was embedded
+    ids = consistent(collection)
+    assert before[str(corpus / "garden/tomatoes.md")] not in ids
+    paths = {c.path for c in collection.manifest.all_chunks()}
+    assert str(corpus / "kitchen/bread.txt") not in paths
+    assert str(corpus / "garden/old-roses.md") in paths
+
+
+def test_other_roots_are_left_alone(collection, corpus, tmp_path) -> None:
+    other = write_corpus(tmp_path / "other", {"x.md": "# X\n\nSomething else entirely.\n"})
+    run(collection, [corpus])
+    summary, _ = run(collection, [other])
+    assert summary.removed == []
+    assert collection.manifest.counts()[0] == 5
+    assert collection.manifest.get_meta("roots") == [str(corpus), str(other)]
+
+
+def test_interrupted_run_is_consistent_and_resumes(collection, tmp_path) -> None:
+    files = {f"doc{i:02}.md": f"# Doc {i}\n\nFact number {i} is {i * 7}.\n" for i in range(30)}
+    corpus = write_corpus(tmp_path / "many", files)
+    run(collection, [corpus])
+    for i in range(30):  # change every file, then stop part-way through
+        (corpus / f"doc{i:02}.md").write_text(f"# Doc {i}\n\nNew fact {i} is {i * 9}.\n", "utf-8")
+    calls = {"n": 0}
+
+    def stop_after_first_batch(progress) -> None:
+        calls["n"] += 1
+        if progress.chunks_done > 0:
+            raise KeyboardInterrupt
+
+    options = IndexOptions(batch_chunks=4)
+    summary, _ = run(collection, [corpus], options=options, on_progress=stop_after_first_batch)
+    assert summary.interrupted and 0 < len(summary.indexed) < 30
+    consistent(collection)
+    for path, record in collection.manifest.files().items():
+        texts = " ".join(c.text for c in collection.manifest.chunks_of(path))
+        old_or_new = ("Fact number" in texts) != ("New fact" in texts)
+        assert old_or_new, path  # every file fully old or fully new
+        assert record.sha256 and record.n_chunks == len(collection.manifest.chunk_ids(path))
+    resumed, _ = run(collection, [corpus])
+    assert not resumed.interrupted
+    assert len(resumed.indexed) == 30 - len(summary.indexed)
+    assert all("New fact" in c.text for c in collection.manifest.all_chunks() if "fact" in c.text)
+    consistent(collection)
+
+
+def test_stop_event_stops_a_run(collection, corpus) -> None:
+    stop = threading.Event()
+    stop.set()
+    summary, embedder = run(collection, [corpus], stop=stop)
+    assert summary.interrupted and summary.indexed == [] and embedder.embedded == 0
+
+
+def test_vectors_left_by_a_crash_are_cleaned_up(collection, corpus) -> None:
+    run(collection, [corpus])
+    # A run that died after writing vectors but before recording them in the manifest:
+    collection.manifest.mark_pending_adds(["ghost-0"])
+    collection.store.upsert(["ghost-0"], HashingEmbedder().embed(["ghost"]), [{"path": "x"}], ["g"])
+    run(collection, [corpus])
+    consistent(collection)
+
+
+def test_file_deleted_mid_run_is_skipped(collection, corpus) -> None:
+    found = discover([corpus])
+    victim = corpus / "kitchen/bread.txt"
+    victim.unlink()
+    summary = Indexer(collection, CountingEmbedder).run_discovered(found)
+    assert (str(victim), "deleted while indexing") in summary.skipped
+    assert len(summary.indexed) == 3
+    consistent(collection)
+
+
+def test_bad_files_are_skipped_and_old_chunks_dropped(collection, corpus) -> None:
+    run(collection, [corpus])
+    (corpus / "garden/roses.md").write_bytes(b"\xff\xfe broken \x00 bytes")
+    (corpus / "empty.txt").write_text("", "utf-8")
+    with (corpus / "huge.log").open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    summary, _ = run(collection, [corpus])
+    reasons = {Path(p).name: r for p, r in summary.skipped}
+    assert reasons == {
+        "roses.md": "binary file (contains NUL bytes)",
+        "empty.txt": "empty file",
+        "huge.log": "too large (200 MB > 50 MB limit; --max-file-mb)",
+    }
+    assert str(corpus / "garden/roses.md") in summary.removed
+    consistent(collection)
+
+
+def test_unreadable_file_is_skipped_with_permission_denied(tmp_path: Path) -> None:
+    """A file the indexing user may not read. Root ignores file permissions, so as root (CI
+    containers) the real CLI runs in a subprocess without the capabilities that bypass them."""
+    corpus = write_corpus(tmp_path / "docs", {"ok.md": "# Fine\n\nReadable text.\n"})
+    secret = corpus / "secret.md"
+    secret.write_text("# Secret\n\nNot for you.\n", "utf-8")
+    secret.chmod(0o000)
+    env = {
+        **os.environ,
+        "CHATAPP_HOME": str(tmp_path / "home"),
+        "CHATAPP_RETRIEVAL__EMBEDDER": "hashing",
+    }
+    command = [sys.executable, "-m", "chatapp", "index", str(corpus), "--json"]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: permissions cannot be enforced")
+        drop = "-dac_override,-dac_read_search"
+        command = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}", *command]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {"path": str(secret), "reason": "permission denied"} in summary["skipped"]
+    assert summary["indexed"] == [str(corpus / "ok.md")]
