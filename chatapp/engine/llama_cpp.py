@@ -66,7 +66,7 @@ class LlamaCppBackend:
         on_progress: LoadProgress | None = None,
         seed: int | None = None,
     ) -> None:
-        settings = settings or ModelSettings()
+        settings = settings or ModelSettings.model_validate({})
         self.path = Path(path).expanduser()
         progress = on_progress or (lambda fraction, text: None)
         progress(0.0, f"checking {self.path.name}")
@@ -91,6 +91,7 @@ class LlamaCppBackend:
             vocab_size=self.info.vocab_size,
         )
         self._stop_token_ids = self._end_of_turn_token_ids()
+        self.prefix_stable = self._check_prefix_stable()
         self._name = name
         self._sha = Sha256Job(self.path)
         progress(1.0, f"{self.path.name} ready")
@@ -144,8 +145,22 @@ class LlamaCppBackend:
             evals.append(len(tokens))
             original_eval(tokens)
 
-        llm.eval = counting_eval
+        llm.eval = counting_eval  # type: ignore[method-assign]
         return llm
+
+    def _check_prefix_stable(self) -> bool:
+        """Whether the template renders earlier turns identically as a chat grows; when it does
+        not (some templates rewrite history), each turn re-evaluates part of the history."""
+        try:
+            stable = self.template.is_prefix_stable()
+        except Exception:
+            stable = False
+        if not stable:
+            log.info(
+                "model %s: its chat template rewrites earlier turns; less KV-cache reuse",
+                self.path.name,
+            )
+        return stable
 
     def _end_of_turn_token_ids(self) -> set[int]:
         """Token ids that end the assistant's turn: the end-of-turn markers of the template,

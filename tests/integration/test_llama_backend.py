@@ -123,6 +123,7 @@ def test_next_turn_reuses_the_kv_cache(llama_backend) -> None:
     reply, first, _ = run(llama_backend, turn1, max_tokens=16, seed=11)
     turn2 = [*turn1, ChatMessage("assistant", reply), ChatMessage("user", "And a yellow one?")]
     _, second, _ = run(llama_backend, turn2, max_tokens=8, seed=11)
+    assert llama_backend.prefix_stable
     assert second.stats.cached_tokens >= first.stats.prompt_tokens
     new_tokens = second.stats.prompt_tokens - first.stats.prompt_tokens
     assert second.stats.evaluated_prompt_tokens <= new_tokens

@@ -1,0 +1,304 @@
+"""Engine benchmark: the in-process llama.cpp backend against bare llama-cpp-python, side by side.
+
+Same GGUF (the bundled SmolLM2-135M Q4_1), same threads, one run:
+
+1. decode tokens/s through chatapp's streaming path (LlamaCppBackend.stream_chat) ÷ a bare
+   llama-cpp-python ``generate`` loop over the same prompt tokens, alternated several times,
+   medians compared (target ≥ 0.97);
+2. time to first token on turn 10 of a conversation (ChatSession + a real SQLite store in a temp
+   CHATAPP_HOME) ÷ the same full prompt with a cold KV cache (target ≤ 0.15), and the prompt
+   tokens evaluated on that warm turn vs the tokens that are new in it (target ≤ new + 16);
+3. peak RSS of a fresh process that loads the bundled model and answers once;
+4. load time of the bundled model (fresh process, and with llama_cpp already imported).
+
+Prints a table and writes benchmarks/results/engine.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CHATAPP_HOME", tempfile.mkdtemp(prefix="chatapp-bench-"))
+
+QUICK = "--quick" in sys.argv  # a smoke run: fewer rounds and tokens (numbers not meaningful)
+ROUNDS = 2 if QUICK else 5
+DECODE_TOKENS = 32 if QUICK else 128
+REPEATS = 1 if QUICK else 3
+STORY = "Write a long, detailed story about a dragon who learns to cook. Use many paragraphs."
+QUESTIONS = [
+    "What is the capital of France?",
+    "Name three animals that live in the sea.",
+    "How many legs does a spider have?",
+    "What colour is the sky on a clear day?",
+    "Give me a synonym for happy.",
+    "What is two plus five?",
+    "Which planet is closest to the sun?",
+    "What do bees make?",
+    "Name a fruit that is yellow.",
+    "Summarize our conversation in one sentence.",
+]
+
+
+def bare_llama(path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int, seed: int):
+    """A plain llama_cpp.Llama with the same settings as chatapp's backend."""
+    import llama_cpp
+
+    from chatapp.engine.llama_loading import cpu_has_amx, model_params_hook
+
+    # Same buffer types as chatapp (AMX buffers crash llama.cpp on these virtual machines).
+    with model_params_hook(lambda f, t: None, use_extra_buffers=not cpu_has_amx()):
+        return llama_cpp.Llama(
+            str(path),
+            n_ctx=n_ctx,
+            n_batch=512,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            n_gpu_layers=n_gpu_layers,
+            seed=seed,
+            verbose=False,
+        )
+
+
+def bare_decode(llm, tokens: list[int], n_tokens: int, params) -> float:
+    """Decode tokens/s of a bare generate loop: same sampler settings, exactly n_tokens."""
+    llm.set_seed(params.seed)
+    first = last = 0.0
+    count = 0
+    for _ in llm.generate(
+        tokens,
+        top_k=params.top_k,
+        top_p=params.top_p,
+        min_p=params.min_p,
+        temp=params.temperature,
+        repeat_penalty=params.repeat_penalty,
+    ):
+        last = time.perf_counter()
+        count += 1
+        if count == 1:
+            first = last
+        if count >= n_tokens:
+            break
+    return (count - 1) / (last - first)
+
+
+def chatapp_decode(backend, messages, params) -> tuple[float, int]:
+    from chatapp.domain import DoneEvent
+
+    for event in backend.stream_chat(messages, params):
+        if isinstance(event, DoneEvent):
+            stats = event.stats
+    # The stream's sampled tokens: the reply plus the end-of-turn token when it stopped there.
+    return stats.decode_tokens_per_s, stats.completion_tokens
+
+
+def measure_decode(backend, path: Path) -> dict:
+    from chatapp.domain import ChatMessage, GenerationParams
+
+    messages = [ChatMessage("user", STORY)]
+    params = GenerationParams(max_tokens=DECODE_TOKENS, seed=7)
+    tokens = backend.tokenize_prompt(backend.format_chat(messages))
+    bare = bare_llama(path, backend.n_ctx, backend.n_threads, backend.n_gpu_layers, seed=7)
+    chat_rates, bare_rates, counts = [], [], []
+    chatapp_decode(backend, messages, params)  # warm both (page cache, first-decode setup)
+    bare_decode(bare, tokens, 16, params)
+    for i in range(ROUNDS):
+        order = ("chat", "bare") if i % 2 == 0 else ("bare", "chat")
+        for which in order:
+            if which == "chat":
+                rate, produced = chatapp_decode(backend, messages, params)
+                chat_rates.append(rate)
+                counts.append(produced)
+            else:
+                n = counts[-1] + 1 if counts else DECODE_TOKENS
+                bare_rates.append(bare_decode(bare, tokens, n, params))
+    bare.close()
+    default_threads = max(1, (os.cpu_count() or 2) // 2)
+    default = bare_llama(path, backend.n_ctx, default_threads, backend.n_gpu_layers, seed=7)
+    default_rates = [bare_decode(default, tokens, DECODE_TOKENS, params) for _ in range(REPEATS)]
+    default.close()
+    chat_med, bare_med = statistics.median(chat_rates), statistics.median(bare_rates)
+    return {
+        "threads": backend.n_threads,
+        "tokens_per_run": statistics.median(counts),
+        "chatapp_tokens_per_s": round(chat_med, 1),
+        "bare_tokens_per_s": round(bare_med, 1),
+        "ratio": round(chat_med / bare_med, 3),
+        "chatapp_runs": [round(r, 1) for r in chat_rates],
+        "bare_runs": [round(r, 1) for r in bare_rates],
+        "llama_cpp_python_default_threads": default_threads,
+        "bare_default_threads_tokens_per_s": round(statistics.median(default_rates), 1),
+    }
+
+
+def measure_warm_turn(backend) -> dict:
+    """Ten turns through ChatSession; the 10th turn's TTFT vs the same prompt cold."""
+    import llama_cpp
+
+    from chatapp import paths
+    from chatapp.domain import DoneEvent, GenerationParams
+    from chatapp.session import ChatSession, TurnFinished, TurnStarted
+    from chatapp.storage import ConversationStore
+
+    store = ConversationStore(paths.database_path())
+    session = ChatSession(
+        backend,
+        store,
+        system_prompt="You are a helpful, concise assistant.",
+        params=GenerationParams(max_tokens=48, seed=3),
+    )
+    turns: list[tuple] = []
+    for question in QUESTIONS:
+        plan = None
+        finished = None
+        perf_before = llama_cpp.llama_perf_context(backend.llama.ctx)
+        for event in session.send(question):
+            if isinstance(event, TurnStarted):
+                plan = event.plan
+            elif isinstance(event, TurnFinished):
+                finished = event
+        perf_after = llama_cpp.llama_perf_context(backend.llama.ctx)
+        perf_prompt = perf_after.n_p_eval - perf_before.n_p_eval
+        turns.append((plan, finished, perf_prompt))
+    store.close()
+    plan9, done9, _ = turns[-2]
+    plan10, done10, perf10 = turns[-1]
+    warm = done10.stats
+    new_tokens = warm.prompt_tokens - (done9.stats.prompt_tokens + done9.stats.completion_tokens)
+
+    cold_ttfts = []
+    for _ in range(REPEATS):
+        backend.llama.reset()  # forget the KV cache: the whole prompt is evaluated again
+        for event in backend.stream_chat(plan10.messages, GenerationParams(max_tokens=4, seed=3)):
+            if isinstance(event, DoneEvent):
+                cold_ttfts.append(event.stats.ttft_s)
+                cold_stats = event.stats
+    cold = statistics.median(cold_ttfts)
+    return {
+        "turns": len(turns),
+        "prompt_tokens_turn10": warm.prompt_tokens,
+        "cached_tokens_turn10": warm.cached_tokens,
+        "evaluated_tokens_turn10": warm.evaluated_prompt_tokens,
+        "llama_perf_prompt_tokens_turn10": perf10,
+        "new_tokens_turn10": new_tokens,
+        "ttft_warm_s": round(warm.ttft_s, 4),
+        "ttft_cold_s": round(cold, 4),
+        "cold_cached_tokens": cold_stats.cached_tokens,
+        "ratio": round(warm.ttft_s / cold, 3),
+        "cached_per_turn": [t[1].stats.cached_tokens for t in turns],
+        "evaluated_per_turn": [t[1].stats.evaluated_prompt_tokens for t in turns],
+    }
+
+
+CHILD = r"""
+import json, os, resource, sys, time
+started = time.perf_counter()
+from chatapp.config import load_settings
+from chatapp.engine.factory import create_backend
+from chatapp.domain import ChatMessage, GenerationParams
+backend = create_backend(load_settings())
+loaded = time.perf_counter() - started
+list(backend.stream_chat([ChatMessage("user", "Say hello.")], GenerationParams(max_tokens=32)))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"load_s": loaded, "peak_rss_bytes": rss}))
+"""
+
+
+def measure_process() -> dict:
+    """Load time and peak RSS in fresh processes (median of 3)."""
+    runs = []
+    for _ in range(REPEATS):
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return {
+        "fresh_process_load_s": round(statistics.median(r["load_s"] for r in runs), 3),
+        "peak_rss_mib": round(statistics.median(r["peak_rss_bytes"] for r in runs) / 2**20, 1),
+    }
+
+
+def measure_load(path: Path) -> float:
+    from chatapp.config import ModelSettings
+    from chatapp.engine.llama_cpp import LlamaCppBackend
+
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        backend = LlamaCppBackend(path, ModelSettings())
+        times.append(time.perf_counter() - started)
+        backend.close()
+    return round(statistics.median(times), 3)
+
+
+def main() -> dict:
+    from chatapp.config import ModelSettings
+    from chatapp.engine.llama_cpp import LlamaCppBackend
+    from chatapp.models.bundled import bundled_chat_model
+
+    path = bundled_chat_model()
+    load_s = measure_load(path)
+    backend = LlamaCppBackend(path, ModelSettings(), name="smollm2-135m")
+    decode = measure_decode(backend, path)
+    warm = measure_warm_turn(backend)
+    backend.close()
+    process = measure_process()
+    results = {
+        "model": path.name,
+        "decode": decode,
+        "warm_turn": warm,
+        "load_s_imported": load_s,
+        **process,
+        "targets": {"decode_ratio_min": 0.97, "ttft_ratio_max": 0.15, "evaluated_max": "new + 16"},
+        "pass": {
+            "decode": decode["ratio"] >= 0.97,
+            "ttft": warm["ratio"] <= 0.15,
+            "evaluated": warm["evaluated_tokens_turn10"] <= warm["new_tokens_turn10"] + 16,
+        },
+    }
+    rows = [
+        ("decode tok/s: chatapp stream_chat", f"{decode['chatapp_tokens_per_s']}"),
+        ("decode tok/s: bare llama-cpp-python generate", f"{decode['bare_tokens_per_s']}"),
+        ("  ratio (target ≥ 0.97)", f"{decode['ratio']}"),
+        (
+            f"  bare at llama-cpp-python's default {decode['llama_cpp_python_default_threads']} "
+            "thread(s)",
+            f"{decode['bare_default_threads_tokens_per_s']}",
+        ),
+        ("TTFT turn 10 warm (s)", f"{warm['ttft_warm_s']}"),
+        ("TTFT same prompt cold (s)", f"{warm['ttft_cold_s']}"),
+        ("  ratio (target ≤ 0.15)", f"{warm['ratio']}"),
+        (
+            "turn 10 prompt: evaluated / new tokens",
+            f"{warm['evaluated_tokens_turn10']} / {warm['new_tokens_turn10']} "
+            f"(of {warm['prompt_tokens_turn10']})",
+        ),
+        ("peak RSS, bundled model (MiB)", f"{results['peak_rss_mib']}"),
+        ("load time, fresh process (s)", f"{results['fresh_process_load_s']}"),
+        ("load time, llama_cpp imported (s)", f"{load_s}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"engine benchmark — {path.name}, {decode['threads']} threads")
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+    out = ROOT / "benchmarks" / "results" / ("engine-quick.json" if QUICK else "engine.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out.relative_to(ROOT)}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
