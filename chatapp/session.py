@@ -61,6 +61,9 @@ class TurnOptions:
     sources: list[dict[str, Any]] | None = None
     system_prompt: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    examples: list[ChatMessage] = field(default_factory=list)
+    """Few-shot user/assistant turns (from a template) placed just before this turn; never
+    stored, and dropped after older history when the context is short."""
 
 
 def title_from(text: str) -> str:
@@ -113,7 +116,7 @@ class ChatSession:
         """What would be sent for this turn (used for previews and by ``send``)."""
         options = options or TurnOptions()
         params = self._params(options)
-        history = self._history_before(parent_id)
+        history = self._history_before(parent_id) + list(options.examples)
         system_text = (
             options.system_prompt if options.system_prompt is not None else (self.system_prompt)
         )

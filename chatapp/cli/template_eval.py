@@ -236,6 +236,8 @@ def _finish(
         print(json.dumps(document, ensure_ascii=False))
         return
     console = Console()
+    if not console.is_terminal:
+        console.width = 200  # piped or saved: keep one row per configuration
     title = f"{dataset.path.name}: {len(dataset.items)} items · model {identity.get('name')}"
     console.print(results_table(results, title))
     for result in results:

@@ -170,6 +170,8 @@ def run_template(
             backend=engine,
             max_tokens=max_tokens or base.max_tokens,
         )
+        if turn.system_prompt is None:
+            turn.system_prompt = settings.chat.system_prompt or None
         for note in turn.notes:
             print(f"note: {note}", file=sys.stderr)
         if show_prompt:

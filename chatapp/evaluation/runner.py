@@ -52,7 +52,10 @@ class RunConfig:
         return self.select or self.template.selection.method
 
     def can_constrain(self) -> bool:
-        return self.template.output.type in ("choices", "json") and self.template.output.constrain
+        out = self.template.output
+        if out.type == "choices" and self.template.reasoning is not None:
+            return False  # reasoning stays free; the extracted answer is checked instead
+        return out.type in ("choices", "json") and out.constrain
 
     @property
     def label(self) -> str:

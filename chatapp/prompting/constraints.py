@@ -1,7 +1,9 @@
 """Output constraints and parsing.
 
 ``choices_grammar`` compiles a list of labels into llama.cpp GBNF so the sampler can only emit
-one of them (optionally after free reasoning lines and the answer prefix). ``parse_output``
+one of them. With chain-of-thought the reasoning stays free and the extracted answer is checked
+against the choices instead: a grammar cannot make a small model end its reasoning in time (it
+runs to max_tokens and never reaches the answer), so there it would cost answers, not save them. ``parse_output``
 turns raw model text into the answer a user or the evaluator needs, and says whether it is valid:
 a label among the choices, JSON that matches the schema, a verbatim span of the passage.
 """
@@ -15,9 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chatapp.prompting.schema import OutputSpec, Reasoning
-
-REASONING_LINES = 16
-"""At most this many lines of reasoning before the constrained answer."""
 
 
 def gbnf_literal(text: str) -> str:
@@ -40,19 +39,11 @@ def gbnf_literal(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def choices_grammar(choices: list[str], answer_prefix: str | None = None) -> str:
-    """GBNF accepting exactly one of ``choices``; with ``answer_prefix``, first up to
-    REASONING_LINES free lines of reasoning, then the prefix, then a choice."""
+def choices_grammar(choices: list[str]) -> str:
+    """GBNF accepting exactly one of ``choices`` (and then only the end of the reply)."""
     if not choices:
         raise ValueError("a choices grammar needs at least one choice")
-    alternatives = " | ".join(gbnf_literal(c) for c in choices)
-    if answer_prefix is None:
-        return f"root ::= {alternatives}\n"
-    return (
-        f"root ::= line{{1,{REASONING_LINES}}} {gbnf_literal(answer_prefix)} choice\n"
-        f"choice ::= {alternatives}\n"
-        'line ::= [^\\n]+ "\\n"\n'
-    )
+    return f"root ::= {' | '.join(gbnf_literal(c) for c in choices)}\n"
 
 
 def split_choices(text: str) -> list[str]:

@@ -89,7 +89,7 @@ class Reasoning(_Strict):
         "Think step by step. Then give the final answer on its own line as 'Answer: <answer>'."
     )
     answer_prefix: str = "Answer: "
-    """Put before the answer in examples (and in the grammar when the output is constrained)."""
+    """Put before the answer in the examples' replies."""
     answer_pattern: str = r"(?im)^\s*answer\s*:\s*(.+?)\s*$"
     """Regex with one group; the last match is the answer."""
     fallback: Literal["none", "last_number", "last_line"] = "none"
@@ -107,7 +107,8 @@ class OutputSpec(_Strict):
     """Emitted choice → label reported and scored, e.g. ``P: positive``."""
     json_schema: dict[str, Any] | None = None
     constrain: bool = True
-    """Compile choices / the JSON schema into a grammar the sampler must follow."""
+    """Compile choices / the JSON schema into a grammar the sampler must follow. With
+    ``reasoning`` the choices are checked after extraction instead of enforced."""
     span_of: str | None = None
     """Name of a variable the answer must be a verbatim span of (extractive QA)."""
 

@@ -168,9 +168,8 @@ def build_template_turn(
     params: dict[str, Any] = template.generation.as_params()
     use_constraint = out.constrain if constrain is None else constrain
     constrained = False
-    if use_constraint and out.type == "choices" and choices:
-        prefix = template.reasoning.answer_prefix if template.reasoning else None
-        params["grammar"] = choices_grammar(choices, prefix)
+    if use_constraint and out.type == "choices" and choices and template.reasoning is None:
+        params["grammar"] = choices_grammar(choices)
         constrained = True
     elif use_constraint and out.type == "json":
         params["json_schema"] = out.json_schema

@@ -153,6 +153,18 @@ def test_generation_overrides_and_constraint_switch() -> None:
     ]
 
 
+def test_reasoning_with_choices_checks_instead_of_constraining() -> None:
+    template = make(
+        template="Q: {{ input }}",
+        reasoning={},
+        output={"type": "choices", "choices": ["yes", "no"]},
+    )
+    turn = build_template_turn(template, {}, "Is 7 > 3?")
+    assert "grammar" not in turn.params and not turn.constrained
+    assert turn.parse("7 is more than 3.\nAnswer: Yes").value == "yes"
+    assert not turn.parse("7 is more than 3.\nAnswer: maybe").valid
+
+
 def test_long_input_drops_examples_then_is_cut_and_says_so() -> None:
     backend = FakeBackend(context_size=300)
     template = get_template("sentiment")
