@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -66,8 +67,13 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            # One connection shared by the threads of a run (UI workers, the watcher), serialised
+            # by a lock so transactions never interleave.
+            self._db = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -75,7 +81,12 @@ class Manifest:
             raise RetrievalError(f"collection manifest {path}: cannot be opened ({exc})") from None
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    def _run(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
 
     def __enter__(self) -> Manifest:
         return self
@@ -86,23 +97,24 @@ class Manifest:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All-or-nothing: a file's chunk rows and its file row change together."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
 
     # -- meta -----------------------------------------------------------------------------
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        rows = self._run("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        self._db.execute(
+        self._run(
             "INSERT INTO meta(key, value) VALUES(?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, json.dumps(value)),
@@ -126,17 +138,17 @@ class Manifest:
     # -- files ----------------------------------------------------------------------------
 
     def files(self) -> dict[str, FileRecord]:
-        rows = self._db.execute(
+        rows = self._run(
             "SELECT path, size, mtime_ns, sha256, kind, n_chunks, indexed_at FROM files"
         )
         return {row[0]: FileRecord(*row) for row in rows}
 
     def chunk_ids(self, path: str) -> list[str]:
-        rows = self._db.execute("SELECT id FROM chunks WHERE path = ? ORDER BY ord", (path,))
+        rows = self._run("SELECT id FROM chunks WHERE path = ? ORDER BY ord", (path,))
         return [r[0] for r in rows]
 
     def chunks_of(self, path: str) -> list[ChunkRecord]:
-        rows = self._db.execute(
+        rows = self._run(
             "SELECT id, path, ord, text, start_line, end_line, page, heading, tokens "
             "FROM chunks WHERE path = ? ORDER BY ord",
             (path,),
@@ -149,7 +161,7 @@ class Manifest:
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
             marks = ",".join("?" * len(part))
-            rows = self._db.execute(
+            rows = self._run(
                 "SELECT id, path, ord, text, start_line, end_line, page, heading, tokens "
                 f"FROM chunks WHERE id IN ({marks})",
                 part,
@@ -158,22 +170,20 @@ class Manifest:
         return out
 
     def all_chunks(self) -> list[ChunkRecord]:
-        rows = self._db.execute(
+        rows = self._run(
             "SELECT id, path, ord, text, start_line, end_line, page, heading, tokens "
             "FROM chunks ORDER BY path, ord"
         )
         return [ChunkRecord(*r) for r in rows]
 
     def counts(self) -> tuple[int, int]:
-        files = self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
-        chunks = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        files = self._run("SELECT COUNT(*) FROM files")[0][0]
+        chunks = self._run("SELECT COUNT(*) FROM chunks")[0][0]
         return int(files), int(chunks)
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         """Same content, new mtime (e.g. the file was saved unchanged)."""
-        self._db.execute(
-            "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
-        )
+        self._run("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
 
     def replace_file(
         self, record: FileRecord, chunks: list[ChunkRecord], old_ids: list[str]
@@ -245,13 +255,13 @@ class Manifest:
     def pending_cleanup(self) -> list[str]:
         """Ids the vector store may hold that the manifest does not reference: vectors of
         chunks replaced or removed, and adds of a run that stopped before recording them."""
-        self._db.execute("DELETE FROM pending WHERE id IN (SELECT id FROM chunks)")
-        rows = self._db.execute("SELECT id FROM pending")
+        self._run("DELETE FROM pending WHERE id IN (SELECT id FROM chunks)")
+        rows = self._run("SELECT id FROM pending")
         return [r[0] for r in rows]
 
     def clear_pending(self, ids: Iterable[str] | None = None) -> None:
         if ids is None:
-            self._db.execute("DELETE FROM pending")
+            self._run("DELETE FROM pending")
             return
         with self.transaction() as db:
             db.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in ids])
