@@ -27,7 +27,8 @@ CHAT = [
 
 @pytest.fixture(scope="module")
 def server(bundled_gguf: Path) -> Iterator[LlamaServer]:
-    with LlamaServer(bundled_gguf, n_ctx=2048, alias="smollm2-135m") as running:
+    # One thread: on a busy 2-core machine two OpenMP threads spin-wait for each other.
+    with LlamaServer(bundled_gguf, n_ctx=2048, n_threads=1, alias="smollm2-135m") as running:
         yield running
 
 
