@@ -67,7 +67,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     app = build_app()
     try:
-        app(args=argv, standalone_mode=False)
+        # Non-standalone typer returns an exit code instead of exiting: 130 after Ctrl+C
+        # (it turns KeyboardInterrupt into Exit(130)), or the code of an explicit typer.Exit.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            if code == 130:
+                print("interrupted", file=sys.stderr)
+            sys.exit(code)
     except ChatappError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -152,3 +152,21 @@ def test_config_show_path_set(capsys, tty_stdin) -> None:
     assert code == 0
     code, out, _ = run_cli(["config", "show", "--json"], capsys)
     assert json.loads(out)["generation"]["temperature"] == 0.25
+
+
+def test_ctrl_c_mid_reply_exits_130_and_keeps_partial(capsys, tty_stdin, monkeypatch) -> None:
+    from chatapp.domain import TokenEvent
+    from chatapp.engine import factory
+    from chatapp.engine.fake import FakeBackend
+
+    class InterruptedBackend(FakeBackend):
+        def stream_chat(self, messages, params, cancel=None):
+            yield TokenEvent("partial ")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(factory, "create_backend", lambda settings, **kw: InterruptedBackend())
+    code, out, err = run_cli(["ask", "tell me a story"], capsys)
+    assert code == 130 and out.startswith("partial") and "interrupted" in err
+    with ConversationStore(paths.database_path()) as s:
+        reply = s.thread(s.list_conversations()[0].id)[-1]
+        assert (reply.role, reply.content, reply.status) == ("assistant", "partial ", "interrupted")
