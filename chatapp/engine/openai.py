@@ -39,6 +39,10 @@ _PER_MESSAGE_TOKENS = 4  # role markers and separators a chat template adds arou
 class OpenAIBackend:
     """Streams replies from an OpenAI-compatible server; cancellable between chunks.
 
+    Stats use the server's ``usage`` when it sends one (``stream_options.include_usage``);
+    otherwise completion tokens are the number of text chunks (one per token, except that a
+    character split across tokens arrives as one chunk) and prompt tokens are estimated.
+
     ``model`` defaults to the first model the server lists. ``n_ctx`` comes from the server
     when it says (llama.cpp's ``/props``, vLLM's ``max_model_len``), else ``fallback_n_ctx``.
     """

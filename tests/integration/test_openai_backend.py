@@ -62,7 +62,7 @@ def test_streams_a_reply_with_stats(backend: OpenAIBackend) -> None:
     assert len(tokens) > 1 and "".join(tokens).strip()
     assert done.finish_reason in ("stop", "length")
     stats = done.stats
-    # llama-cpp-python sends no usage in streams: one chunk is one token.
+    # llama-cpp-python sends no usage in streams: completion tokens are counted as chunks.
     assert stats.completion_tokens == len(tokens)
     assert stats.prompt_tokens > 10 and stats.ttft_s > 0 and stats.decode_tokens_per_s > 0
     assert stats.total_s >= stats.ttft_s
@@ -127,10 +127,11 @@ def test_ask_through_the_server_from_the_cli(
     server: LlamaServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["ask", "--backend", "openai", "--base-url", server.base_url, "--json"]
-    code, out, _ = run_cli([*args, "--max-tokens", "6", "Say hi."], capsys)
+    flags = ["--max-tokens", "6", "--temperature", "0", "--seed", "1"]
+    code, out, _ = run_cli([*args, *flags, "Say hi."], capsys)
     assert code == 0
     reply = json.loads(out)
-    assert reply["text"] and reply["stats"]["completion_tokens"] == 6
+    assert reply["text"] and 0 < reply["stats"]["completion_tokens"] <= 6
 
 
 def test_server_down_is_one_line_naming_the_url(capsys: pytest.CaptureFixture[str]) -> None:
