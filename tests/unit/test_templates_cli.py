@@ -268,3 +268,83 @@ def test_eval_bad_input(capsys, fake, tmp_path, extra, message) -> None:
         args = ["eval", "sentiment", *extra]
     code, _, err = cli(capsys, *args)
     assert code == 2 and message in err
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+def test_eval_metrics_by_task(capsys, fake: FakeBackend, tmp_path: Path) -> None:
+    summaries = write_jsonl(
+        tmp_path / "sum.jsonl",
+        [
+            {"text": "긴 글", "label": "배우들의 연기가 정말 좋았다"},
+            {"text": "long text", "label": "the cat sat on the mat"},
+        ],
+    )
+    fake.enqueue("배우들의 연기가 좋았다")
+    fake.enqueue("the cat sat on the mat")
+    code, out, _ = cli(capsys, "eval", "summarize", "--data", str(summaries), "--json")
+    metrics = json.loads(out)["runs"][0]["metrics"]
+    assert code == 0 and 0.8 < metrics["rouge1"] < 1 and metrics["rougeL"] > 0.8
+
+    pairs = write_jsonl(tmp_path / "mt.jsonl", [{"src": "Good morning", "ref": "좋은 아침"}])
+    fake.enqueue("좋은 아침")
+    code, out, _ = cli(
+        capsys,
+        "eval",
+        "translate",
+        "--data",
+        str(pairs),
+        "--input-field",
+        "src",
+        "--label-field",
+        "ref",
+        "--var",
+        "target=ko",
+        "--json",
+    )
+    run = json.loads(out)["runs"][0]
+    assert run["metrics"]["chrf"] == pytest.approx(100) and run["config"]["variables"] == {
+        "target": "ko"
+    }
+    assert "Translate into Korean" in fake.last_call.messages[-1].content
+
+    questions = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [
+            {"question": "When?", "context": "It opened in 1937.", "answers": ["1937"]},
+            {"question": "Where?", "context": "It is in Seoul.", "answers": ["Seoul"]},
+        ],
+    )
+    fake.enqueue("1937")
+    fake.enqueue("in Busan")
+    code, out, _ = cli(
+        capsys,
+        "eval",
+        "qa",
+        "--data",
+        str(questions),
+        "--input-field",
+        "question",
+        "--label-field",
+        "answers",
+        "--field",
+        "passage=context",
+        "--json",
+    )
+    metrics = json.loads(out)["runs"][0]["metrics"]
+    assert metrics["exact_match"] == 0.5 and metrics["invalid_rate"] == 0.5
+
+    problems = write_jsonl(
+        tmp_path / "math.jsonl", [{"text": "2+2?", "label": 4}, {"text": "3+3?", "label": "6"}]
+    )
+    fake.enqueue("2+2 is 4.\nAnswer: 4")
+    fake.enqueue("I think it is 7")
+    code, out, _ = cli(
+        capsys, "eval", "reasoning", "--data", str(problems), "--shots", "0", "--json"
+    )
+    run = json.loads(out)["runs"][0]
+    assert run["config"]["label"] == "reasoning · 0-shot"
+    assert run["metrics"]["accuracy"] == 0.5 and run["items"][1]["parsed"] == "7"
