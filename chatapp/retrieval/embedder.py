@@ -11,7 +11,9 @@ into one of them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -143,15 +145,9 @@ def distill_fast_model(target: Path | None = None, announce: bool = True) -> Pat
             "chatapp: building the fast embedder from the bundled MiniLM (once, about a minute)…",
             file=sys.stderr,
         )
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # model2vec draws a bar per vocabulary batch
-    try:
+    # model2vec draws a progress bar per vocabulary batch on stderr; we announced the wait.
+    with contextlib.redirect_stderr(io.StringIO()):
         model = distill(model_name=str(bundled_embedder_dir()), pca_dims=FAST_PCA_DIMS)
-    finally:
-        if previous is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = previous
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(str(partial))

@@ -99,10 +99,13 @@ def build_model_text(question: str, sources: list[dict[str, Any]]) -> str:
     return f"{RULES}\n\n{blocks}\n\nQuestion: {question.strip()}\n\n{REMINDER}"
 
 
-def _source_dict(n: int, hit: SearchHit, roots: list[str]) -> dict[str, Any]:
+def _source_dict(n: int, hit: SearchHit, roots: list[str], coll: Collection) -> dict[str, Any]:
     data = hit.to_dict()
     data["n"] = n
     data["display_path"] = _display_path(hit.path, roots)
+    # Stored with the reply, so its citations can be checked again later with the same embedder.
+    data["collection"] = coll.name
+    data["embedder"] = coll.embedder_setting
     return data
 
 
@@ -139,7 +142,7 @@ def prepare_grounded_turn(
                 question, None, [], False, refusal_text(coll.name), collection=coll.name
             )
         roots = list(coll.manifest.get_meta("roots", []))
-        candidates = [_source_dict(i, hit, roots) for i, hit in enumerate(hits, start=1)]
+        candidates = [_source_dict(i, hit, roots, coll) for i, hit in enumerate(hits, start=1)]
         kept = _fit_sources(question, candidates, settings, backend, system_prompt, history_tokens)
         return GroundedTurn(
             question,

@@ -1,0 +1,137 @@
+"""The sources panel under a grounded reply: each source as ``[n] file:lines · score`` with a
+preview of the chunk, marked when the reply cites it; then the citation check (numbers that name
+no source, sentences their sources do not support), computed off the UI thread with the
+collection's embedder and filled in when ready.
+
+Styles live in DEFAULT_CSS: the panel is a self-contained plug-in of the documents extension.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Static
+
+PREVIEW_CHARS = 160
+
+
+def source_location(source: dict[str, Any]) -> str:
+    """``file:12-30`` / ``file p.3:4-9``: where a source chunk is."""
+    where = str(source.get("display_path") or source.get("path") or "source")
+    if source.get("page") is not None:
+        where += f" p.{source['page']}"
+    if source.get("start_line") is not None:
+        where += f":{source['start_line']}-{source.get('end_line', source['start_line'])}"
+    return where
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+class SourcesPanel(Vertical):
+    """Sources of one stored assistant message, with its citations checked."""
+
+    DEFAULT_CSS = """
+    SourcesPanel {
+        height: auto;
+        margin-top: 1;
+        padding: 0 1;
+        border-left: tall $accent 40%;
+    }
+    SourcesPanel .sources-title { color: $text-muted; text-style: bold; }
+    SourcesPanel .source-line { height: auto; }
+    SourcesPanel .source-preview { color: $text-muted; height: auto; padding-left: 4; }
+    SourcesPanel .citation-check { height: auto; color: $text-muted; }
+    SourcesPanel .citation-check.-warn { color: $warning; }
+    """
+
+    def __init__(self, message: Any, *, check: bool = True) -> None:
+        super().__init__(classes="sources-panel")
+        self.message = message
+        self.sources: list[dict[str, Any]] = [
+            s for s in (message.sources or []) if isinstance(s, dict)
+        ]
+        self.answer: str = message.content or ""
+        self._check = check
+        self.report: Any = None
+
+    def compose(self) -> ComposeResult:
+        collection = next((s.get("collection") for s in self.sources if s.get("collection")), "")
+        title = f"Sources · {collection}" if collection else "Sources"
+        yield Static(title, classes="sources-title", markup=False)
+        for number, source in enumerate(self.sources, start=1):
+            n = int(source.get("n", number))
+            yield Static(self._line(n, source, cited=None), classes="source-line", id=f"src-{n}")
+            if source.get("text"):
+                yield Static(preview(source["text"]), classes="source-preview", markup=False)
+        yield Static("", classes="citation-check", id="citation-check")
+
+    def _line(self, n: int, source: dict[str, Any], cited: bool | None) -> Content:
+        score = source.get("score")
+        parts: list[tuple[str, str] | str] = [(f"[{n}]", "bold"), f" {source_location(source)}"]
+        if isinstance(score, int | float):
+            parts.append((f" · score {score:.2f}", "dim"))
+        if cited is True:
+            parts.append((" · cited", "$success"))
+        elif cited is False:
+            parts.append((" · not cited", "dim"))
+        return Content.assemble(*parts)
+
+    def on_mount(self) -> None:
+        if self._check and self.sources and self.answer.strip():
+            self.run_check()
+
+    @work(thread=True, exclusive=True, group="citation-check")
+    def run_check(self) -> None:
+        """Check the reply's citations with the collection's embedder (may load it)."""
+        from chatapp.retrieval.citations import check_answer
+        from chatapp.retrieval.embedder import create_embedder
+
+        setting = next((s.get("embedder") for s in self.sources if s.get("embedder")), None)
+        if not setting:
+            return
+        try:
+            embedder = create_embedder(str(setting))
+            report = check_answer(self.answer, self.sources, embedder)
+        except Exception as exc:  # a missing model must not break the chat view
+            self.app.call_from_thread(self.show_check_failed, str(exc))
+            return
+        self.app.call_from_thread(self.show_report, report)
+
+    def show_report(self, report: Any) -> None:
+        """Mark cited sources; list invalid citations and unsupported sentences."""
+        self.report = report
+        for number, source in enumerate(self.sources, start=1):
+            n = int(source.get("n", number))
+            self.query_one(f"#src-{n}", Static).update(
+                self._line(n, source, cited=n in report.citations)
+            )
+        lines: list[str] = []
+        if report.invalid_citations:
+            cited = ", ".join(f"[{n}]" for n in report.invalid_citations)
+            lines.append(f"⚠ cites sources that were not given: {cited}")
+        for item in report.unsupported:
+            lines.append(f"⚠ unsupported ({item['support']:.2f}): {preview(item['text'], 120)}")
+        if not lines:
+            checked = len(report.sentences)
+            lines.append(f"✓ {checked} sentence(s) supported by their sources" if checked else "")
+        check = self.query_one("#citation-check", Static)
+        check.set_class(bool(report.invalid_citations or report.unsupported), "-warn")
+        check.update(Content("\n".join(line for line in lines if line)))
+
+    def show_check_failed(self, problem: str) -> None:
+        check = self.query_one("#citation-check", Static)
+        check.update(Content(f"citations not checked: {preview(problem, 100)}"))
+
+
+def sources_panel(message: Any) -> SourcesPanel | None:
+    """The documents extension's sources renderer."""
+    if not message.sources:
+        return None
+    return SourcesPanel(message)

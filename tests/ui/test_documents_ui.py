@@ -1,0 +1,140 @@
+"""Answering from documents in the chat UI: the collection picker and toggle, grounded turns
+(sources in the prompt, stored with the reply), the sources panel with citation checks, and a
+refusal when the documents hold nothing relevant. Real chromadb in tmp dirs, hashing embedder,
+FakeBackend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import OptionList, Static
+
+from chatapp.config import RetrievalSettings, Settings
+from chatapp.engine.fake import FakeBackend
+from chatapp.retrieval.collection import create_or_open
+from chatapp.retrieval.embedder import HashingEmbedder
+from chatapp.retrieval.grounding import RULES
+from chatapp.retrieval.indexing import index_paths
+from chatapp.ui.extensions import UIExtensions
+from chatapp.ui.screens.collections import (
+    PICKER_TITLE,
+    CollectionPickerScreen,
+    register,
+    state_of,
+)
+from chatapp.ui.widgets.sources import SourcesPanel
+from tests.support.documents import CORPUS, write_corpus
+from tests.ui.conftest import send, settle, wait_for
+
+
+@pytest.fixture
+def garden(tmp_path: Path) -> Path:
+    corpus = write_corpus(tmp_path / "docs", CORPUS)
+    coll = create_or_open("garden", embedder="hashing", chunk_tokens=120, chunk_overlap=0)
+    index_paths(coll, [corpus], HashingEmbedder)
+    coll.close()
+    return corpus
+
+
+def build_app(store, backend: FakeBackend, settings: Settings | None = None):
+    from chatapp.ui.app import ChatApp
+
+    ui = UIExtensions()
+    register(ui)
+    return ChatApp(settings or Settings(), store, lambda: backend, extensions=ui,
+                   load_extensions=False)  # fmt: skip
+
+
+async def picker_options(pilot) -> OptionList:
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, CollectionPickerScreen))
+    await wait_for(pilot, lambda: bool(app.screen.query("#collection-list")))
+    return app.screen.query_one("#collection-list", OptionList)
+
+
+async def pick(pilot, name: str) -> None:
+    app = pilot.app
+    await pilot.press("ctrl+f")
+    options = await picker_options(pilot)
+    index = options.get_option_index(name)
+    options.highlighted = index
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: not isinstance(app.screen, CollectionPickerScreen))
+
+
+def header_text(app) -> str:
+    return str(app.chat_screen.query_one("#header-fields").render())
+
+
+async def test_grounded_turn_shows_sources_and_checked_citations(garden, store) -> None:
+    backend = FakeBackend()
+    backend.enqueue(
+        "Tomatoes need at least eight hours of direct sun each day [1]. "
+        "The moon is made of green cheese and sings loudly [1]."
+    )
+    app = build_app(store, backend)
+    assert PICKER_TITLE in [c.title for c in app.extensions.commands]
+    async with app.run_test(size=(110, 44)) as pilot:
+        await settle(pilot)
+        await pick(pilot, "garden")
+        assert state_of(app).enabled and "docs garden" in header_text(app)
+        await send(pilot, "How much sun do tomatoes need?")
+        prompt = backend.last_call.messages[-1].content
+        assert prompt.startswith(RULES) and '<source n="1"' in prompt
+        reply = store.thread(store.latest_conversation().id)[-1]
+        assert reply.sources and reply.sources[0]["path"].endswith("tomatoes.md")
+        assert store.thread(reply.conversation_id)[-2].content == "How much sun do tomatoes need?"
+        panel = app.chat_screen.query_one(SourcesPanel)
+        await wait_for(pilot, lambda: panel.report is not None)
+        first = str(panel.query_one("#src-1", Static).render())
+        assert "[1]" in first and "tomatoes.md:" in first and "cited" in first
+        check = str(panel.query_one("#citation-check", Static).render())
+        assert "unsupported" in check and "green cheese" in check
+        assert "eight hours" not in check
+
+
+async def test_turning_documents_off_sends_the_plain_prompt(garden, store) -> None:
+    backend = FakeBackend()
+    app = build_app(store, backend)
+    async with app.run_test(size=(110, 44)) as pilot:
+        await settle(pilot)
+        await pick(pilot, "garden")
+        await pilot.press("alt+d")
+        await pilot.pause()
+        assert not state_of(app).enabled and "docs" not in header_text(app)
+        await send(pilot, "hello there")
+        assert backend.last_call.messages[-1].content == "hello there"
+        await pilot.press("alt+d")  # back on, same collection
+        await pilot.pause()
+        assert state_of(app).enabled and state_of(app).collection == "garden"
+
+
+async def test_nothing_relevant_is_refused_without_asking_the_model(garden, store) -> None:
+    backend = FakeBackend()
+    strict = Settings(retrieval=RetrievalSettings(min_score=0.99))
+    app = build_app(store, backend, strict)
+    async with app.run_test(size=(110, 44)) as pilot:
+        await settle(pilot)
+        await pick(pilot, "garden")
+        app.chat_screen.prompt.set_text("Who painted the Mona Lisa?")
+        app.chat_screen.prompt.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: bool(app.chat_screen.query(".notice.error")))
+        notice = str(app.chat_screen.query(".notice.error").last().render())
+        assert "don't contain an answer" in notice
+        assert backend.calls == []
+
+
+async def test_picker_lists_collections_and_off(garden, store) -> None:
+    app = build_app(store, FakeBackend())
+    async with app.run_test(size=(110, 44)) as pilot:
+        await settle(pilot)
+        await app.action_run_command(PICKER_TITLE)
+        options = await picker_options(pilot)
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert labels[0].startswith("Off")
+        assert any("garden · 4 files" in label and "hashing" in label for label in labels)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, CollectionPickerScreen))
+        assert state_of(app).collection is None
