@@ -198,3 +198,43 @@ def test_unreadable_file_is_skipped_with_permission_denied(tmp_path: Path) -> No
     summary = json.loads(result.stdout)
     assert {"path": str(secret), "reason": "permission denied"} in summary["skipped"]
     assert summary["indexed"] == [str(corpus / "ok.md")]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_cli_with_a_summary_and_the_next_run_resumes(tmp_path: Path) -> None:
+    """A real SIGINT to ``chatapp index`` while it works: exit 130, a summary that says it
+    stopped, a consistent store, and a second run that finishes the rest."""
+    import signal
+    import sqlite3
+    import time
+
+    files = {f"d{i:04}.md": f"# Doc {i}\n\n" + f"word{i} " * 200 for i in range(800)}
+    corpus = write_corpus(tmp_path / "big", files)
+    home = tmp_path / "home"
+    env = {**os.environ, "CHATAPP_HOME": str(home), "CHATAPP_RETRIEVAL__EMBEDDER": "hashing"}
+    command = [sys.executable, "-m", "chatapp", "index", str(corpus), "-C", "big", "--json"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    manifest = home / "data/collections/manifests/big/manifest.sqlite"
+    deadline = time.monotonic() + 120
+    indexed = 0
+    while indexed == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if manifest.exists():
+            try:
+                with sqlite3.connect(manifest) as db:
+                    indexed = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+            except sqlite3.Error:
+                indexed = 0
+    assert process.poll() is None, "indexing finished before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    summary = json.loads(out)
+    assert summary["interrupted"] is True and 0 < len(summary["indexed"]) < 800
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    final = json.loads(resumed.stdout)
+    assert final["interrupted"] is False
+    assert len(final["indexed"]) + final["unchanged"] == 800
