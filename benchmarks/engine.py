@@ -153,12 +153,15 @@ def measure_warm_turn(backend) -> dict:
         backend,
         store,
         system_prompt="You are a helpful, concise assistant.",
-        params=GenerationParams(max_tokens=48, seed=3),
+        params=GenerationParams(max_tokens=96, seed=3),
     )
     turns: list[tuple] = []
-    for question in QUESTIONS:
+    cache_before_turn10: list[int] = []
+    for number, question in enumerate(QUESTIONS, start=1):
         plan = None
         finished = None
+        if number == len(QUESTIONS):
+            cache_before_turn10 = backend.llama._input_ids.tolist()
         perf_before = llama_cpp.llama_perf_context(backend.llama.ctx)
         for event in session.send(question):
             if isinstance(event, TurnStarted):
@@ -169,19 +172,29 @@ def measure_warm_turn(backend) -> dict:
         perf_prompt = perf_after.n_p_eval - perf_before.n_p_eval
         turns.append((plan, finished, perf_prompt))
     store.close()
-    plan9, done9, _ = turns[-2]
+    _, done9, _ = turns[-2]
     plan10, done10, perf10 = turns[-1]
     warm = done10.stats
     new_tokens = warm.prompt_tokens - (done9.stats.prompt_tokens + done9.stats.completion_tokens)
+    turn10_params = GenerationParams(max_tokens=4, seed=3)
 
-    cold_ttfts = []
-    for _ in range(REPEATS):
-        backend.llama.reset()  # forget the KV cache: the whole prompt is evaluated again
-        for event in backend.stream_chat(plan10.messages, GenerationParams(max_tokens=4, seed=3)):
+    def first_token_s(messages) -> tuple[float, int]:
+        for event in backend.stream_chat(messages, turn10_params):
             if isinstance(event, DoneEvent):
-                cold_ttfts.append(event.stats.ttft_s)
-                cold_stats = event.stats
-    cold = statistics.median(cold_ttfts)
+                return event.stats.ttft_s, event.stats.cached_tokens
+        raise RuntimeError("stream ended without a DoneEvent")
+
+    # More samples of the same warm turn: put the KV cache back exactly as it was before turn 10
+    # (untimed), then ask turn 10 again. Cold: an empty KV cache, the whole prompt evaluated.
+    warm_ttfts, cold_ttfts = [warm.ttft_s], []
+    for _ in range(REPEATS):
+        backend.llama.reset()
+        backend.llama.eval(cache_before_turn10)
+        warm_ttfts.append(first_token_s(plan10.messages)[0])
+        backend.llama.reset()
+        ttft, cold_cached = first_token_s(plan10.messages)
+        cold_ttfts.append(ttft)
+    warm_s, cold = statistics.median(warm_ttfts), statistics.median(cold_ttfts)
     return {
         "turns": len(turns),
         "prompt_tokens_turn10": warm.prompt_tokens,
@@ -189,10 +202,12 @@ def measure_warm_turn(backend) -> dict:
         "evaluated_tokens_turn10": warm.evaluated_prompt_tokens,
         "llama_perf_prompt_tokens_turn10": perf10,
         "new_tokens_turn10": new_tokens,
-        "ttft_warm_s": round(warm.ttft_s, 4),
+        "ttft_warm_s": round(warm_s, 4),
         "ttft_cold_s": round(cold, 4),
-        "cold_cached_tokens": cold_stats.cached_tokens,
-        "ratio": round(warm.ttft_s / cold, 3),
+        "ttft_warm_runs": [round(t, 4) for t in warm_ttfts],
+        "ttft_cold_runs": [round(t, 4) for t in cold_ttfts],
+        "cold_cached_tokens": cold_cached,
+        "ratio": round(warm_s / cold, 3),
         "cached_per_turn": [t[1].stats.cached_tokens for t in turns],
         "evaluated_per_turn": [t[1].stats.evaluated_prompt_tokens for t in turns],
     }
@@ -251,6 +266,7 @@ def main() -> dict:
     path = bundled_chat_model()
     load_s = measure_load(path)
     backend = LlamaCppBackend(path, ModelSettings(), name="smollm2-135m")
+    backend.model_sha256()  # hash now, so the background hashing overlaps no measurement
     decode = measure_decode(backend, path)
     warm = measure_warm_turn(backend)
     backend.close()

@@ -239,6 +239,7 @@ class LlamaCppBackend:
         return self._stream(list(tokens), params, [*params.stop], grammar, cancel)
 
     def close(self) -> None:
+        self._sha.stop()
         with self._lock:
             if self._llm is not None:
                 self._llm.close()

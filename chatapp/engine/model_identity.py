@@ -65,12 +65,21 @@ def _remember(path: Path, key: str, digest: str, cache_file: Path | None) -> Non
         tmp.replace(target)
 
 
+class HashingStopped(Exception):
+    """The model was closed before its hash was done."""
+
+
 def file_sha256(
-    path: Path, *, may_run: threading.Event | None = None, cache_file: Path | None = None
+    path: Path,
+    *,
+    may_run: threading.Event | None = None,
+    stop: threading.Event | None = None,
+    cache_file: Path | None = None,
 ) -> str:
     """sha256 of the file (from the cache when this file version was hashed before).
 
-    ``may_run``, when given, is waited on before each chunk: clear it to pause the hashing.
+    ``may_run``, when given, is waited on before each chunk: clear it to pause the hashing;
+    setting ``stop`` (and ``may_run``) abandons it with HashingStopped.
     """
     cached = cached_sha256(path, cache_file)
     if cached:
@@ -81,6 +90,8 @@ def file_sha256(
         while True:
             if may_run is not None:
                 may_run.wait()
+            if stop is not None and stop.is_set():
+                raise HashingStopped
             chunk = handle.read(CHUNK_BYTES)
             if not chunk:
                 break
@@ -100,6 +111,7 @@ class Sha256Job:
         self.result: str | None = cached_sha256(path, self.cache_file)
         self.may_run = threading.Event()
         self.may_run.set()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if self.result is None:
             self._thread = threading.Thread(target=self._run, name="chatapp-sha256", daemon=True)
@@ -107,9 +119,18 @@ class Sha256Job:
 
     def _run(self) -> None:
         try:
-            self.result = file_sha256(self.path, may_run=self.may_run, cache_file=self.cache_file)
+            self.result = file_sha256(
+                self.path, may_run=self.may_run, stop=self._stop, cache_file=self.cache_file
+            )
+        except HashingStopped:
+            pass
         except OSError as exc:
             log.warning("model %s: could not hash it (%s)", self.path, exc)
+
+    def stop(self) -> None:
+        """Abandon the hashing (the model was closed); it starts over next time."""
+        self._stop.set()
+        self.may_run.set()
 
     def wait(self, timeout: float | None = None) -> str | None:
         """Block until the hash is known (hashing resumes if it was paused)."""
