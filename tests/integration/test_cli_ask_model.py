@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.signals import default_sigint
+
 pytestmark = pytest.mark.slow
 
 
@@ -97,9 +99,7 @@ def test_ctrl_c_keeps_the_partial_reply_and_exits_130(chatapp_home: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
-        # A terminal delivers Ctrl+C to a foreground process; when the test itself runs in a
-        # background job SIGINT arrives ignored, so give the child the default disposition.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
     assert proc.stdout is not None
     first = proc.stdout.read(1)  # the reply has started streaming

@@ -20,6 +20,7 @@ from chatapp.retrieval.discovery import discover
 from chatapp.retrieval.embedder import HashingEmbedder
 from chatapp.retrieval.indexing import Indexer, IndexOptions, index_paths
 from tests.support.documents import CORPUS, write_corpus
+from tests.support.signals import default_sigint
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -214,7 +215,7 @@ def test_ctrl_c_stops_the_cli_with_a_summary_and_the_next_run_resumes(tmp_path: 
     env = {**os.environ, "CHATAPP_HOME": str(home), "CHATAPP_RETRIEVAL__EMBEDDER": "hashing"}
     command = [sys.executable, "-m", "chatapp", "index", str(corpus), "-C", "big", "--json"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)  # fmt: skip
+                               text=True, preexec_fn=default_sigint)  # fmt: skip
     manifest = home / "data/collections/manifests/big/manifest.sqlite"
     deadline = time.monotonic() + 120
     indexed = 0
