@@ -36,6 +36,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--model", default=None, help="model name or GGUF path")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="llama.cpp threads (default: every core; on cores shared with other work, 1 "
+        "thread can be several times faster because llama.cpp's threads wait by spinning)",
+    )
     args = parser.parse_args()
 
     from chatapp.config import load_settings
@@ -46,7 +53,10 @@ def main() -> None:
     from chatapp.prompting import get_template
     from chatapp.prompting.turn import default_embedder
 
-    settings = load_settings({"generation": {"seed": 0}})
+    overrides: dict = {"generation": {"seed": 0}}
+    if args.threads:
+        overrides["model"] = {"n_threads": args.threads}
+    settings = load_settings(overrides)
     template = get_template(args.template)
     data = load_eval_file(args.data, limit=args.limit)
     configs = expand_configs([template], (0, 4), ("fixed", "similar"), (True, False))
@@ -101,6 +111,8 @@ def main() -> None:
         f"chatapp eval {args.template} --data benchmarks/data/{args.data.name} "
         f"--limit {args.limit} --shots 0,4 --select fixed,similar --constraint both"
     )
+    if args.threads:
+        command = f"CHATAPP_MODEL__N_THREADS={args.threads} {command}"
     document = results_document(
         results, data, {"seed": 0, "limit": args.limit}, backend.identity.to_dict()
     )
@@ -111,6 +123,7 @@ def main() -> None:
         "wall_s": round(wall_s, 1),
         "load_average_at_start": round(load, 2),
         "cpus": os.cpu_count(),
+        "n_threads": settings.model.n_threads or os.cpu_count(),
     }
     write_results(document, args.output)
     print(json.dumps(summary, ensure_ascii=False, indent=1))
