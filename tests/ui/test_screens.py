@@ -106,12 +106,11 @@ async def test_export_writes_markdown_and_json(make_app, store, tmp_path: Path) 
         app.screen.query_one("#directory", Input).value = str(tmp_path)
         await pilot.click("#export")
         md = tmp_path / f"chatapp-conversation-{conversation_id}.md"
-        await wait_for(pilot, md.exists)
-        assert "export me" in md.read_text(encoding="utf-8")
+        await wait_for(pilot, lambda: "export me" in (md.read_text("utf-8") if md.exists() else ""))
 
         app.export_conversation(conversation_id, "json", tmp_path)
         js = tmp_path / f"chatapp-conversation-{conversation_id}.json"
-        await wait_for(pilot, js.exists)
+        await wait_for(pilot, lambda: "export me" in (js.read_text("utf-8") if js.exists() else ""))
         assert "export me" in json.dumps(json.loads(js.read_text(encoding="utf-8")))
 
 

@@ -169,7 +169,7 @@ class CollectionPickerScreen(ModalScreen[str | None]):
         options = [Option("Off — answer without documents", id=OFF)]
         current = state_of(self.app).collection
         try:
-            infos = list_collections(resolve_url(self.app.settings))
+            infos = list_collections(resolve_url(self.app.settings))  # type: ignore[attr-defined]
         except Exception as exc:  # a broken manifest must not trap the user in the dialog
             self.app.notify(f"collections: {exc}", severity="error")
             infos = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from chatapp.errors import ChatappError
 from chatapp.ui.branches import branch_of
 from chatapp.ui.generation import Reply, ReplyEnded, ReplyStarted, run_reply
 from chatapp.ui.screens.dialogs import EditMessageScreen
@@ -200,14 +201,19 @@ class ReplyFlow:
         if reply.finished is not None:
             finished = reply.finished
             stored = finished.message
+            user = reply.user_message
+            try:  # read before any await: the conversation may be deleted meanwhile
+                reply_branch = branch_of(store, stored.id)
+                user_branch = branch_of(store, user.id) if user is not None else None
+            except ChatappError:
+                widget, shown_here = None, False
             if widget is not None:
-                widget.finish(stored, branch_of(store, stored.id), finished.error)
+                self.chat_view.thread.append(stored)
+                if user is not None and user_branch is not None:
+                    self.chat_view.set_branch(user.id, user_branch)
+                await widget.finish(stored, reply_branch, finished.error)
                 if stored.sources and self.app.sources_widget is not None:
                     widget.show_sources(self.app.sources_widget(stored))
-            if shown_here and reply.user_message is not None:
-                user_id = reply.user_message.id
-                self.chat_view.set_branch(user_id, branch_of(store, user_id))
-                self.chat_view.thread.append(stored)
             stats = finished.stats
             self.status_bar.finished(
                 FINISH_TEXT.get(finished.finish_reason, "reply complete"),

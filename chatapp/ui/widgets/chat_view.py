@@ -21,7 +21,7 @@ from chatapp.ui.widgets.message import Branch, MessageWidget
 if TYPE_CHECKING:
     from chatapp.storage import Message
 
-PAGE = 24
+PAGE = 12
 """Messages mounted at a time."""
 FILL_CHECK_S = 0.5
 

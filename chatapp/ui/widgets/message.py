@@ -1,7 +1,8 @@
 """One message of the chat: who said it, its state, its branch position, and its text.
 
-Assistant replies render as Markdown (code blocks highlighted) and grow by appending while they
-stream; user messages render as plain text so brackets and asterisks show as typed.
+Assistant replies render as Markdown (code blocks highlighted, see ``markdown_body``) and grow
+by appending while they stream; user messages render as plain text so brackets and asterisks
+show as typed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message as TextualMessage
 from textual.reactive import reactive
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
+
+from chatapp.ui.widgets.markdown_body import MarkdownBody
 
 if TYPE_CHECKING:
     from chatapp.storage import Message
@@ -129,7 +132,7 @@ class MessageWidget(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield MessageHeader(self._header_text(), classes="message-header")
         if self.role == "assistant":
-            yield Markdown(self.content, classes="message-body")
+            yield MarkdownBody(self.content, streaming=self.message is None, classes="message-body")
         else:
             yield Static(self._user_display(), classes="message-body", markup=False)
         if self.error:
@@ -161,8 +164,9 @@ class MessageWidget(Vertical, can_focus=True):
         return Content.assemble(*parts)
 
     def _refresh_header(self) -> None:
-        if self.is_mounted:
-            self.query_one(MessageHeader).update(self._header_text())
+        # A message removed meanwhile (its conversation was closed or deleted) has no header.
+        for header in self.query(MessageHeader):
+            header.update(self._header_text())
 
     def watch_status(self) -> None:
         self._refresh_header()
@@ -175,18 +179,21 @@ class MessageWidget(Vertical, can_focus=True):
     async def append(self, text: str) -> None:
         """Add streamed text at the end (only the last Markdown block is re-parsed)."""
         self.content += text
-        await self.query_one(Markdown).append(text)
+        await self.query_one(MarkdownBody).append(text)
 
-    def finish(self, message: Message, branch: Branch, error: str | None = None) -> None:
+    async def finish(self, message: Message, branch: Branch, error: str | None = None) -> None:
         """The reply was stored: adopt its id, final status and branch position."""
+        await self.query_one(MarkdownBody).finish(message.content)
+        if not self.is_attached:
+            return
         self.message = message
         self.content = message.content
         self.id = f"msg-{message.id}"
         self.error = error or message.error
         self.branch = branch
         self.status = message.status
-        if self.error:
-            self.mount(Static(Content(f"error: {self.error}"), classes="message-error"))
+        if self.error and self.is_attached:
+            await self.mount(Static(Content(f"error: {self.error}"), classes="message-error"))
 
     def show_sources(self, widget: Any) -> None:
         if widget is not None:

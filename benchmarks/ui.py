@@ -1,0 +1,478 @@
+"""UI benchmark: the real ``chatapp`` in a pseudo-terminal, side by side with a bare Textual app.
+
+1. process start → first frame, ÷ a bare Textual app (Header, Markdown, Input, Footer) started
+   and timed the same way in the same run (alternated, medians; target ≤ 1.2). "First frame" is
+   the moment the prompt's placeholder text reaches the terminal.
+2. keypress → repaint while a reply streams from the bundled model at full speed: a distinct
+   character is typed every 150 ms and timed until the terminal receives it (p50/p95; target
+   p95 ≤ 50 ms), plus the same measured idle.
+3. tokens shown per second (the status line's token count as the terminal receives it) ÷ tokens
+   produced per second by the engine for the same reply (its stored decode rate; target ≥ 0.97).
+4. opening a stored 500-message conversation from the sidebar → its last message painted and a
+   keypress echoed (target ≤ 0.5 s), next to a 2-message one.
+5. UI cost of streaming a reply that is the 500th message ÷ one that is the 1st (FakeBackend,
+   in-process: Markdown appends + compositor renders per token; target ≤ 1.2).
+
+Prints a table and writes benchmarks/results/ui.json. ``--quick`` is a smoke run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import fcntl
+import json
+import os
+import pty
+import re
+import signal
+import statistics
+import struct
+import sys
+import tempfile
+import termios
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+QUICK = "--quick" in sys.argv
+RESULTS = ROOT / "benchmarks" / "results" / "ui.json"
+FRAME_MARKER = "Ask anything"
+BARE_APP = f'''
+from textual.app import App
+from textual.widgets import Footer, Header, Input, Markdown
+
+class BareApp(App):
+    def compose(self):
+        yield Header()
+        yield Markdown("# chatapp\\n\\nA bare Textual app.")
+        yield Input(placeholder="{FRAME_MARKER}")
+        yield Footer()
+
+BareApp().run()
+'''
+STORY = "Write a very long story about a dragon who learns to paint. Use many paragraphs."
+PROBES = [chr(c) for c in [*range(0x2460, 0x2474), *range(0x3251, 0x3260), *range(0x32B1, 0x32C0)]]
+DONE = ("reply complete", "token limit", "stopped:")
+QUIET_S = 10.0
+"""A reply watched without typing streams for at most this long before Esc stops it."""
+
+
+def progress(text: str) -> None:
+    print(f"  … {text}", file=sys.stderr, flush=True)
+
+
+class PtyApp:
+    """A program in a pseudo-terminal; every chunk it writes is kept with its arrival time."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cols: int = 120, rows: int = 40):
+        self.started = time.perf_counter()
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # child: size the terminal before the program reads it
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            os.execvpe(argv[0], argv, env)
+        self.text = ""
+        self.stamps: list[tuple[int, float]] = []  # (end offset in text, arrival time)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            now = time.perf_counter()
+            with self._lock:
+                self.text += self._decoder.decode(data)
+                self.stamps.append((len(self.text), now))
+
+    def time_at(self, offset: int) -> float:
+        """When the text up to ``offset`` had arrived."""
+        with self._lock:
+            return next(t for end, t in self.stamps if end >= offset)
+
+    def wait_for(self, needle: str, start: int = 0, timeout: float = 60.0) -> tuple[float, int]:
+        """(arrival time, end offset) of the first ``needle`` after ``start``."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            with self._lock:
+                found = self.text.find(needle, max(0, start - len(needle)))
+            if found >= 0:
+                end = found + len(needle)
+                return self.time_at(end), end
+            time.sleep(0.002)
+        raise TimeoutError(f"{needle!r} not seen in {timeout}s")
+
+    def send(self, data: str) -> tuple[float, int]:
+        with self._lock:
+            offset = len(self.text)
+        now = time.perf_counter()
+        os.write(self.fd, data.encode())
+        return now, offset
+
+    def close(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(self.fd)
+
+
+def app_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATAPP_")}
+    env.update(CHATAPP_HOME=str(home), TERM="xterm-256color", **extra)
+    return env
+
+
+CHATAPP = [sys.executable, "-m", "chatapp"]
+
+
+# -- 1. first frame ----------------------------------------------------------------------------
+
+
+def first_frames(home: Path, rounds: int) -> dict[str, float]:
+    home.mkdir(parents=True, exist_ok=True)
+    bare = home / "bare_app.py"
+    bare.write_text(BARE_APP, encoding="utf-8")
+    times: dict[str, list[float]] = {"chatapp": [], "bare": []}
+    for _ in range(rounds):
+        for name, argv in (("chatapp", CHATAPP), ("bare", [sys.executable, str(bare)])):
+            app = PtyApp(argv, app_env(home))
+            try:
+                arrived, _ = app.wait_for(FRAME_MARKER, timeout=60)
+                times[name].append(arrived - app.started)
+            finally:
+                app.close()
+    chat, base = statistics.median(times["chatapp"]), statistics.median(times["bare"])
+    return {"chatapp_s": chat, "bare_textual_s": base, "ratio": chat / base, "rounds": rounds}
+
+
+# -- 2 + 3. streaming: keypress latency and display throughput ---------------------------------
+
+
+def wait_any(app: PtyApp, needles: tuple[str, ...], start: int, timeout: float) -> int:
+    """End offset of the first of ``needles`` to appear after ``start``."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        with app._lock:
+            found = [(i, n) for n in needles if (i := app.text.find(n, start)) >= 0]
+        if found:
+            offset, needle = min(found)
+            return offset + len(needle)
+        time.sleep(0.005)
+    raise TimeoutError(f"none of {needles} seen in {timeout}s")
+
+
+def probe_latency(app: PtyApp, probe: str) -> tuple[float, str]:
+    """Seconds from typing ``probe`` to the terminal receiving it, and what arrived meanwhile."""
+    sent, offset = app.send(probe)
+    arrived, end = app.wait_for(probe, offset, timeout=5)
+    with app._lock:
+        return arrived - sent, app.text[offset:end]
+
+
+def shown_rate(app: PtyApp, start: int, end: int) -> tuple[float, int]:
+    """Tokens/s from the status line's "N tokens" as the terminal received it."""
+    with app._lock:
+        span = app.text[start:end]
+    seen = [(int(m.group(1)), start + m.end()) for m in re.finditer(r"(\d+) tokens ·", span)]
+    counts = [(n, app.time_at(off)) for n, off in seen if n > 0]
+    (n0, t0), (n1, t1) = counts[0], counts[-1]
+    return ((n1 - n0) / (t1 - t0) if t1 > t0 else 0.0), n1
+
+
+def stored_decode_rates(home: Path) -> list[float]:
+    """The engine's own decode tokens/s for every stored reply, oldest first."""
+    from chatapp.storage import ConversationStore
+
+    with ConversationStore(home / "data" / "chatapp.db") as store:
+        conversation = store.list_conversations()[0]
+        return [
+            float((m.stats or {}).get("decode_tokens_per_s") or 0.0)
+            for m in store.messages(conversation.id)
+            if m.role == "assistant"
+        ]
+
+
+def streaming(home: Path, samples: int, quiet_replies: int) -> dict[str, float]:
+    home.mkdir(parents=True, exist_ok=True)
+    env = app_env(home, CHATAPP_GENERATION__MAX_TOKENS="600", CHATAPP_GENERATION__SEED="11")
+    app = PtyApp(CHATAPP, env)
+    idle: list[float] = []
+    busy: list[float] = []
+    shown: list[tuple[float, int]] = []
+    try:
+        app.wait_for("ready ·", timeout=300)
+        for probe in PROBES[:10]:  # the idle baseline
+            idle.append(probe_latency(app, probe)[0])
+            time.sleep(0.1)
+        app.send("\x15")  # Ctrl+U clears the prompt line
+        app.send(STORY)
+        _, offset = app.send("\r")
+        probes = iter(PROBES[10:] * 8)
+        typed_replies = 0
+        while len(busy) < samples and typed_replies < 8:
+            _, start = app.wait_for("generating…", offset, timeout=180)
+            while len(busy) < samples:
+                latency, meanwhile = probe_latency(app, next(probes))
+                if any(m in meanwhile for m in DONE):
+                    break  # the reply ended before this echo: not "while streaming"
+                busy.append(latency)
+                time.sleep(0.15)
+            app.send("\x1b")  # Esc: enough samples from this reply (no-op if it ended)
+            end = wait_any(app, DONE, start, timeout=120)
+            shown.append(shown_rate(app, start, end))
+            typed_replies += 1
+            _, offset = app.send("\x12")  # Ctrl+R: another reply (a sibling branch)
+            progress(f"keypress samples: {len(busy)}")
+        app.send("\x15")
+        quiet = []
+        for i in range(quiet_replies):
+            _, start = app.wait_for("generating…", offset, timeout=180)
+            try:  # a long reply streams for at most QUIET_S, then Esc stops it
+                end = wait_any(app, DONE, start, timeout=QUIET_S)
+            except TimeoutError:
+                app.send("\x1b")
+                end = wait_any(app, DONE, start, timeout=120)
+            quiet.append(shown_rate(app, start, end))
+            progress(f"quiet reply {i + 1}: {quiet[-1][1]} tokens")
+            if i + 1 < quiet_replies:
+                _, offset = app.send("\x12")
+    finally:
+        app.close()
+    engine = stored_decode_rates(home)
+    typed_engine, quiet_engine = engine[:typed_replies], engine[typed_replies:]
+    quiet_ratios = [r / e for (r, _), e in zip(quiet, quiet_engine, strict=True)]
+    typed_ratios = [r / e for (r, _), e in zip(shown, typed_engine, strict=True)]
+    busy.sort()
+    return {
+        "keypress_idle_p50_ms": 1000 * statistics.median(idle),
+        "keypress_streaming_p50_ms": 1000 * statistics.median(busy),
+        "keypress_streaming_p95_ms": 1000 * busy[max(0, round(0.95 * len(busy)) - 1)],
+        "keypress_samples": len(busy),
+        "engine_tokens_per_s": statistics.median(quiet_engine),
+        "shown_tokens_per_s": statistics.median(r for r, _ in quiet),
+        "shown_over_produced": statistics.median(quiet_ratios),
+        "reply_tokens": [n for _, n in quiet],
+        "shown_over_produced_while_typing": statistics.median(typed_ratios),
+    }
+
+
+# -- 4. opening a 500-message conversation -----------------------------------------------------
+
+
+def store_conversations(home: Path) -> None:
+    """A 500-message conversation (Markdown, code, Korean) and a 2-message one."""
+    os.environ["CHATAPP_HOME"] = str(home)
+    from chatapp.storage import open_store
+
+    with open_store() as store:
+        for title, exchanges in (("Bench long", 250), ("Bench short", 1)):
+            conversation = store.create_conversation(title)
+            for i in range(exchanges):
+                store.add_message(conversation.id, "user", f"Question {i}: how does step {i} go?")
+                last = f"END-OF-{title.split()[1].upper()}" if i == exchanges - 1 else ""
+                store.add_message(
+                    conversation.id,
+                    "assistant",
+                    f"Step **{i}** works like this:\n\n```python\nvalue = {i} * 2\n```\n\n"
+                    f"- first point\n- second point\n\n서울 {i} {last}",
+                    model={"name": "bench"},
+                )
+
+
+def open_conversation(
+    app: PtyApp, title: str, count_label: str, marker: str
+) -> tuple[float, float]:
+    """(seconds until its last message is painted, + until a keypress is echoed)."""
+    app.send("\x0c")  # Ctrl+L: the sidebar filter
+    time.sleep(0.2)
+    app.send("\x7f" * 20)  # Backspaces: clear it
+    time.sleep(0.2)
+    _, offset = app.send(title)
+    app.wait_for(count_label, offset, timeout=20)  # the filtered list was redrawn
+    time.sleep(0.3)
+    app.send("\r")  # Enter: to the list, top match highlighted
+    time.sleep(0.2)
+    sent, offset = app.send("\r")  # Enter: open it
+    painted, _ = app.wait_for(marker, offset, timeout=30)
+    latency, _ = probe_latency(app, "\u2603")
+    app.send("\x7f")  # Backspace: remove the probe again
+    return painted - sent, painted - sent + latency
+
+
+def open_long(home: Path, rounds: int) -> dict[str, float]:
+    store_conversations(home)
+    app = PtyApp(CHATAPP, app_env(home))
+    long_open, long_ready, short_open = [], [], []
+    try:
+        app.wait_for("ready ·", timeout=300)  # startup done, model loaded
+        time.sleep(0.5)
+        for _ in range(rounds):
+            opened, ready = open_conversation(app, "Bench long", "500 messages", "END-OF-LONG")
+            long_open.append(opened)
+            long_ready.append(ready)
+            short_open.append(
+                open_conversation(app, "Bench short", "2 messages", "END-OF-SHORT")[0]
+            )
+    finally:
+        app.close()
+    return {
+        "open_500_painted_s": statistics.median(long_open),
+        "open_500_interactive_s": statistics.median(long_ready),
+        "open_2_painted_s": statistics.median(short_open),
+        "rounds": rounds,
+    }
+
+
+# -- 5. cost of appending to the 500th message vs the 1st --------------------------------------
+
+
+async def append_cost(prior_exchanges: int, tokens: int) -> float:
+    """UI-thread seconds per streamed token (Markdown appends + screen renders)."""
+    from textual.screen import Screen
+
+    from chatapp.config import Settings
+    from chatapp.engine.fake import FakeBackend
+    from chatapp.storage import ConversationStore
+    from chatapp.ui.app import ChatApp
+    from chatapp.ui.screens.replies import ReplyFlow
+
+    spent = [0.0]
+
+    def timed_sync(method):
+        def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - began
+
+        return wrapper
+
+    def timed_async(method):
+        async def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - began
+
+        return wrapper
+
+    original_flush, original_render = ReplyFlow._flush_reply, Screen._compositor_refresh
+    ReplyFlow._flush_reply = timed_async(original_flush)  # type: ignore[method-assign]
+    Screen._compositor_refresh = timed_sync(original_render)  # type: ignore[method-assign]
+    try:
+        store = ConversationStore(":memory:")
+        conversation = store.create_conversation("append")
+        for i in range(prior_exchanges):
+            store.add_message(conversation.id, "user", f"question {i}")
+            store.add_message(conversation.id, "assistant", f"answer **{i}**\n\n- a\n- b")
+        backend = FakeBackend(token_delay_s=0.004, context_size=1_000_000)
+        words = [f"word{i}" + ("\n\n" if i % 40 == 39 else " ") for i in range(tokens)]
+        backend.enqueue(words)
+        app = ChatApp(
+            Settings(),
+            store,
+            lambda: backend,
+            conversation_id=conversation.id,
+            load_extensions=False,
+        )
+        async with app.run_test(size=(120, 40)) as pilot:
+            while not (app.started and app.backend is not None):
+                await pilot.pause(0.02)
+            app.chat_screen.prompt.set_text("go")
+            await pilot.pause(0.2)
+            spent[0] = 0.0
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+            while app.chat_screen.reply is not None:
+                await pilot.pause(0.02)
+            await pilot.pause(0.1)
+            cost = spent[0]
+        store.close()
+        return cost / tokens
+    finally:
+        ReplyFlow._flush_reply = original_flush  # type: ignore[method-assign]
+        Screen._compositor_refresh = original_render  # type: ignore[method-assign]
+
+
+def append_costs(rounds: int, tokens: int) -> dict[str, float]:
+    first, last = [], []
+    for _ in range(rounds):
+        first.append(asyncio.run(append_cost(0, tokens)))  # the reply is message 2
+        last.append(asyncio.run(append_cost(249, tokens)))  # the reply is message 500
+    a, b = statistics.median(first), statistics.median(last)
+    return {"ms_per_token_1st": 1000 * a, "ms_per_token_500th": 1000 * b, "ratio": b / a}
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    work = Path(tempfile.mkdtemp(prefix="chatapp-bench-ui-"))
+    results: dict[str, dict] = {}
+    results["first_frame"] = first_frames(work / "frame", 3 if QUICK else 9)
+    progress(f"first frame: {results['first_frame']}")
+    results["streaming"] = streaming(work / "stream", 10 if QUICK else 60, 1 if QUICK else 3)
+    progress(f"streaming: {results['streaming']}")
+    results["open_500"] = open_long(work / "open", 2 if QUICK else 5)
+    progress(f"open: {results['open_500']}")
+    results["append"] = append_costs(1 if QUICK else 3, 120 if QUICK else 400)
+
+    f, s, o, a = (results[k] for k in ("first_frame", "streaming", "open_500", "append"))
+    rows = [
+        (
+            "start → first frame ÷ bare Textual app",
+            f"{f['ratio']:.2f}",
+            f"{f['chatapp_s']:.3f} s vs {f['bare_textual_s']:.3f} s",
+            "≤ 1.2",
+        ),
+        (
+            "keypress → repaint p95 while streaming",
+            f"{s['keypress_streaming_p95_ms']:.1f} ms",
+            f"p50 {s['keypress_streaming_p50_ms']:.1f} ms, idle p50 "
+            f"{s['keypress_idle_p50_ms']:.1f} ms, n={s['keypress_samples']}",
+            "≤ 50 ms",
+        ),
+        (
+            "tokens shown/s ÷ produced/s",
+            f"{s['shown_over_produced']:.3f}",
+            f"{s['shown_tokens_per_s']:.1f} vs {s['engine_tokens_per_s']:.1f} tok/s; while typing "
+            f"{s['shown_over_produced_while_typing']:.3f}",
+            "≥ 0.97",
+        ),
+        (
+            "open 500-message chat → interactive",
+            f"{o['open_500_interactive_s']:.3f} s",
+            f"painted {o['open_500_painted_s']:.3f} s; 2-message chat {o['open_2_painted_s']:.3f} s",
+            "≤ 0.5 s",
+        ),
+        (
+            "append cost, 500th message ÷ 1st",
+            f"{a['ratio']:.2f}",
+            f"{a['ms_per_token_500th']:.2f} vs {a['ms_per_token_1st']:.2f} ms/token",
+            "≤ 1.2",
+        ),
+    ]
+    print(f"{'measure':42} {'result':>10}  {'target':8} detail")
+    for name, value, detail, target in rows:
+        print(f"{name:42} {value:>10}  {target:8} {detail}")
+    results["quick"] = {"value": QUICK}  # type: ignore[dict-item]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
