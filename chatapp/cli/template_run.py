@@ -168,7 +168,7 @@ def run_template(
             constrain=False if no_constraint else None,
             extra_examples=extra,
             backend=engine,
-            max_tokens=max_tokens or base.max_tokens,
+            max_tokens=max_tokens,
         )
         if turn.system_prompt is None:
             turn.system_prompt = settings.chat.system_prompt or None

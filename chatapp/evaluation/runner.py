@@ -173,7 +173,6 @@ def run_config(
                 select=config.select,
                 constrain=config.constrain,
                 backend=backend,
-                max_tokens=base.max_tokens,
             )
             raw, stats = generate(backend, turn.messages(), turn.generation_params(base), cancel)
             parsed = turn.parse(raw)

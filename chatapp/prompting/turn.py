@@ -130,7 +130,8 @@ def build_template_turn(
 
     ``shots``/``select`` override the template's selection; ``constrain=False`` drops the
     grammar (to measure what the constraint buys); ``extra_examples`` join the template's own.
-    With ``backend`` the turn is fitted to its context, keeping room for ``max_tokens``.
+    With ``backend`` the turn is fitted to its context, keeping room for the reply: ``max_tokens``
+    when the caller overrides the template's limit, else the template's, else the default.
     """
     given = dict(variables or {})
     values = resolve_variables(template, given, input_text)
@@ -187,7 +188,7 @@ def build_template_turn(
     )
     _set_examples(turn, chosen, values)
     if backend is not None:
-        reply_tokens = params.get("max_tokens") or max_tokens or GenerationParams().max_tokens
+        reply_tokens = max_tokens or params.get("max_tokens") or GenerationParams().max_tokens
         fit_turn_to_context(turn, chosen, backend, reply_tokens)
     return turn
 
