@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[], "Backend"]
+FIRST_FRAME_GRACE_S = 0.05
 STOP_WAIT_S = 20.0
 """How long quitting waits for a stopped reply to be stored (prompt evaluation cannot be
 interrupted mid-batch)."""
@@ -64,9 +65,10 @@ class ChatApp(App[None]):
     """A private chat assistant. Give ``settings``/``store``/``backend_factory`` in tests; left
     out, they are loaded from the user's config after the first frame."""
 
-    CSS_PATH = "chatapp.tcss"
+    CSS_PATH = Path(__file__).with_name("chatapp.tcss")  # absolute: subclasses elsewhere work
     TITLE = "chatapp"
     COMMANDS = App.COMMANDS | {ChatCommands}
+    MODES: ClassVar[dict[str, Any]] = {App.DEFAULT_MODE: ChatScreen}  # the base screen
 
     def __init__(
         self,
@@ -98,13 +100,16 @@ class ChatApp(App[None]):
 
     @property
     def chat_screen(self) -> ChatScreen:
-        """The main screen (just above Textual's blank default screen)."""
-        return self._chat_screen
+        """The main screen (the bottom of the screen stack)."""
+        screen = self._screen_stacks[self.DEFAULT_MODE][0]
+        assert isinstance(screen, ChatScreen)
+        self._chat_screen = screen
+        return screen
 
-    async def on_mount(self) -> None:
-        self._chat_screen = ChatScreen()
-        await self.push_screen(self._chat_screen)
-        self.call_after_refresh(self._startup_worker)
+    def on_ready(self) -> None:
+        # The first frame is painted; once it has reached the terminal, load settings,
+        # history and the model (their imports would otherwise compete with it).
+        self.set_timer(FIRST_FRAME_GRACE_S, self._startup_worker)
 
     # -- startup --------------------------------------------------------------------------
 
@@ -144,6 +149,7 @@ class ChatApp(App[None]):
             if command.key:
                 self.bind(command.key, f"run_command({command.title!r})", show=False)
         screen = self.chat_screen
+        await screen.sidebar.fill()
         screen.refresh_sidebar()
         await screen.open_conversation(self._initial_conversation)
         for problem in problems:
@@ -408,7 +414,7 @@ class ChatApp(App[None]):
 
     def stop_generation(self, timeout: float = STOP_WAIT_S) -> None:
         """Stop any reply and wait until it is stored (safe after the app has exited)."""
-        screen = getattr(self, "_chat_screen", None)
+        screen: ChatScreen | None = getattr(self, "_chat_screen", None)
         if screen is not None:
             screen.stop_reply_blocking(timeout)
 

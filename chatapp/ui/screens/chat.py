@@ -17,7 +17,6 @@ from textual.widgets import Footer
 
 from chatapp.errors import ChatappError
 from chatapp.ui.branches import branch_positions, switch_branch
-from chatapp.ui.screens.dialogs import ConfirmScreen, ExportScreen, TextInputScreen
 from chatapp.ui.screens.replies import ReplyFlow
 from chatapp.ui.widgets.chat_view import ChatView
 from chatapp.ui.widgets.header import ChatHeader
@@ -117,7 +116,8 @@ class ChatScreen(ReplyFlow, Screen[None]):
         self._sidebar_forced = self.has_class("-sidebar-hidden")
         self._apply_sidebar()
         if self._sidebar_forced:
-            self.sidebar.query_one("#conversations").focus()
+            for listing in self.sidebar.query("#conversations"):
+                listing.focus()
         else:
             self.prompt.focus()
 
@@ -125,7 +125,8 @@ class ChatScreen(ReplyFlow, Screen[None]):
         if self.has_class("-sidebar-hidden"):
             self._sidebar_forced = True
             self._apply_sidebar()
-        self.sidebar.query_one("#filter").focus()
+        for box in self.sidebar.query("#filter"):
+            box.focus()
 
     # -- conversations --------------------------------------------------------------------
 
@@ -202,6 +203,8 @@ class ChatScreen(ReplyFlow, Screen[None]):
         if self.conversation_id is None or self.app.store is None:
             self.notify("Nothing to rename yet: send a first message.", severity="warning")
             return
+        from chatapp.ui.screens.dialogs import TextInputScreen
+
         conversation_id = self.conversation_id
         current = self.app.store.get_conversation(conversation_id).title
 
@@ -221,6 +224,8 @@ class ChatScreen(ReplyFlow, Screen[None]):
         self.confirm_delete(self.conversation_id)
 
     def confirm_delete(self, conversation_id: int) -> None:
+        from chatapp.ui.screens.dialogs import ConfirmScreen
+
         store = self.app.store
         if store is None:
             return
@@ -251,6 +256,8 @@ class ChatScreen(ReplyFlow, Screen[None]):
         if self.conversation_id is None:
             self.notify("Nothing to export yet: send a first message.", severity="warning")
             return
+        from chatapp.ui.screens.dialogs import ExportScreen
+
         conversation_id = self.conversation_id
 
         def chosen(answer: Any) -> None:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from chatapp.errors import ChatappError
 from chatapp.ui.branches import branch_of
 from chatapp.ui.generation import Reply, ReplyEnded, ReplyStarted, run_reply
-from chatapp.ui.screens.dialogs import EditMessageScreen
 from chatapp.ui.widgets.prompt import PromptInput
 
 if TYPE_CHECKING:
@@ -92,6 +91,8 @@ class ReplyFlow:
         if self.reply_running():
             self.notify("A reply is still being written: press Esc to stop it.", severity="warning")
             return
+
+        from chatapp.ui.screens.dialogs import EditMessageScreen
 
         def resend(new_text: str | None) -> None:
             if new_text:

@@ -12,17 +12,20 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
-from markdown_it import MarkdownIt
-from rich.markdown import Markdown as RichMarkdown
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-_PARSER = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+_PARSER: Any = None
 
 
 def block_starts(source: str) -> list[int]:
     """First line of every top-level block of ``source`` (0-based)."""
+    global _PARSER
+    if _PARSER is None:  # imported on first use: the first frame does not wait for it
+        from markdown_it import MarkdownIt
+
+        _PARSER = MarkdownIt("commonmark").enable("table").enable("strikethrough")
     return [
         token.map[0]
         for token in _PARSER.parse(source)
@@ -48,7 +51,9 @@ class MarkdownBody(Vertical):
         """Where the last (still open) block starts, in lines of ``text``."""
         self._tail: Static | None = None
 
-    def _rich(self, source: str) -> RichMarkdown:
+    def _rich(self, source: str) -> Any:
+        from rich.markdown import Markdown as RichMarkdown
+
         dark = self.app.current_theme.dark if self.is_attached else True
         theme = "monokai" if dark else "friendly"
         return RichMarkdown(source.strip("\n"), code_theme=theme, inline_code_theme=theme)

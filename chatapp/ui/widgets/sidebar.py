@@ -59,16 +59,29 @@ class ConversationSidebar(Vertical):
         self.current_id: int | None = None
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="Filter conversations", id="filter")
-        yield ConversationList(id="conversations")
+        yield from ()
+
+    async def fill(self) -> None:
+        """Mount the filter and the list. Called once history is loaded, after the first
+        frame, which then paints sooner."""
+        if not self.query("#filter"):
+            await self.mount_all(
+                [
+                    Input(placeholder="Filter conversations", id="filter"),
+                    ConversationList(id="conversations"),
+                ]
+            )
 
     @property
     def query_text(self) -> str:
-        return self.query_one("#filter", Input).value
+        found = self.query("#filter")
+        return found.first(Input).value if found else ""
 
     def show(self, conversations: list[Conversation], current_id: int | None) -> None:
         """Replace the list, keeping the current conversation highlighted."""
         self.current_id = current_id
+        if not self.query(ConversationList):
+            return
         listing = self.query_one(ConversationList)
         listing.clear_options()
         listing.add_options([Option(conversation_label(c), id=str(c.id)) for c in conversations])
@@ -78,6 +91,8 @@ class ConversationSidebar(Vertical):
 
     def highlight(self, conversation_id: int | None) -> None:
         self.current_id = conversation_id
+        if not self.query(ConversationList):
+            return
         listing = self.query_one(ConversationList)
         if conversation_id is None:
             listing.highlighted = None

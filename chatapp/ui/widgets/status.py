@@ -6,7 +6,16 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
-from textual.widgets import ProgressBar, Static
+from textual.widgets import Static
+
+BAR_CELLS = 20
+
+
+def progress_bar(fraction: float) -> str:
+    """``████████░░░░ 40%`` (text, so the status line stays one light widget)."""
+    fraction = max(0.0, min(1.0, fraction))
+    filled = round(BAR_CELLS * fraction)
+    return "█" * filled + "░" * (BAR_CELLS - filled) + f" {round(100 * fraction)}%"
 
 
 class StatusBar(Horizontal):
@@ -14,11 +23,7 @@ class StatusBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static("starting…", id="status-state", markup=False)
-        yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="status-load")
         yield Static("", id="status-stats", markup=False)
-
-    def on_mount(self) -> None:
-        self.query_one("#status-load").display = False
 
     def _state(self, content: Content | str) -> None:
         self.query_one("#status-state", Static).update(content)
@@ -27,21 +32,14 @@ class StatusBar(Horizontal):
         self.query_one("#status-stats", Static).update(content)
 
     def loading(self, what: str, fraction: float | None = None) -> None:
-        """Model loading: an indeterminate bar until the backend reports a fraction."""
-        self._state(Content.assemble(("⏳ ", ""), what))
-        bar = self.query_one("#status-load", ProgressBar)
-        bar.display = True
-        if fraction is None:
-            bar.update(total=None)
-        else:
-            bar.update(total=100, progress=round(100 * max(0.0, min(1.0, fraction))))
+        """Model loading, with a bar once the backend reports how far it is."""
+        bar = f"  {progress_bar(fraction)}" if fraction is not None else ""
+        self._state(Content.assemble("⏳ ", what, (bar, "$accent")))
 
     def ready(self, text: str = "ready") -> None:
-        self.query_one("#status-load").display = False
         self._state(text)
 
     def failed(self, text: str) -> None:
-        self.query_one("#status-load").display = False
         self._state(Content.styled(text, "$error"))
 
     def generating(
