@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("CHATAPP_HOME", tempfile.mkdtemp(prefix="chatapp-bench-"))
 
 QUICK = "--quick" in sys.argv  # a smoke run: fewer rounds and tokens (numbers not meaningful)
-ROUNDS = 2 if QUICK else 5
+ROUNDS = 2 if QUICK else 7
 DECODE_TOKENS = 32 if QUICK else 128
 REPEATS = 1 if QUICK else 3
 STORY = "Write a long, detailed story about a dragon who learns to cook. Use many paragraphs."
@@ -90,14 +90,45 @@ def bare_decode(llm, tokens: list[int], n_tokens: int, params) -> float:
     return (count - 1) / (last - first)
 
 
-def chatapp_decode(backend, messages, params) -> tuple[float, int]:
+class TimedGenerate:
+    """Wraps llama-cpp-python's generate() on chatapp's Llama and sums the CPU time the calling
+    thread spends outside it between tokens: chatapp's own per-token work (CPU time, so being
+    descheduled on a busy machine does not count)."""
+
+    def __init__(self, llm) -> None:
+        self.real = llm.generate
+        self.outside_cpu_s = 0.0
+        self.gaps = 0
+        llm.generate = self
+
+    def __call__(self, *args, **kwargs):
+        inner = self.real(*args, **kwargs)
+        try:
+            handed_out: float | None = None
+            while True:
+                if handed_out is not None:
+                    self.outside_cpu_s += time.thread_time() - handed_out
+                    self.gaps += 1
+                try:
+                    token = next(inner)
+                except StopIteration:
+                    return
+                handed_out = time.thread_time()
+                yield token
+        finally:
+            inner.close()
+
+
+def chatapp_decode(backend, messages, params, timer: TimedGenerate) -> tuple[float, int, float]:
+    """(decode tokens/s, tokens, chatapp's own CPU microseconds per token) of one reply."""
     from chatapp.domain import DoneEvent
 
+    timer.outside_cpu_s, timer.gaps = 0.0, 0
     for event in backend.stream_chat(messages, params):
         if isinstance(event, DoneEvent):
             stats = event.stats
-    # The stream's sampled tokens: the reply plus the end-of-turn token when it stopped there.
-    return stats.decode_tokens_per_s, stats.completion_tokens
+    overhead_us = timer.outside_cpu_s / max(1, timer.gaps) * 1e6
+    return stats.decode_tokens_per_s, stats.completion_tokens, overhead_us
 
 
 def measure_decode(backend, path: Path) -> dict:
@@ -107,20 +138,23 @@ def measure_decode(backend, path: Path) -> dict:
     params = GenerationParams(max_tokens=DECODE_TOKENS, seed=7)
     tokens = backend.tokenize_prompt(backend.format_chat(messages))
     bare = bare_llama(path, backend.n_ctx, backend.n_threads, backend.n_gpu_layers, seed=7)
-    chat_rates, bare_rates, counts = [], [], []
-    chatapp_decode(backend, messages, params)  # warm both (page cache, first-decode setup)
+    chat_rates, bare_rates, counts, overheads = [], [], [], []
+    timer = TimedGenerate(backend.llama)
+    chatapp_decode(backend, messages, params, timer)  # warm both (page cache, first-decode setup)
     bare_decode(bare, tokens, 16, params)
     for i in range(ROUNDS):
         order = ("chat", "bare") if i % 2 == 0 else ("bare", "chat")
         for which in order:
             if which == "chat":
-                rate, produced = chatapp_decode(backend, messages, params)
+                rate, produced, overhead = chatapp_decode(backend, messages, params, timer)
                 chat_rates.append(rate)
                 counts.append(produced)
+                overheads.append(overhead)
             else:
                 n = counts[-1] + 1 if counts else DECODE_TOKENS
                 bare_rates.append(bare_decode(bare, tokens, n, params))
     bare.close()
+    backend.llama.generate = timer.real
     default_threads = max(1, (os.cpu_count() or 2) // 2)
     default = bare_llama(path, backend.n_ctx, default_threads, backend.n_gpu_layers, seed=7)
     default_rates = [bare_decode(default, tokens, DECODE_TOKENS, params) for _ in range(REPEATS)]
@@ -134,6 +168,10 @@ def measure_decode(backend, path: Path) -> dict:
         "ratio": round(chat_med / bare_med, 3),
         "chatapp_runs": [round(r, 1) for r in chat_rates],
         "bare_runs": [round(r, 1) for r in bare_rates],
+        "chatapp_overhead_us_per_token": round(statistics.median(overheads), 1),
+        # Share of a token's time at the bare loop's speed: 1 - share estimates the ratio on an
+        # idle machine, where timings are not disturbed by other processes.
+        "chatapp_overhead_share": round(statistics.median(overheads) * bare_med / 1e6, 5),
         "llama_cpp_python_default_threads": default_threads,
         "bare_default_threads_tokens_per_s": round(statistics.median(default_rates), 1),
     }
@@ -288,6 +326,10 @@ def main() -> dict:
         ("decode tok/s: chatapp stream_chat", f"{decode['chatapp_tokens_per_s']}"),
         ("decode tok/s: bare llama-cpp-python generate", f"{decode['bare_tokens_per_s']}"),
         ("  ratio (target ≥ 0.97)", f"{decode['ratio']}"),
+        (
+            "  chatapp's own CPU per token (µs, share)",
+            f"{decode['chatapp_overhead_us_per_token']} ({decode['chatapp_overhead_share']:.2%})",
+        ),
         (
             f"  bare at llama-cpp-python's default {decode['llama_cpp_python_default_threads']} "
             "thread(s)",
