@@ -151,9 +151,9 @@ def _pdf_blocks(data: bytes) -> list[Block]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             try:
-                opened = reader.decrypt("")  # many PDFs only restrict printing/copying
+                opened = bool(reader.decrypt(""))  # many PDFs only restrict printing/copying
             except Exception:
-                opened = 0
+                opened = False
             if not opened:
                 raise SkipFile("encrypted PDF (needs a password)")
         blocks: list[Block] = []

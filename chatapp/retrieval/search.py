@@ -23,10 +23,16 @@ Mode = Literal["hybrid", "dense", "bm25"]
 RRF_K = 60
 CANDIDATES = 30
 
-DEFAULT_MIN_SCORE = {"bundled": 0.25, "fast": 0.55, "hashing": 0.1}
+DEFAULT_MIN_SCORE = {"bundled": 0.3, "fast": 0.6, "hashing": 0.1}
 """Relevance thresholds per embedder, used unless ``retrieval.min_score`` is set explicitly:
 similarities are not comparable across embedders (static embeddings score unrelated text
-higher), so one number cannot serve all. Calibrated on benchmarks/retrieval_eval."""
+higher), so one number cannot serve all. Chosen on benchmarks/retrieval_eval (round values that
+refuse most unanswerable questions while refusing at most 1 in 50 answerable ones)."""
+
+DENSE_WEIGHT = {"fast": 0.5}
+"""How much the dense ranking counts in the fusion, per embedder (1.0 unless listed): static
+embeddings rank worse than MiniLM, so their vote counts half and keyword search leads. Chosen on
+benchmarks/retrieval_eval."""
 
 
 def relevance_threshold(settings: Settings, embedder_setting: str) -> float:
@@ -76,12 +82,14 @@ def load_lexical(collection: Collection) -> LexicalIndex:
     return index
 
 
-def fuse(rankings: list[list[str]], k: int = RRF_K) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion: sum of 1/(k + rank) over the rankings, best first."""
+def fuse(
+    rankings: list[list[str]], k: int = RRF_K, weights: list[float] | None = None
+) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: sum of weight/(k + rank) over the rankings, best first."""
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
@@ -136,10 +144,10 @@ class Searcher:
         elif mode == "bm25":
             ranked = lexical
         else:
-            best = 2.0 / (RRF_K + 1)
-            ranked = [
-                (i, s / best) for i, s in fuse([[i for i, _ in dense], [i for i, _ in lexical]])
-            ]
+            weights = [DENSE_WEIGHT.get(self.collection.embedder_setting, 1.0), 1.0]
+            best = sum(weights) / (RRF_K + 1)
+            fused = fuse([[i for i, _ in dense], [i for i, _ in lexical]], weights=weights)
+            ranked = [(i, s / best) for i, s in fused]
         similarity = dict(dense)
         missing = [i for i, _ in ranked if i not in similarity]
         if missing:

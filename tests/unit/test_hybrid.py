@@ -53,3 +53,10 @@ def test_reciprocal_rank_fusion_rewards_agreement() -> None:
     assert set(order) == {"a", "b", "c", "d", "e"}
     scores = dict(fused)
     assert scores["b"] == 2 / 62
+
+
+def test_weighted_fusion_lets_keyword_search_lead() -> None:
+    fused = fuse([["dense-top", "shared"], ["bm25-top", "shared"]], k=60, weights=[0.5, 1.0])
+    order = [item for item, _ in fused]
+    assert order[:2] == ["shared", "bm25-top"]
+    assert order.index("bm25-top") < order.index("dense-top")
