@@ -121,6 +121,9 @@ def index(
     for root in roots:
         if not Path(root).expanduser().exists():
             raise UsageError(f"path {root}: no such file or folder")
+    if not coll_mod.collection_exists(name, url):
+        # A new collection: make sure its embedder loads before recording it.
+        create_embedder(settings.retrieval.embedder)
     coll = coll_mod.create_or_open(
         name,
         embedder=settings.retrieval.embedder,

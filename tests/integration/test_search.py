@@ -228,3 +228,14 @@ def test_minilm_search_finds_the_answering_file(tmp_path: Path, minilm, capsys) 
     assert hits[0].path.endswith("tomatoes.md") and hits[0].similarity > 0.4
     assert searcher.search("Who won the 1998 football world cup?", 3, min_score=0.25) == []
     coll.close()
+
+
+@pytest.mark.slow
+def test_unknown_embedder_model_is_one_line_and_creates_nothing(tmp_path: Path, capsys) -> None:
+    corpus = write_corpus(tmp_path / "d", {"a.md": "# A\n\nText.\n"})
+    argv = ["index", str(corpus), "-C", "other", "--embedder", "no-such-org/no-such-model"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2
+    assert err.startswith("error: embedder no-such-org/no-such-model: cannot be loaded offline")
+    assert err.count("\n") == 1
+    assert run_cli(["collections", "list", "--json"], capsys)[1].strip() == "[]"
