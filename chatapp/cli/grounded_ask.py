@@ -135,4 +135,5 @@ def _print_sources(sources: list[dict[str, Any]], report: Any) -> None:
         cited = ", ".join(f"[{n}]" for n in report.invalid_citations)
         print(f"warning: cited sources that were not given: {cited}", file=out)
     for item in report.unsupported:
-        print(f"unsupported: {item['text']} (support {item['support']:.2f})", file=out)
+        why = item.get("reason") or f"support {item['support']:.2f}"
+        print(f"unsupported ({why}): {item['text']}", file=out)

@@ -1,10 +1,15 @@
 """Checking a grounded answer against its sources.
 
 Every ``[n]`` must name a source that was given (others are reported as invalid). Each answer
-sentence that makes a claim (four words or more) is scored by how well its cited sources support
-it: the best cosine similarity between the sentence and the cited chunk or any sentence of it,
-with the collection's embedder. A sentence without citations is scored against all sources.
-Sentences below the embedder's support threshold are flagged as unsupported.
+sentence that makes a claim (four words or more) is checked against the sources it cites (all
+sources when it cites none) in two ways, and flagged as unsupported when either fails:
+
+- ``support``: the best cosine similarity between the sentence and the cited chunk or any
+  sentence of it, with the collection's embedder. Embeddings measure topic, not truth: a wrong
+  statement about the right subject still scores well, hence the second check;
+- ``coverage``: the share of the sentence's content words (stemmed, as keyword search sees them)
+  found in the cited sources, plus every number in the sentence must appear there. Invented
+  specifics (a version, a count, an option name that is not in the text) fail this check.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ _CITATION = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|-|–)\s*\d+)*)\s*\]")
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 _SOURCE_SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n|\n(?=\s*[-*•]|\s*\d+\.)")
 MIN_CLAIM_WORDS = 4
+MIN_COVERAGE = 0.5
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 
 SUPPORT_THRESHOLDS = {"all-MiniLM-L6-v2": 0.5, "fast": 0.6}
 """Cosine below which a sentence counts as unsupported, per embedder (others: 0.45). Static
@@ -34,6 +41,8 @@ class SentenceCheck:
     support: float
     supported: bool
     cited: bool
+    coverage: float = 1.0
+    reason: str = ""
 
 
 @dataclass
@@ -43,7 +52,7 @@ class CitationReport:
     invalid_citations: list[int] = field(default_factory=list)
     """Numbers cited that name no given source."""
     unsupported: list[dict[str, Any]] = field(default_factory=list)
-    """Sentences whose support is below the threshold: text, citations, support."""
+    """Sentences that fail a check: text, citations, support, coverage, reason."""
     sentences: list[SentenceCheck] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,7 +83,7 @@ def split_answer(answer: str) -> list[tuple[str, list[int]]]:
         if not raw.strip():
             continue
         cites = parse_citations(raw)
-        plain = " ".join(_CITATION.sub(" ", raw).split())
+        plain = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(_CITATION.sub(" ", raw).split()))
         if not re.search(r"\w", plain):
             if pieces:
                 pieces[-1] = (pieces[-1][0], pieces[-1][1] + cites)
@@ -114,8 +123,9 @@ def check_answer(
     claims = [(t, c) for t, c in split_answer(answer) if len(t.split()) >= MIN_CLAIM_WORDS]
     if not claims or not by_number:
         for text, cites in claims:
-            report.sentences.append(SentenceCheck(text, cites, 0.0, False, bool(cites)))
-            report.unsupported.append({"text": text, "citations": cites, "support": 0.0})
+            check = SentenceCheck(text, cites, 0.0, False, bool(cites), 0.0, "no sources")
+            report.sentences.append(check)
+            report.unsupported.append(_flag(check))
         return report
     units: list[str] = []
     owner: list[int] = []
@@ -129,16 +139,49 @@ def check_answer(
     owners = np.asarray(owner)
     for row, (text, cites) in enumerate(claims):
         valid = [c for c in cites if c in by_number]
-        # Uncited claims are scored against every source; claims citing only sources that do
+        # Uncited claims are checked against every source; claims citing only sources that do
         # not exist have no support at all.
-        mask = np.isin(owners, valid) if cites else np.ones(len(owners), dtype=bool)
+        against = valid if cites else list(by_number)
+        mask = np.isin(owners, against)
         support = float(similarity[row][mask].max()) if mask.any() else 0.0
-        supported = support >= bar
-        report.sentences.append(
-            SentenceCheck(text, cites, round(support, 4), supported, bool(valid))
-        )
-        if not supported:
-            report.unsupported.append(
-                {"text": text, "citations": cites, "support": round(support, 4)}
-            )
+        coverage, missing_number = _coverage(text, " ".join(by_number[n] for n in against))
+        reason = ""
+        if cites and not valid:
+            reason = "cites no given source"
+        elif support < bar:
+            reason = "not similar to its sources"
+        elif missing_number:
+            reason = f"number {missing_number} is not in its sources"
+        elif coverage < MIN_COVERAGE:
+            reason = "most of its words are not in its sources"
+        check = SentenceCheck(text, cites, round(support, 4), not reason, bool(valid),
+                              round(coverage, 3), reason)  # fmt: skip
+        report.sentences.append(check)
+        if reason:
+            report.unsupported.append(_flag(check))
     return report
+
+
+def _flag(check: SentenceCheck) -> dict[str, Any]:
+    return {
+        "text": check.text,
+        "citations": check.citations,
+        "support": check.support,
+        "coverage": check.coverage,
+        "reason": check.reason,
+    }
+
+
+def _coverage(sentence: str, source_text: str) -> tuple[float, str | None]:
+    """Share of the sentence's content words found in the source text, and the first number
+    of the sentence that the source does not contain (None when all are there)."""
+    from chatapp.retrieval.lexical import tokenize
+
+    words = set(tokenize(sentence))
+    available = set(tokenize(source_text))
+    coverage = len(words & available) / len(words) if words else 1.0
+    digits_only = re.sub(r"[,\s]", "", source_text)
+    for number in _NUMBER.findall(sentence):
+        if number not in source_text and number.replace(",", "") not in digits_only:
+            return coverage, number
+    return coverage, None

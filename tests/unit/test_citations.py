@@ -18,7 +18,7 @@ def test_parse_citations_forms() -> None:
 
 def test_split_answer_attaches_trailing_citations() -> None:
     pieces = split_answer("Tomatoes love sun. [1]\nRoses are pruned in winter [2].")
-    assert pieces == [("Tomatoes love sun.", [1]), ("Roses are pruned in winter .", [2])]
+    assert pieces == [("Tomatoes love sun.", [1]), ("Roses are pruned in winter.", [2])]
 
 
 def test_supported_answer_has_no_flags() -> None:
@@ -41,10 +41,10 @@ def test_invalid_citation_and_unsupported_sentence_are_reported() -> None:
     report = check_answer(answer, SOURCES, HashingEmbedder())
     assert report.citations == [1, 2]
     assert report.invalid_citations == [5]
-    flagged = [u["text"] for u in report.unsupported]
-    assert any("moon landing" in t for t in flagged)
-    assert any("Bread rises" in t for t in flagged)  # cites only a source that was not given
-    assert not any("Tomatoes" in t for t in flagged)
+    flagged = {u["text"].split()[0]: u["reason"] for u in report.unsupported}
+    assert flagged["The"] in ("not similar to its sources", "number 1969 is not in its sources")
+    assert flagged["Bread"] == "cites no given source"
+    assert "Tomatoes" not in flagged
 
 
 def test_uncited_claims_are_scored_against_all_sources() -> None:
@@ -58,3 +58,17 @@ def test_uncited_claims_are_scored_against_all_sources() -> None:
 def test_no_sources_means_every_claim_is_unsupported() -> None:
     report = check_answer("Paris is the capital of France.", [], HashingEmbedder())
     assert report.unsupported and report.unsupported[0]["support"] == 0.0
+
+
+def test_invented_specifics_fail_even_when_the_topic_matches() -> None:
+    answer = (
+        "Tomatoes need at least eight hours of direct sun each day [1]. "
+        "Tomatoes need at least 12 hours of direct sun each day [1]. "
+        "Tomatoes need fertilizer called GrowMax every morning before breakfast [1]."
+    )
+    report = check_answer(answer, SOURCES, HashingEmbedder(), threshold=0.0)
+    reasons = [s.reason for s in report.sentences]
+    assert reasons[0] == ""
+    assert reasons[1] == "number 12 is not in its sources"
+    assert reasons[2] == "most of its words are not in its sources"
+    assert report.sentences[2].coverage < 0.5

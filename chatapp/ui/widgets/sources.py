@@ -117,7 +117,8 @@ class SourcesPanel(Vertical):
             cited = ", ".join(f"[{n}]" for n in report.invalid_citations)
             lines.append(f"⚠ cites sources that were not given: {cited}")
         for item in report.unsupported:
-            lines.append(f"⚠ unsupported ({item['support']:.2f}): {preview(item['text'], 120)}")
+            why = item.get("reason") or f"support {item['support']:.2f}"
+            lines.append(f"⚠ unsupported ({why}): {preview(item['text'], 120)}")
         if not lines:
             checked = len(report.sentences)
             lines.append(f"✓ {checked} sentence(s) supported by their sources" if checked else "")
