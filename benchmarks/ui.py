@@ -34,13 +34,14 @@ import termios
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 QUICK = "--quick" in sys.argv
 RESULTS = ROOT / "benchmarks" / "results" / "ui.json"
 FRAME_MARKER = "palette"  # in both apps' footer (the prompt text may be split by the cursor)
-BARE_APP = f'''
+BARE_APP = '''
 from textual.app import App
 from textual.widgets import Footer, Header, Input, Markdown
 
@@ -253,6 +254,7 @@ def streaming(home: Path, samples: int, quiet_replies: int) -> dict[str, float]:
     quiet_ratios = [r / e for (r, _), e in zip(quiet, quiet_engine, strict=True)]
     typed_ratios = [r / e for (r, _), e in zip(shown, typed_engine, strict=True)]
     busy.sort()
+    progress("latencies ms: " + " ".join(f"{1000 * x:.0f}" for x in busy))
     return {
         "keypress_idle_p50_ms": 1000 * statistics.median(idle),
         "keypress_streaming_p50_ms": 1000 * statistics.median(busy),
@@ -373,10 +375,10 @@ async def append_cost(prior_exchanges: int, tokens: int) -> tuple[float, float]:
         finally:
             count(began)
 
-    async def timed_flush(self: ReplyFlow) -> None:
+    async def timed_flush(self: ReplyFlow, *args: Any, **kwargs: Any) -> None:
         began = time.thread_time()
         try:
-            await original_flush(self)
+            await original_flush(self, *args, **kwargs)
         finally:
             count(began)
 

@@ -188,3 +188,15 @@ def test_loading_extension_modules_skips_missing_and_broken_ones() -> None:
     extensions = UIExtensions()
     loaded = extensions.load(("chatapp.ui.screens.no_such_module", "json"))
     assert loaded == ["json"]
+
+
+def test_the_model_leaves_a_core_to_the_interface(settings) -> None:
+    import os
+
+    from chatapp.ui.app import ui_model_settings
+
+    cores = len(os.sched_getaffinity(0))
+    assert ui_model_settings(settings).model.n_threads == max(1, cores - 1)
+    assert settings.model.n_threads is None, "the user's settings are not changed"
+    settings.model.n_threads = 3
+    assert ui_model_settings(settings).model.n_threads == 3
