@@ -167,6 +167,8 @@ class ChatTemplate:
     """Texts that end the assistant's turn; generation stops on them."""
     merge_system: bool = False
     """The template rejects a system role: the system text is put in the first user turn."""
+    fallback_family: str = "chatml"
+    """The built-in family to use for a chat this template cannot render."""
 
     def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
         """The prompt text for ``messages``; raises jinja2.TemplateError when the template fails."""
@@ -203,6 +205,44 @@ def merge_system_into_user(items: list[dict[str, str]]) -> list[dict[str, str]]:
     if pending:
         out.append({"role": "user", "content": pending.rstrip("\n")})
     return out
+
+
+def merge_consecutive_roles(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """Join back-to-back messages of the same role (many templates insist that user and
+    assistant alternate; a reply that failed leaves two user turns in a row)."""
+    out: list[ChatMessage] = []
+    for message in messages:
+        if out and out[-1].role == message.role:
+            out[-1] = ChatMessage(message.role, f"{out[-1].content}\n\n{message.content}")
+        else:
+            out.append(message)
+    return out
+
+
+def render_chat(template: ChatTemplate, messages: Sequence[ChatMessage]) -> str:
+    """The prompt for ``messages``: with the template as is; else with same-role neighbours
+    merged; else (the model's own template failing on this chat) with its fallback family."""
+    try:
+        return template.render(messages)
+    except Exception as exc:
+        problem = exc
+    merged = merge_consecutive_roles(messages)
+    if len(merged) != len(messages):
+        try:
+            return template.render(merged)
+        except Exception as exc:
+            problem = exc
+    if template.name != "gguf":
+        raise problem
+    log.warning(
+        "chat template fails on this chat (%s); using the %s format for it",
+        problem,
+        template.fallback_family,
+    )
+    fallback = fallback_template(
+        template.fallback_family, template.bos_token or None, template.eos_token or None
+    )
+    return fallback.render(merged)
 
 
 def end_of_turn_markers(source: str, eos_token: str | None) -> list[str]:
@@ -255,6 +295,7 @@ def select_template(
             bos_token=bos_token or "",
             eos_token=eos_token or "",
             end_of_turn=end_of_turn_markers(gguf_template, eos_token),
+            fallback_family=family_for(architecture, name, vocab_size),
         )
         for merge in (False, True):
             own.merge_system = merge

@@ -36,7 +36,7 @@ from chatapp.domain import (
     TokenEvent,
 )
 from chatapp.engine.base import LoadProgress
-from chatapp.engine.chat_formats import ChatTemplate, select_template
+from chatapp.engine.chat_formats import ChatTemplate, render_chat, select_template
 from chatapp.engine.llama_loading import (
     cpu_has_amx,
     default_gpu_layers,
@@ -194,7 +194,7 @@ class LlamaCppBackend:
 
     def format_chat(self, messages: Sequence[ChatMessage]) -> str:
         try:
-            return self.template.render(messages)
+            return render_chat(self.template, messages)
         except Exception as exc:
             raise UsageError(
                 f"chat template of {self.path.name}: fails on this chat ({exc})"

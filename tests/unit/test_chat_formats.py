@@ -13,6 +13,7 @@ from chatapp.engine.chat_formats import (
     ChatTemplate,
     fallback_template,
     family_for,
+    render_chat,
     select_template,
 )
 from chatapp.models.gguf import read_gguf_info
@@ -166,3 +167,39 @@ def test_template_globals_match_transformers() -> None:
     template = ChatTemplate(source=source, name="gguf", bos_token="<B>")
     text = template.render([ChatMessage("user", "한국")])
     assert text == '<B>[{"role": "user", "content": "한국"}]>4'
+
+
+MISTRAL_STRICT = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant') }}"
+    "{% endif %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+    "{% else %}{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
+)
+
+
+def test_two_user_turns_in_a_row_are_merged_for_strict_templates() -> None:
+    template = select_template(
+        MISTRAL_STRICT, architecture="llama", name="Mistral 7B", bos_token="<s>", eos_token="</s>"
+    )
+    assert template.name == "gguf"
+    chat = [ChatMessage("user", "First"), ChatMessage("user", "Second")]
+    assert render_chat(template, chat) == "<s>[INST] First\n\nSecond [/INST]"
+
+
+def test_own_template_failing_on_a_chat_falls_back_for_that_chat(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Works on the sample conversation, fails on a long answer: the family format takes over.
+    fragile = (
+        "{% for m in messages %}{% if m['content'] | length > 40 %}"
+        "{{ raise_exception('too long') }}{% endif %}"
+        "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    template = select_template(fragile, architecture="phi3")
+    assert template.name == "gguf" and template.fallback_family == "phi"
+    with caplog.at_level(logging.WARNING):
+        text = render_chat(template, [ChatMessage("user", "x" * 50)])
+    assert text == f"<|user|>\n{'x' * 50}<|end|>\n<|assistant|>\n"
+    assert "using the phi format" in caplog.text
