@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from chatapp.domain import CancelToken, TokenEvent
 from chatapp.errors import ChatappError
 
 if TYPE_CHECKING:
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from textual.worker import Worker
 
     from chatapp.context import ContextPlan
+    from chatapp.domain import CancelToken
     from chatapp.session import TurnEvent, TurnFinished
     from chatapp.storage import Message as StoredMessage
 
@@ -38,6 +38,8 @@ class Reply:
     """The reply being generated: its tokens so far and how it ended."""
 
     def __init__(self, conversation_id: int | None, kind: str, view_epoch: int) -> None:
+        from chatapp.domain import CancelToken  # imported on first use: not before first frame
+
         self.conversation_id = conversation_id
         self.kind = kind
         self.view_epoch = view_epoch
@@ -102,11 +104,12 @@ class ReplyEnded(Message):
         self.reply = reply
 
 
-TurnRunner = Callable[[CancelToken], Iterator["TurnEvent"]]
+TurnRunner = Callable[["CancelToken"], Iterator["TurnEvent"]]
 
 
 def run_reply(target: MessagePump, reply: Reply, run_turn: TurnRunner) -> None:
     """Body of the generation thread worker: drain the session's events into ``reply``."""
+    from chatapp.domain import TokenEvent
     from chatapp.session import TurnFinished, TurnStarted
 
     events: Any = None
