@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 QUICK = "--quick" in sys.argv
 RESULTS = ROOT / "benchmarks" / "results" / "ui.json"
 FRAME_MARKER = "palette"  # in both apps' footer (the prompt text may be split by the cursor)
-BARE_APP = '''
+BARE_APP = """
 from textual.app import App
 from textual.widgets import Footer, Header, Input, Markdown
 
@@ -53,7 +53,7 @@ class BareApp(App):
         yield Footer()
 
 BareApp().run()
-'''
+"""
 STORY = "Write a very long story about a dragon who learns to paint. Use many paragraphs."
 PROBES = [chr(c) for c in [*range(0x2460, 0x2474), *range(0x3251, 0x3260), *range(0x32B1, 0x32C0)]]
 DONE = ("reply complete", "token limit", "stopped:")

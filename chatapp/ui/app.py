@@ -152,7 +152,7 @@ class ChatApp(App[None]):
                 store = ConversationStore(":memory:")
         if self._load_extensions:
             self.extensions.load()
-        self.call_from_thread(self._startup_done, settings, store, problems)
+        self.call_from_thread(self._startup_done, settings, store, problems)  # type: ignore[arg-type]
 
     async def _startup_done(
         self, settings: Settings, store: ConversationStore, problems: list[str]
@@ -179,7 +179,7 @@ class ChatApp(App[None]):
         """(Re)open the model in a worker; the status line shows progress."""
         self._backend_ready.clear()
         self.backend_error = None
-        self.chat_screen.status_bar.loading(f"loading model {self._model_label()}…")
+        self.chat_screen.status_bar.show_loading(f"loading model {self._model_label()}…")
         self.chat_screen.header.set_field("model", f"{self._model_label()} (loading)")
         self._load_backend_worker()
 
@@ -217,7 +217,7 @@ class ChatApp(App[None]):
         self.post_message(ModelLoaded(error))
 
     def on_model_load_progress(self, message: ModelLoadProgress) -> None:
-        self.chat_screen.status_bar.loading(message.text, message.fraction)
+        self.chat_screen.status_bar.show_loading(message.text, message.fraction)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
         screen = self.chat_screen

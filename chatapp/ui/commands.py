@@ -7,7 +7,7 @@ so the palette and the help screen never disagree with the real bindings.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -70,7 +70,7 @@ class ChatCommands(Provider):
         keys = keys_for(command)
         return f"{command.help}  [{keys}]" if keys else command.help
 
-    def _run(self, command: PaletteCommand) -> partial[object]:
+    def _run(self, command: PaletteCommand) -> partial[Any]:
         app: ChatApp = self.app  # type: ignore[assignment]
         return partial(app.action_run_command, command.title)
 

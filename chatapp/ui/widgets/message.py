@@ -149,7 +149,7 @@ class MessageWidget(Vertical, can_focus=True):
 
     def _header_text(self) -> Content:
         who = "You" if self.role == "user" else (self.model_name or "Assistant")
-        parts: list[tuple[str, str] | str] = [(who, "bold")]
+        parts: list[Content | tuple[str, str] | str] = [(who, "bold")]
         if self.status == "interrupted":
             parts.append((" · interrupted", "$warning"))
         elif self.status == "error":

@@ -31,7 +31,7 @@ class StatusBar(Horizontal):
     def _stats(self, content: Content | str) -> None:
         self.query_one("#status-stats", Static).update(content)
 
-    def loading(self, what: str, fraction: float | None = None) -> None:
+    def show_loading(self, what: str, fraction: float | None = None) -> None:
         """Model loading, with a bar once the backend reports how far it is."""
         bar = f"  {progress_bar(fraction)}" if fraction is not None else ""
         self._state(Content.assemble("⏳ ", what, (bar, "$accent")))
