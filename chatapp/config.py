@@ -105,12 +105,12 @@ class Settings(BaseSettings):
         validate_assignment=True,
     )
 
-    model: ModelSettings = Field(default_factory=lambda: ModelSettings())
-    backend: BackendSettings = Field(default_factory=lambda: BackendSettings())
-    generation: GenerationSettings = Field(default_factory=lambda: GenerationSettings())
-    chat: ChatSettings = Field(default_factory=lambda: ChatSettings())
-    retrieval: RetrievalSettings = Field(default_factory=lambda: RetrievalSettings())
-    ui: UISettings = Field(default_factory=lambda: UISettings())
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    backend: BackendSettings = Field(default_factory=BackendSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    ui: UISettings = Field(default_factory=UISettings)
 
     _toml_path: ClassVar[Path | None] = None
 
