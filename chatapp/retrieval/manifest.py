@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chatapp.errors import RetrievalError
+from chatapp.sqlite_connection import SharedConnection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,26 +67,19 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.RLock()
         try:
-            # One connection shared by the threads of a run (UI workers, the watcher), serialised
-            # by a lock so transactions never interleave.
-            self._db = sqlite3.connect(
-                path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # One connection shared by the threads of a run (UI workers, the watcher).
+            self._conn = SharedConnection(path, busy_timeout_s=30)
+            self._db = self._conn.db
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise RetrievalError(f"collection manifest {path}: cannot be opened ({exc})") from None
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._conn.close()
 
     def _run(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, tuple(args)).fetchall()
+        return self._conn.query(sql, tuple(args))
 
     def __enter__(self) -> Manifest:
         return self
@@ -94,18 +87,9 @@ class Manifest:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """All-or-nothing: a file's chunk rows and its file row change together."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
+        return self._conn.transaction()
 
     # -- meta -----------------------------------------------------------------------------
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chatapp.errors import NotFoundError, StoreError
+from chatapp.sqlite_connection import SharedConnection
 from chatapp.storage.migrations import migrate
 
 BUSY_TIMEOUT_MS = 15_000
@@ -101,20 +100,11 @@ class ConversationStore:
             if target.is_dir():
                 raise StoreError(f"database {target}: is a directory")
             target.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
+            self._conn = SharedConnection(
+                self.path, busy_timeout_s=BUSY_TIMEOUT_MS / 1000, rows_as_dicts=True
             )
-            self._db.row_factory = sqlite3.Row
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db = self._conn.db
             migrate(self._db)
         except sqlite3.DatabaseError as exc:
             # A corrupt or foreign file: say so and leave it untouched.
@@ -126,8 +116,7 @@ class ConversationStore:
     # -- plumbing -------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._conn.close()
 
     def __enter__(self) -> ConversationStore:
         return self
@@ -135,20 +124,11 @@ class ConversationStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._conn.transaction()
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        return self._conn.query(sql, args)
 
     # -- conversations --------------------------------------------------------------------
 
