@@ -34,7 +34,6 @@ import termios
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -347,89 +346,54 @@ def reply_tokens(count: int) -> list[str]:
     return tokens
 
 
-async def append_cost(prior_exchanges: int, tokens: int) -> tuple[float, float]:
-    """UI-thread CPU seconds per streamed token (Markdown appends + layout + screen renders),
-    over the whole reply and over its second half (once the reply fills the view)."""
-    from textual.screen import Screen
-
+async def append_cost(prior_exchanges: int, chunks: int, chunk_tokens: int) -> tuple[float, float]:
+    """UI-thread CPU seconds per token to append streamed text to a reply and repaint, for a
+    reply after ``prior_exchanges`` stored exchanges: the same chunks, appended one by one, each
+    followed by a screen update (no model, no timers: only the UI's own work is counted). Returns
+    (whole reply, its second half — once the reply fills the view)."""
     from chatapp.config import Settings
     from chatapp.engine.fake import FakeBackend
     from chatapp.storage import ConversationStore
     from chatapp.ui.app import ChatApp
-    from chatapp.ui.screens.replies import ReplyFlow
 
-    spent = {"all": 0.0, "late": 0.0}
-    holder: dict[str, ChatApp] = {}
-
-    def count(began: float) -> None:
-        used = time.thread_time() - began  # CPU of the UI thread: other processes do not count
-        spent["all"] += used
-        reply = holder["app"].chat_screen.reply
-        if reply is not None and reply.token_count >= tokens // 2:
-            spent["late"] += used
-
-    def timed_update(self: Screen) -> None:
-        began = time.thread_time()
-        try:
-            original_update(self)
-        finally:
-            count(began)
-
-    async def timed_flush(self: ReplyFlow, *args: Any, **kwargs: Any) -> None:
-        began = time.thread_time()
-        try:
-            await original_flush(self, *args, **kwargs)
-        finally:
-            count(began)
-
-    original_flush, original_update = ReplyFlow._flush_reply, Screen._on_timer_update
-    ReplyFlow._flush_reply = timed_flush  # type: ignore[method-assign]
-    Screen._on_timer_update = timed_update  # type: ignore[method-assign]
-    try:
-        store = ConversationStore(":memory:")
-        conversation = store.create_conversation("append")
-        for i in range(prior_exchanges):
-            store.add_message(conversation.id, "user", f"question {i}: how does step {i} go?")
-            store.add_message(
-                conversation.id,
-                "assistant",
-                f"Step **{i}**:\n\n```python\nvalue = {i} * 2\n```\n\n- one\n- two\n\nDone.",
-            )
-        backend = FakeBackend(token_delay_s=0.005, context_size=10_000_000)
-        backend.enqueue(reply_tokens(tokens))
-        app = ChatApp(
-            Settings(),
-            store,
-            lambda: backend,
-            conversation_id=conversation.id,
-            load_extensions=False,
+    store = ConversationStore(":memory:")
+    conversation = store.create_conversation("append")
+    for i in range(prior_exchanges):
+        store.add_message(conversation.id, "user", f"question {i}: how does step {i} go?")
+        store.add_message(
+            conversation.id,
+            "assistant",
+            f"Step **{i}**:\n\n```python\nvalue = {i} * 2\n```\n\n- one\n- two\n\nDone.",
         )
-        holder["app"] = app
-        async with app.run_test(size=(120, 40)) as pilot:
-            while not (app.started and app.backend is not None):
-                await pilot.pause(0.02)
-            app.chat_screen.prompt.set_text("go")
-            await pilot.pause(0.5)
-            spent.update(all=0.0, late=0.0)
-            await pilot.press("enter")
-            await pilot.pause(0.1)
-            while app.chat_screen.reply is not None:
-                await pilot.pause(0.02)
-            await pilot.pause(0.1)
-            whole, late = spent["all"] / tokens, spent["late"] / (tokens - tokens // 2)
-        store.close()
-        return whole, late
-    finally:
-        ReplyFlow._flush_reply = original_flush  # type: ignore[method-assign]
-        Screen._on_timer_update = original_update  # type: ignore[method-assign]
+    app = ChatApp(
+        Settings(), store, FakeBackend, conversation_id=conversation.id, load_extensions=False
+    )
+    tokens = reply_tokens(chunks * chunk_tokens)
+    costs: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not (app.started and app.backend is not None):
+            await pilot.pause(0.02)
+        await pilot.pause(0.5)
+        view = app.chat_screen.chat_view
+        widget = await view.add_reply("bench")
+        await pilot.pause()
+        for i in range(chunks):
+            text = "".join(tokens[i * chunk_tokens : (i + 1) * chunk_tokens])
+            began = time.thread_time()  # this thread's CPU: other processes do not count
+            await widget.append(text)
+            await pilot.pause()  # layout + render of the screen
+            costs.append(time.thread_time() - began)
+    store.close()
+    half = len(costs) // 2
+    return sum(costs) / len(tokens), sum(costs[half:]) / (len(tokens) - half * chunk_tokens)
 
 
-def append_costs(rounds: int, tokens: int) -> dict[str, float]:
+def append_costs(rounds: int, chunks: int, chunk_tokens: int = 3) -> dict[str, float]:
     first: list[tuple[float, float]] = []
     last: list[tuple[float, float]] = []
-    for _ in range(rounds):
-        first.append(asyncio.run(append_cost(0, tokens)))  # the reply is message 2
-        last.append(asyncio.run(append_cost(249, tokens)))  # the reply is message 500
+    for _ in range(rounds):  # alternated, so slow moments of the machine hit both alike
+        first.append(asyncio.run(append_cost(0, chunks, chunk_tokens)))  # message 2
+        last.append(asyncio.run(append_cost(249, chunks, chunk_tokens)))  # message 500
     a, b = (statistics.median(x for x, _ in runs) for runs in (first, last))
     c, d = (statistics.median(y for _, y in runs) for runs in (first, last))
     return {
@@ -439,7 +403,7 @@ def append_costs(rounds: int, tokens: int) -> dict[str, float]:
         "steady_ms_per_token_1st": 1000 * c,
         "steady_ms_per_token_500th": 1000 * d,
         "steady_ratio": d / c,
-        "tokens": tokens,
+        "tokens": chunks * chunk_tokens,
         "rounds": rounds,
     }
 
@@ -457,7 +421,7 @@ def main() -> None:
     progress(f"streaming: {results['streaming']}")
     results["open_500"] = open_long(work / "open", 2 if QUICK else 5)
     progress(f"open: {results['open_500']}")
-    results["append"] = append_costs(1 if QUICK else 5, 200 if QUICK else 800)
+    results["append"] = append_costs(1 if QUICK else 5, 60 if QUICK else 250)
 
     f, s, o, a = (results[k] for k in ("first_frame", "streaming", "open_500", "append"))
     rows = [

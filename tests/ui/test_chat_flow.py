@@ -65,7 +65,7 @@ async def test_escape_stops_and_keeps_the_partial_reply(make_app, store) -> None
         assert "eight" not in reply.content
         widget = app.chat_screen.chat_view.message_widgets()[-1]
         assert widget.message_id == reply.id
-        assert "interrupted" in str(widget.query_one(".message-header").render())
+        assert "interrupted" in widget.header_text().plain
 
 
 async def test_regenerate_adds_a_sibling_and_arrows_switch_back(make_app, store) -> None:
@@ -82,7 +82,7 @@ async def test_regenerate_adds_a_sibling_and_arrows_switch_back(make_app, store)
         assert shown(app)[-1] == ("assistant", "second answer")
         last = app.chat_screen.chat_view.message_widgets()[-1]
         assert (last.branch.position, last.branch.count) == (2, 2)
-        assert "‹ 2/2 ›" in str(last.query_one(".message-header").render())
+        assert "‹ 2/2 ›" in last.header_text().plain
 
         await pilot.press("alt+left")
         await wait_for(pilot, lambda: shown(app)[-1] == ("assistant", "first answer"))

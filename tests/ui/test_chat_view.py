@@ -116,8 +116,8 @@ async def test_message_header_shows_branch_and_status() -> None:
     app = Host()
     async with app.run_test() as pilot:
         widget = app.query_one(MessageWidget)
-        header = str(widget.query_one(".message-header").render())
+        header = widget.header_text().plain
         assert "m" in header and "‹ 2/3 ›" in header
         widget.status = "interrupted"
         await pilot.pause()
-        assert "interrupted" in str(widget.query_one(".message-header").render())
+        assert "interrupted" in widget.header_text().plain

@@ -212,9 +212,8 @@ class ReplyFlow:
                 self.chat_view.thread.append(stored)
                 if user is not None and user_branch is not None:
                     self.chat_view.set_branch(user.id, user_branch)
-                await widget.finish(stored, reply_branch, finished.error)
-                if stored.sources and self.app.sources_widget is not None:
-                    widget.show_sources(self.app.sources_widget(stored))
+                sources = self.app.sources_widget(stored) if stored.sources else None
+                await widget.finish(stored, reply_branch, finished.error, sources)
             stats = finished.stats
             self.status_bar.finished(
                 FINISH_TEXT.get(finished.finish_reason, "reply complete"),

@@ -33,6 +33,14 @@ def block_starts(source: str) -> list[int]:
     ]
 
 
+def render_markdown(source: str, dark: bool) -> Any:
+    """Markdown as a Rich renderable, code coloured for a dark or a light theme."""
+    from rich.markdown import Markdown as RichMarkdown
+
+    theme = "monokai" if dark else "friendly"
+    return RichMarkdown(source.strip("\n"), code_theme=theme, inline_code_theme=theme)
+
+
 class MarkdownBody(Vertical):
     """The body of an assistant message."""
 
@@ -52,11 +60,7 @@ class MarkdownBody(Vertical):
         self._tail: Static | None = None
 
     def _rich(self, source: str) -> Any:
-        from rich.markdown import Markdown as RichMarkdown
-
-        dark = self.app.current_theme.dark if self.is_attached else True
-        theme = "monokai" if dark else "friendly"
-        return RichMarkdown(source.strip("\n"), code_theme=theme, inline_code_theme=theme)
+        return render_markdown(source, self.app.current_theme.dark if self.is_attached else True)
 
     def compose(self) -> ComposeResult:
         if self.streaming:

@@ -10,15 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.content import Content
 from textual.message import Message as TextualMessage
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Static
 
-from chatapp.ui.widgets.markdown_body import MarkdownBody
+from chatapp.ui.widgets.markdown_body import MarkdownBody, render_markdown
 
 if TYPE_CHECKING:
     from chatapp.storage import Message
@@ -57,22 +59,22 @@ def source_label(source: dict[str, Any], number: int) -> str:
 
 
 class MessageHeader(Static):
-    """The line above a message; its ‹ › arrows switch branches when clicked."""
+    """The line above a streaming message (a finished one draws its own); its ‹ › arrows
+    switch branches when clicked."""
 
-    def _request(self, delta: int) -> None:
+    def action_branch(self, delta: int) -> None:
         parent = self.parent
         if isinstance(parent, MessageWidget):
             parent.post_message(MessageWidget.BranchRequested(parent, delta))
 
-    def action_prev_branch(self) -> None:
-        self._request(-1)
 
-    def action_next_branch(self) -> None:
-        self._request(1)
+class MessageWidget(Widget, can_focus=True):
+    """A stored message (or the reply being streamed, which has no id yet).
 
-
-class MessageWidget(Vertical, can_focus=True):
-    """A stored message (or the reply being streamed, which has no id yet)."""
+    A finished message is a single widget that draws its header and body itself, so a long
+    conversation lays out quickly; the streaming reply (and a reply with a sources panel) keeps
+    child widgets: a header, a Markdown body that grows block by block, the sources.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "copy", "Copy message"),
@@ -129,16 +131,49 @@ class MessageWidget(Vertical, can_focus=True):
     def message_id(self) -> int | None:
         return self.message.id if self.message is not None else None
 
+    @property
+    def is_flat(self) -> bool:
+        """Drawn as one widget (finished, no sources panel)."""
+        return self.message is not None and self._sources_widget is None
+
     def compose(self) -> ComposeResult:
-        yield MessageHeader(self._header_text(), classes="message-header")
+        if not self.is_flat:
+            yield from self._parts()
+
+    def _parts(self) -> list[Widget]:
+        parts: list[Widget] = [MessageHeader(self.header_text(), classes="message-header")]
         if self.role == "assistant":
-            yield MarkdownBody(self.content, streaming=self.message is None, classes="message-body")
+            parts.append(
+                MarkdownBody(self.content, streaming=self.message is None, classes="message-body")
+            )
         else:
-            yield Static(self._user_display(), classes="message-body", markup=False)
+            parts.append(Static(Text(self._user_display()), classes="message-body"))
         if self.error:
-            yield Static(Content(f"error: {self.error}"), classes="message-error")
+            parts.append(Static(self._error_text(), classes="message-error"))
         if self._sources_widget is not None:
-            yield self._sources_widget
+            parts.append(self._sources_widget)
+        return parts
+
+    def on_mount(self) -> None:
+        # Code colours follow the theme's light/dark mode.
+        self.watch(self.app, "theme", self._theme_changed, init=False)
+
+    def _theme_changed(self, _theme: Any) -> None:
+        if self.is_flat:
+            self.refresh(layout=True)
+
+    def render(self) -> RenderableType:
+        if not self.is_flat:
+            return ""
+        body: RenderableType
+        if self.role == "assistant":
+            body = render_markdown(self.content, self.app.current_theme.dark)
+        else:
+            body = Text(self._user_display())
+        parts: list[RenderableType] = [self.header_text(), body]
+        if self.error:
+            parts.append(self._error_text())
+        return Group(*parts)
 
     def _user_display(self) -> str:
         text = self.content
@@ -147,26 +182,37 @@ class MessageWidget(Vertical, can_focus=True):
         hidden = len(text) - USER_DISPLAY_CHARS
         return f"{text[:USER_DISPLAY_CHARS]}\n… ({hidden:,} more characters, kept in full)"
 
-    def _header_text(self) -> Content:
+    def _theme_color(self, name: str, fallback: str) -> str:
+        theme = self.app.current_theme if self.is_attached else None
+        return str(getattr(theme, name, None) or fallback)
+
+    def _error_text(self) -> Text:
+        return Text(f"error: {self.error}", style=self._theme_color("error", "red"))
+
+    def header_text(self) -> Text:
+        """Who wrote it, its state, and ‹ n/m › (clickable) when it has alternatives."""
         who = "You" if self.role == "user" else (self.model_name or "Assistant")
-        parts: list[Content | tuple[str, str] | str] = [(who, "bold")]
+        header = Text(who, style="bold")
         if self.status == "interrupted":
-            parts.append((" · interrupted", "$warning"))
+            header.append(" · interrupted", style=self._theme_color("warning", "yellow"))
         elif self.status == "error":
-            parts.append((" · error", "$error"))
+            header.append(" · error", style=self._theme_color("error", "red"))
         elif self.status == "streaming":
-            parts.append((" · …", "dim"))
+            header.append(" · …", style="dim")
         if self.branch.count > 1:
-            parts.append("   ")
-            parts.append(Content.from_markup("[@click=prev_branch]‹[/]"))
-            parts.append(f" {self.branch.position}/{self.branch.count} ")
-            parts.append(Content.from_markup("[@click=next_branch]›[/]"))
-        return Content.assemble(*parts)
+            header.append("   ")
+            header.append("‹", style=Style(bold=True, meta={"@click": "branch(-1)"}))
+            header.append(f" {self.branch.position}/{self.branch.count} ")
+            header.append("›", style=Style(bold=True, meta={"@click": "branch(1)"}))
+        return header
 
     def _refresh_header(self) -> None:
+        if self.is_flat:
+            self.refresh(layout=True)
+            return
         # A message removed meanwhile (its conversation was closed or deleted) has no header.
         for header in self.query(MessageHeader):
-            header.update(self._header_text())
+            header.update(self.header_text())
 
     def watch_status(self) -> None:
         self._refresh_header()
@@ -177,27 +223,34 @@ class MessageWidget(Vertical, can_focus=True):
     # -- streaming ------------------------------------------------------------------------
 
     async def append(self, text: str) -> None:
-        """Add streamed text at the end (only the last Markdown block is re-parsed)."""
+        """Add streamed text at the end (only the open Markdown block re-renders)."""
         self.content += text
-        await self.query_one(MarkdownBody).append(text)
+        for body in self.query(MarkdownBody):
+            await body.append(text)
 
-    async def finish(self, message: Message, branch: Branch, error: str | None = None) -> None:
-        """The reply was stored: adopt its id, final status and branch position."""
-        await self.query_one(MarkdownBody).finish(message.content)
-        if not self.is_attached:
-            return
+    async def finish(
+        self,
+        message: Message,
+        branch: Branch,
+        error: str | None = None,
+        sources_widget: Any = None,
+    ) -> None:
+        """The reply was stored: adopt its id, text, status and branch; fold into one widget
+        (or, with sources, a header, the body and the sources panel)."""
         self.message = message
         self.content = message.content
         self.id = f"msg-{message.id}"
         self.error = error or message.error
-        self.branch = branch
-        self.status = message.status
-        if self.error and self.is_attached:
-            await self.mount(Static(Content(f"error: {self.error}"), classes="message-error"))
-
-    def show_sources(self, widget: Any) -> None:
-        if widget is not None:
-            self.mount(widget)
+        self._sources_widget = sources_widget
+        self.set_reactive(MessageWidget.branch, branch)
+        self.set_reactive(MessageWidget.status, message.status)
+        if not self.is_attached:
+            return
+        with self.app.batch_update():
+            await self.remove_children()
+            if not self.is_flat and self.is_attached:
+                await self.mount_all(self._parts())
+        self.refresh(layout=True)
 
     # -- actions (bubble to the chat screen, which owns the store) -------------------------
 
