@@ -28,9 +28,7 @@ async def test_a_prompt_streams_a_reply_that_is_stored(make_app, store) -> None:
         ]
         assert shown(app) == [(m.role, m.content) for m in thread]
         assert app.chat_screen.conversation_id == conversation.id
-        assert "reply complete" in str(
-            app.chat_screen.status_bar.query_one("#status-state").render()
-        )
+        assert "reply complete" in str(app.chat_screen.status_bar.state_text)
         # The conversation appears in the sidebar.
         listing = app.chat_screen.sidebar.query_one("#conversations")
         await wait_for(pilot, lambda: listing.option_count == 1)
@@ -156,7 +154,7 @@ async def test_a_model_that_fails_to_load_leaves_history_browsable(settings, sto
     app = ChatApp(settings, store, broken, load_extensions=False)
     async with app.run_test() as pilot:
         await settle(pilot)
-        status = str(app.chat_screen.status_bar.query_one("#status-state").render())
+        status = app.chat_screen.status_bar.state_text
         assert "model failed to load" in status and "missing.gguf" in status
         await app.chat_screen.open_conversation(conversation_id)
         assert len(shown(app)) == 4

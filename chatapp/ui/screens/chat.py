@@ -111,6 +111,7 @@ class ChatScreen(ReplyFlow, Screen[None]):
         shown = (not narrow) if self._sidebar_forced is None else self._sidebar_forced
         self.set_class(not shown, "-sidebar-hidden")
         self.set_class(shown and narrow, "-sidebar-overlay")
+        self.status_bar.refresh()  # it drops its numbers when narrow
 
     def action_toggle_sidebar(self) -> None:
         self._sidebar_forced = self.has_class("-sidebar-hidden")

@@ -1,12 +1,12 @@
 """The status line above the key bar: model loading progress, generation state, live stats
-(tokens per second, context used / size)."""
+(tokens per second, context used / size). One widget: state on the left, stats on the right."""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Horizontal
-from textual.content import Content
-from textual.widgets import Static
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widget import Widget
 
 BAR_CELLS = 20
 
@@ -18,44 +18,64 @@ def progress_bar(fraction: float) -> str:
     return "█" * filled + "░" * (BAR_CELLS - filled) + f" {round(100 * fraction)}%"
 
 
-class StatusBar(Horizontal):
+class StatusBar(Widget):
     """What chatapp is doing right now, and what the last reply cost."""
 
-    def compose(self) -> ComposeResult:
-        yield Static("starting…", id="status-state", markup=False)
-        yield Static("", id="status-stats", markup=False)
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.state = Text("starting…")
+        self.stats = ""
 
-    def _state(self, content: Content | str) -> None:
-        self.query_one("#status-state", Static).update(content)
+    @property
+    def state_text(self) -> str:
+        return self.state.plain
 
-    def _stats(self, content: Content | str) -> None:
-        self.query_one("#status-stats", Static).update(content)
+    def render(self) -> RenderableType:
+        grid = Table.grid(expand=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        # Narrow terminals keep the state; the numbers give way.
+        show_stats = self.stats and not self.screen.has_class("-narrow")
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_row(self.state, Text(self.stats, style="dim") if show_stats else "")
+        return grid
+
+    def _color(self, name: str, fallback: str) -> str:
+        theme = self.app.current_theme if self.is_attached else None
+        return str(getattr(theme, name, None) or fallback)
+
+    def _set(self, state: Text, stats: str | None = None) -> None:
+        self.state = state
+        if stats is not None:
+            self.stats = stats
+        self.refresh()
 
     def show_loading(self, what: str, fraction: float | None = None) -> None:
         """Model loading, with a bar once the backend reports how far it is."""
-        bar = f"  {progress_bar(fraction)}" if fraction is not None else ""
-        self._state(Content.assemble("⏳ ", what, (bar, "$accent")))
+        state = Text(f"⏳ {what}")
+        if fraction is not None:
+            state.append(f"  {progress_bar(fraction)}", style=self._color("accent", "cyan"))
+        self._set(state)
 
     def ready(self, text: str = "ready") -> None:
-        self._state(text)
+        self._set(Text(text))
 
     def failed(self, text: str) -> None:
-        self._state(Content.styled(text, "$error"))
+        self._set(Text(text, style=self._color("error", "red")))
 
     def generating(
         self, tokens: int, tokens_per_s: float | None, context_used: int, n_ctx: int
     ) -> None:
-        self._state(Content.styled("generating… (Esc stops)", "$accent"))
-        self._stats(self._format(tokens, tokens_per_s, context_used, n_ctx))
+        state = Text("generating… (Esc stops)", style=self._color("accent", "cyan"))
+        self._set(state, self._format(tokens, tokens_per_s, context_used, n_ctx))
 
     def finished(
         self, text: str, tokens: int, tokens_per_s: float | None, context_used: int, n_ctx: int
     ) -> None:
-        self._state(text)
-        self._stats(self._format(tokens, tokens_per_s, context_used, n_ctx))
+        self._set(Text(text), self._format(tokens, tokens_per_s, context_used, n_ctx))
 
     def clear_stats(self) -> None:
-        self._stats("")
+        self.stats = ""
+        self.refresh()
 
     @staticmethod
     def _format(tokens: int, tokens_per_s: float | None, used: int, n_ctx: int) -> str:
