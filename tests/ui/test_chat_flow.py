@@ -268,3 +268,24 @@ async def test_copy_message_and_code_block(make_app, store) -> None:
         assert app.clipboard == reply.content
         await pilot.press("f3")
         assert app.clipboard == reply.content
+
+
+async def test_a_one_megabyte_paste_is_refused_by_the_budget_not_frozen(make_app, store) -> None:
+    from textual import events
+
+    backend = FakeBackend(context_size=4096)
+    app = make_app(backend)
+    big = ("lorem ipsum dolor sit amet " * 40 + "\n") * 950  # ~1 MB
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        app.post_message(events.Paste(big))
+        await pilot.pause()
+        assert len(app.chat_screen.prompt.text) < 200, "the editor shows a placeholder"
+        started = app.chat_screen.replies_started
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chat_screen.replies_started > started)
+        await settle(pilot)
+        notices = [str(n.render()) for n in app.chat_screen.query(Notice)]
+        assert any("prompt too long" in n for n in notices)
+        assert backend.calls == [] and store.list_conversations() == []
+        assert app.chat_screen.prompt.expanded_text() == big, "the paste is given back"
