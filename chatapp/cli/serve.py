@@ -75,17 +75,9 @@ def serve(
             "trust the network",
             file=sys.stderr,
         )
-    from textual_serve.server import Server
+    from chatapp.ui.browser import serve_in_browser
 
-    url_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    server = Server(
-        chat_command(),
-        host=host,
-        port=port,
-        title="chatapp",
-        public_url=public_url or f"http://{url_host}:{port}",
-    )
-    server.serve()
+    serve_in_browser(chat_command(), host=host, port=port, public_url=public_url)
 
 
 # -- desktop launcher -------------------------------------------------------------------------
