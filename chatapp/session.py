@@ -209,7 +209,7 @@ class ChatSession:
     ) -> Iterator[TurnEvent]:
         assert self.conversation_id is not None
         # Plan before storing, so a prompt that cannot fit leaves nothing half-written.
-        self.plan(text, options, parent_id)
+        plan = self.plan(text, options, parent_id)
         user = self.store.add_message(
             self.conversation_id,
             "user",
@@ -217,14 +217,19 @@ class ChatSession:
             parent_id=parent_id,
             template=options.template,
         )
-        yield from self._reply(user, options, cancel)
+        yield from self._reply(user, options, cancel, plan)
 
     def _reply(
-        self, user: Message, options: TurnOptions, cancel: CancelToken | None
+        self,
+        user: Message,
+        options: TurnOptions,
+        cancel: CancelToken | None,
+        plan: ContextPlan | None = None,
     ) -> Iterator[TurnEvent]:
         assert self.conversation_id is not None
         params = self._params(options)
-        plan = self.plan(user.content, options, user.parent_id)
+        if plan is None:  # regenerate: the user turn is already stored, plan it now
+            plan = self.plan(user.content, options, user.parent_id)
         params.max_tokens = plan.max_reply_tokens
         yield TurnStarted(user, plan)
         backend = self.backend
