@@ -10,17 +10,24 @@ from typing import Any, Literal
 Role = Literal["system", "user", "assistant"]
 MessageStatus = Literal["complete", "interrupted", "error"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
+Thinking = Literal["default", "on", "off"]
 
 
 @dataclass(frozen=True)
 class ChatMessage:
-    """One turn as the model sees it."""
+    """One turn as the model sees it. ``reasoning`` is an assistant turn's thinking, handed to
+    chat templates that read it (most drop it from history); leave it None to send none."""
 
     role: Role
     content: str
+    reasoning: str | None = None
 
     def to_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+        item = {"role": self.role, "content": self.content}
+        if self.reasoning is not None:
+            # The names chat templates read it under (Qwen3/DeepSeek, gpt-oss, others).
+            item.update(reasoning_content=self.reasoning, thinking=self.reasoning)
+        return item
 
 
 @dataclass
@@ -38,6 +45,12 @@ class GenerationParams:
     stop: list[str] = field(default_factory=list)
     grammar: str | None = None
     json_schema: dict[str, Any] | None = None
+    thinking: Thinking = "default"
+    """For models that can think before answering: "on" / "off" set the chat template's switch
+    (``enable_thinking``…); "default" keeps the template's own default, except that thinking is
+    switched off under a grammar or JSON schema when the template can do so."""
+    reasoning_effort: str | None = None
+    """"low" / "medium" / "high" for templates that take a reasoning effort (gpt-oss)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +75,10 @@ class GenerationStats:
     n_ctx: int = 0
     dropped_messages: int = 0
     truncated_input: bool = False
+    reasoning_tokens: int = 0
+    """Tokens the model spent thinking (included in completion_tokens)."""
+    reasoning_s: float = 0.0
+    """Seconds from the first thinking token to the start of the answer ("thought for 12 s")."""
 
     @property
     def evaluated_prompt_tokens(self) -> int:
@@ -86,6 +103,13 @@ class TokenEvent:
 
 
 @dataclass(frozen=True)
+class ReasoningEvent:
+    """A piece of the model's thinking (shown apart from the answer, never part of it)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class DoneEvent:
     """The last event of every stream."""
 
@@ -94,7 +118,7 @@ class DoneEvent:
     error: str | None = None
 
 
-StreamEvent = TokenEvent | DoneEvent
+StreamEvent = TokenEvent | ReasoningEvent | DoneEvent
 
 
 @dataclass
