@@ -11,6 +11,7 @@ piece (each character is judged alone), so streamed replies can be escaped token
 from __future__ import annotations
 
 import re
+from typing import IO, Any
 
 _UNSAFE = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
@@ -32,3 +33,17 @@ def safe_for_terminal(text: str) -> str:
 
 def has_terminal_controls(text: str) -> bool:
     return _UNSAFE.search(text) is not None
+
+
+def is_terminal(stream: IO[Any] | Any) -> bool:
+    """True when ``stream`` is an interactive terminal (not a file, a pipe or a closed stream)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def for_stream(text: str, stream: IO[Any] | Any) -> str:
+    """``text`` escaped when it goes to a terminal; unchanged for files and pipes, so
+    ``chatapp history export > file`` keeps the stored text byte for byte."""
+    return safe_for_terminal(text) if is_terminal(stream) else text
