@@ -2,11 +2,19 @@
 
 Directories come from platformdirs. ``CHATAPP_HOME=/some/dir`` relocates all of them under one
 folder (tests and portable installs use it). Each function creates its directory on first use.
+
+Everything chatapp keeps is private to the user who runs it: its directories are 0700 and the
+files that hold conversations, settings, keys and exports are 0600 (a directory or file an
+older version left readable by others is tightened when it is next used). On systems without
+POSIX permissions (Windows) the modes are left to the system.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -20,8 +28,61 @@ def _home_override() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+_POSIX = os.name == "posix"
+
+
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` (0700) if needed; tighten it when group or others can get in."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    make_private(path)
+    return path
+
+
+def make_private(path: Path) -> None:
+    """Take group and other permissions off ``path`` (0700 for a folder, 0600 for a file) when
+    it is ours and has any; a path that is gone or not ours is left alone."""
+    if not _POSIX:
+        return
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    if info.st_uid != os.getuid() or not info.st_mode & 0o077:
+        return
+    wanted = PRIVATE_DIR if stat.S_ISDIR(info.st_mode) else PRIVATE_FILE
+    with contextlib.suppress(OSError):
+        path.chmod(wanted)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist; tighten it if it does."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        if path.is_file():
+            make_private(path)
+        return
+    os.close(fd)
+
+
+def write_private_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (a temporary file beside it, then a rename), the
+    file readable and writable by its owner only. Raises OSError."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if _POSIX:
+            os.chmod(tmp, PRIVATE_FILE)  # mkstemp makes 0600 already; keep it explicit
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 
@@ -50,6 +111,11 @@ def models_dir() -> Path:
 
 def config_file() -> Path:
     return config_dir() / "config.toml"
+
+
+def keys_file() -> Path:
+    """Secrets (``backend.api_key``), kept apart from ``config.toml`` in a 0600 file."""
+    return config_dir() / "keys.toml"
 
 
 def templates_dir() -> Path:
