@@ -2,6 +2,12 @@
 
 Nested sections use ``__`` in environment names, e.g. ``CHATAPP_GENERATION__TEMPERATURE=0.2``.
 ``chatapp config show`` prints the merged result and ``chatapp config path`` the file.
+
+Secrets (``backend.api_key``) never go into ``config.toml``: they live in ``keys.toml`` beside
+it (0600), between the environment and ``config.toml`` in precedence, and ``config show``
+masks them. Saving writes only what changed since the settings were loaded: a default, a
+``CHATAPP_*`` variable or a command-line flag in force is never copied into the file, so a
+later change of a default still reaches the user, and ``--api-key`` stays on the command line.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +28,11 @@ from pydantic_settings import (
 
 from chatapp import paths
 from chatapp.errors import ConfigError
+
+SECRET_FIELDS: frozenset[tuple[str, str]] = frozenset({("backend", "api_key")})
+"""(section, field) of the settings kept in the keys file and masked when shown."""
+KEYS_FILE = "keys.toml"
+MASK = "********"
 
 
 class _Section(BaseModel):
@@ -113,6 +124,9 @@ class Settings(BaseSettings):
     ui: UISettings = Field(default_factory=UISettings)
 
     _toml_path: ClassVar[Path | None] = None
+    _keys_path: ClassVar[Path | None] = None
+    _loaded: dict[str, Any] | None = PrivateAttr(default=None)
+    """What these settings were when loaded: ``save_settings`` writes only the differences."""
 
     @classmethod
     def settings_customise_sources(
@@ -124,6 +138,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._keys_path is not None and cls._keys_path.exists():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._keys_path))
         if cls._toml_path is not None and cls._toml_path.exists():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
         return tuple(sources)
@@ -145,14 +161,13 @@ def load_settings(overrides: dict[str, Any] | None = None, path: Path | None = N
     Raises ConfigError naming the file and the field when the file or a value is invalid.
     """
     toml_path = path or paths.config_file()
-    if toml_path.exists():
-        try:
-            tomllib.loads(toml_path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{toml_path}: not valid TOML ({exc})") from None
-    Settings._toml_path = toml_path
+    keys_path = toml_path.with_name(KEYS_FILE)
+    for file in (toml_path, keys_path):
+        _read_toml(file)
+    paths.make_private(keys_path)
+    Settings._toml_path, Settings._keys_path = toml_path, keys_path
     try:
-        return Settings(**_deep_merge({}, overrides or {}))
+        settings = Settings(**_deep_merge({}, overrides or {}))
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [str(p) for p in first["loc"]]
@@ -160,7 +175,21 @@ def load_settings(overrides: dict[str, Any] | None = None, path: Path | None = N
         source = _blame(loc, overrides or {}, toml_path)
         raise ConfigError(f"setting '{field}' ({source}): {first['msg']}") from None
     finally:
-        Settings._toml_path = None
+        Settings._toml_path = Settings._keys_path = None
+    settings._loaded = settings.model_dump(mode="json")
+    return settings
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    """The file's tables ({} when it does not exist); ConfigError naming it when it is not TOML."""
+    if not file.exists():
+        return {}
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot be read ({exc.strerror})") from None
 
 
 def _blame(loc: list[str], overrides: dict[str, Any], toml_path: Path) -> str:
@@ -176,15 +205,79 @@ def _blame(loc: list[str], overrides: dict[str, Any], toml_path: Path) -> str:
     return f"in {toml_path}"
 
 
+def changed_settings(settings: Settings) -> dict[tuple[str, str], Any]:
+    """(section, field) → new value for every setting that differs from what ``settings`` were
+    loaded with (from the defaults, for settings not made by ``load_settings``)."""
+    before = settings._loaded
+    if before is None:
+        before = Settings.model_construct().model_dump(mode="json")
+    now = settings.model_dump(mode="json")
+    return {
+        (section, name): value
+        for section, fields in now.items()
+        for name, value in fields.items()
+        if before.get(section, {}).get(name, _MISSING) != value
+    }
+
+
+_MISSING = object()
+
+
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
-    """Write the settings to ``config.toml`` (atomically) and return its path."""
+    """Write the settings the user changed into ``config.toml`` (secrets into ``keys.toml``),
+    keeping everything else the files hold; atomic, 0600. Returns the path of config.toml."""
     toml_path = path or paths.config_file()
-    data = settings.model_dump(mode="json", exclude_none=True)
-    tmp = toml_path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
-    tmp.replace(toml_path)
+    keys_path = toml_path.with_name(KEYS_FILE)
+    config_data = _table_for_update(toml_path)
+    keys_data = _table_for_update(keys_path)
+    for section, name in SECRET_FIELDS:  # a key written by an older chatapp moves out
+        if name in config_data.get(section, {}):
+            keys_data.setdefault(section, {})[name] = config_data[section].pop(name)
+    for (section, name), value in changed_settings(settings).items():
+        target = keys_data if (section, name) in SECRET_FIELDS else config_data
+        if value is None:  # unset: the default (or the environment) applies again
+            target.get(section, {}).pop(name, None)
+        else:
+            target.setdefault(section, {})[name] = value
+    for data in (config_data, keys_data):
+        for section in [s for s, fields in data.items() if isinstance(fields, dict) and not fields]:
+            del data[section]
+    paths.write_private_text(toml_path, tomli_w.dumps(config_data))
+    if keys_data or keys_path.exists():
+        paths.write_private_text(keys_path, tomli_w.dumps(keys_data))
+    settings._loaded = settings.model_dump(mode="json")
     return toml_path
 
 
-def settings_as_toml(settings: Settings) -> str:
-    return tomli_w.dumps(settings.model_dump(mode="json", exclude_none=True))
+def _table_for_update(file: Path) -> dict[str, Any]:
+    """What ``file`` holds now (another chatapp may have saved since we loaded). A file that is
+    not valid TOML is kept as ``<name>.broken`` and a fresh one started, so nothing is lost."""
+    if not file.exists():
+        return {}
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        file.replace(file.with_name(file.name + ".broken"))
+        return {}
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data with every secret that is set shown as ``********``."""
+    data = settings.model_dump(mode="json")
+    for section, name in SECRET_FIELDS:
+        if data.get(section, {}).get(name):
+            data[section][name] = MASK
+    return data
+
+
+def settings_as_toml(settings: Settings, *, reveal_secrets: bool = False) -> str:
+    data = settings.model_dump(mode="json") if reveal_secrets else masked_dump(settings)
+    return tomli_w.dumps(_without_none(data))
+
+
+def _without_none(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _without_none(value) if isinstance(value, dict) else value
+        for key, value in data.items()
+        if value is not None
+    }

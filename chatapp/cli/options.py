@@ -50,7 +50,9 @@ def settings_from_flags(
             overrides["model"]["name"] = model
     settings = load_settings(_strip_none(overrides))
     if model is not None and backend is None and settings.backend.kind == "openai":
-        settings.backend.model = model
+        # An override like the others (not an edit), so saving these settings never writes it.
+        overrides["backend"]["model"] = model
+        settings = load_settings(_strip_none(overrides))
     return settings
 
 

@@ -1,4 +1,9 @@
-"""``chatapp config``: show the merged settings, where the file is, change a value."""
+"""``chatapp config``: show the merged settings, where the file is, change a value.
+
+Secrets (``backend.api_key``) are masked by ``show`` and saved by ``set`` into ``keys.toml``
+(0600), never into ``config.toml``; ``set backend.api_key -`` reads the key from stdin, so it
+stays out of the shell history and the process list.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +24,11 @@ def register(app: typer.Typer) -> None:
 @config_app.command("show")
 def show(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The settings in force: defaults < config.toml < CHATAPP_* environment."""
-    from chatapp.config import load_settings, settings_as_toml
+    from chatapp.config import load_settings, masked_dump, settings_as_toml
 
     settings = load_settings()
     if as_json:
-        print(json.dumps(settings.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        print(json.dumps(masked_dump(settings), ensure_ascii=False, indent=2))
     else:
         print(settings_as_toml(settings), end="")
 
@@ -46,7 +51,9 @@ def set_value(
 
     from pydantic import ValidationError
 
-    from chatapp.config import load_settings, save_settings
+    from chatapp import paths
+    from chatapp.cli.stdin_text import check_text, read_stdin_text
+    from chatapp.config import MASK, SECRET_FIELDS, load_settings, save_settings
 
     section, _, field = key.partition(".")
     settings = load_settings()
@@ -56,12 +63,22 @@ def set_value(
     if field not in type(target).model_fields:
         known = ", ".join(type(target).model_fields)
         raise UsageError(f"setting {key!r}: no such field (known in {section}: {known})")
+    secret = (section, field) in SECRET_FIELDS
+    if secret and value == "-":
+        value = read_stdin_text().strip()
+        if not value:
+            raise UsageError(f"setting {key!r}: nothing on stdin")
+    check_text(value, f"setting {key!r}")
     try:
-        parsed = tomllib.loads(f"v = {value}")["v"]
+        parsed = value if secret else tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
     try:
         setattr(target, field, parsed)
     except ValidationError as exc:
         raise ConfigError(f"setting {key!r}: {exc.errors()[0]['msg']}") from None
-    print(f"{key} = {getattr(target, field)!r}  (saved to {save_settings(settings)})")
+    saved = save_settings(settings)
+    if secret:
+        print(f"{key} = {MASK!r}  (saved to {paths.keys_file()}, readable only by you)")
+    else:
+        print(f"{key} = {getattr(target, field)!r}  (saved to {saved})")
