@@ -1,14 +1,20 @@
-"""``chatapp history``: list, show, search, export and delete stored conversations."""
+"""``chatapp history``: list, show, search, export and delete stored conversations.
+
+Stored text printed to a terminal has its control characters shown escaped (a reply or a
+pasted document can hold ESC sequences); to a file or a pipe it goes out exactly as stored.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from chatapp.errors import UsageError
+from chatapp.terminal_text import for_stream
 
 history_app = typer.Typer(
     help="Every conversation is kept: list, show, search, export and delete them.",
@@ -45,13 +51,15 @@ def list_conversations(
     if not conversations:
         print("no conversations yet — start one with `chatapp` or `chatapp ask`")
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for column in ("id", "updated", "msgs", "title"):
         table.add_column(column, justify="right" if column in ("id", "msgs") else "left")
     for c in conversations:
-        table.add_row(str(c.id), c.updated_at[:16].replace("T", " "), str(c.message_count), c.title)
+        title = escape(for_stream(c.title, sys.stdout))  # a title is text, never Rich markup
+        table.add_row(str(c.id), c.updated_at[:16].replace("T", " "), str(c.message_count), title)
     _console().print(table)
 
 
@@ -64,9 +72,10 @@ def show(
     from chatapp.storage.export import export_json, export_markdown
 
     store = _store()
-    print(
+    text = (
         export_json(store, conversation_id) if as_json else export_markdown(store, conversation_id)
     )
+    print(for_stream(text, sys.stdout))
 
 
 @history_app.command("search")
@@ -87,13 +96,16 @@ def search(
         print(f"no messages match {text!r}")
         return
     console = _console()
+    from rich.markup import escape
+
     for hit in hits:
+        title = escape(for_stream(hit.title, sys.stdout))
         console.print(
-            f"[bold]{hit.conversation_id}[/] {hit.title}  [dim]({hit.role}, message "
+            f"[bold]{hit.conversation_id}[/] {title}  [dim]({hit.role}, message "
             f"{hit.message_id})[/]",
             markup=True,
         )
-        console.print(f"    {hit.snippet}", markup=False)
+        console.print(f"    {for_stream(hit.snippet, sys.stdout)}", markup=False)
 
 
 @history_app.command("export")
@@ -105,7 +117,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a conversation as Markdown (active branch) or JSON (all branches)."""
-    from chatapp.storage.export import export_json, export_markdown
+    from chatapp.storage.export import export_json, export_markdown, write_export
 
     if fmt not in ("md", "json"):
         raise UsageError(f"--format {fmt!r}: use md or json")
@@ -116,12 +128,10 @@ def export(
         else export_json(store, conversation_id)
     )
     if output is None:
+        text = for_stream(text, sys.stdout)
         print(text, end="" if text.endswith("\n") else "\n")
         return
-    if output.is_dir():
-        raise UsageError(f"--output {output}: is a directory")
-    output.write_text(text, encoding="utf-8")
-    print(f"wrote {output}")
+    print(f"wrote {write_export(text, output)} (readable only by you)")
 
 
 @history_app.command("rm")
@@ -130,4 +140,4 @@ def remove(conversation_id: Annotated[int, typer.Argument(metavar="ID")]) -> Non
     store = _store()
     title = store.get_conversation(conversation_id).title
     store.delete_conversation(conversation_id)
-    print(f"deleted conversation {conversation_id} ({title})")
+    print(f"deleted conversation {conversation_id} ({for_stream(title, sys.stdout)})")

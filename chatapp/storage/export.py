@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from chatapp.errors import UsageError
+from chatapp.paths import write_private_text
 from chatapp.storage.conversations import ConversationStore, Message
 
 _ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -63,3 +66,14 @@ def conversation_as_dict(store: ConversationStore, conversation_id: int) -> dict
 def export_json(store: ConversationStore, conversation_id: int) -> str:
     """Every message of every branch, with model, settings, sources and stats."""
     return json.dumps(conversation_as_dict(store, conversation_id), ensure_ascii=False, indent=2)
+
+
+def write_export(text: str, path: Path) -> Path:
+    """Write an export to ``path`` atomically, readable by its owner only (0600): it holds a
+    private conversation. UsageError naming the path when it cannot be written."""
+    if path.is_dir():
+        raise UsageError(f"--output {path}: is a directory")
+    try:
+        return write_private_text(path, text)
+    except OSError as exc:
+        raise UsageError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
