@@ -2,75 +2,42 @@
 
 A GGUF usually carries its own Jinja2 template (``tokenizer.chat_template``); it is rendered the
 way Hugging Face transformers renders it (sandboxed Jinja2, ``trim_blocks``/``lstrip_blocks``,
-``raise_exception``, ``strftime_now``, bos/eos tokens from the vocabulary). When a model has no
-template, or its template fails on a simple conversation, a fallback is chosen by architecture
-and name (chatml, llama3, gemma, phi, mistral) and a warning is logged. No llama.cpp import.
+``raise_exception``, ``strftime_now``, bos/eos tokens from the vocabulary, ``tools`` and
+``documents`` passed as None, an assistant turn's reasoning as ``reasoning_content`` and
+``thinking``). When a model has no template, or its template fails on a simple conversation, a
+fallback is chosen by architecture and name (chatml, llama3, gemma, phi, mistral) and a warning
+is logged. ``ChatTemplate.thinking`` says whether the model thinks and which template variable
+switches it; extra variables (``enable_thinking``…) are passed to ``render``. Control-token
+texts inside messages can be marked (``control_tokens``) so the tokenizer reads them as plain
+text. No llama.cpp import.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import jinja2
 import jinja2.ext
+import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from chatapp.domain import ChatMessage
+from chatapp.engine.chat_families import FALLBACK_TEMPLATES, FAMILY_TOKENS, family_for
+from chatapp.engine.control_tokens import ControlTokens
+from chatapp.engine.reasoning import (
+    NO_THINKING,
+    ReasoningFormat,
+    ThinkingSupport,
+    detect_reasoning_format,
+)
 
 log = logging.getLogger(__name__)
-
-FAMILIES = ("chatml", "llama3", "gemma", "phi", "mistral")
-
-FALLBACK_TEMPLATES: dict[str, str] = {
-    "chatml": (
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    ),
-    "llama3": (
-        "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}"
-        "<|end_header_id|>\n\n{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
-        "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n"
-        "{% endif %}"
-    ),
-    # Gemma has no system role: the system text opens the first user turn.
-    "gemma": (
-        "{{ bos_token }}{% set ns = namespace(system='') %}"
-        "{% for m in messages %}{% if m['role'] == 'system' %}"
-        "{% set ns.system = ns.system + m['content'] + '\n\n' %}{% else %}"
-        "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
-        "{% if m['role'] == 'user' %}{{ ns.system }}{% set ns.system = '' %}{% endif %}"
-        "{{ m['content'] | trim }}<end_of_turn>\n{% endif %}{% endfor %}"
-        "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-    ),
-    "phi": (
-        "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-    ),
-    # Mistral instruct (v0.1-v0.3 style): the system text opens the first user turn.
-    "mistral": (
-        "{{ bos_token }}{% set ns = namespace(system='') %}"
-        "{% for m in messages %}{% if m['role'] == 'system' %}"
-        "{% set ns.system = ns.system + m['content'] + '\n\n' %}"
-        "{% elif m['role'] == 'user' %}[INST] {{ ns.system }}{{ m['content'] }} [/INST]"
-        "{% set ns.system = '' %}{% else %} {{ m['content'] }}{{ eos_token }}{% endif %}"
-        "{% endfor %}"
-    ),
-}
-
-FAMILY_TOKENS: dict[str, tuple[str, str, str]] = {
-    # family -> (bos, eos, end-of-turn) used when the vocabulary does not name them
-    "chatml": ("", "<|im_end|>", "<|im_end|>"),
-    "llama3": ("<|begin_of_text|>", "<|eot_id|>", "<|eot_id|>"),
-    "gemma": ("<bos>", "<eos>", "<end_of_turn>"),
-    "phi": ("<s>", "<|endoftext|>", "<|end|>"),
-    "mistral": ("<s>", "</s>", "</s>"),
-}
 
 # End-of-turn markers of the common templates; any that a template mentions stops generation.
 END_OF_TURN_MARKERS = (
@@ -82,7 +49,11 @@ END_OF_TURN_MARKERS = (
     "[|endofturn|]",
     "<|end_of_text|>",
     "<|return|>",
+    "<turn|>",
 )
+# Template variables that switch thinking on and off, and the efforts gpt-oss-style templates take.
+THINKING_SWITCHES = ("enable_thinking", "thinking")
+REASONING_EFFORTS = ("low", "medium", "high")
 
 SAMPLE_CONVERSATION = (
     ChatMessage("system", "You are a helpful assistant."),
@@ -90,28 +61,6 @@ SAMPLE_CONVERSATION = (
     ChatMessage("assistant", "Hi! How can I help?"),
     ChatMessage("user", "Name three colours."),
 )
-
-
-def family_for(
-    architecture: str | None, name: str | None = None, vocab_size: int | None = None
-) -> str:
-    """The fallback template family for a model's GGUF architecture and name."""
-    arch = (architecture or "").lower()
-    label = (name or "").lower().replace("_", "-").replace(" ", "-")
-    if arch.startswith("gemma"):
-        return "gemma"
-    if arch.startswith("phi"):
-        return "phi"
-    if arch in ("mistral", "mistral3") or "mistral" in label or "mixtral" in label:
-        return "mistral"
-    if arch.startswith("qwen") or "qwen" in label or "smollm" in label:
-        return "chatml"
-    if arch == "llama":
-        if "llama-3" in label or "llama3" in label or (vocab_size or 0) >= 128_000:
-            return "llama3"
-        if "llama-2" in label or "llama2" in label:
-            return "mistral"  # Llama 2 chat uses the same [INST] turns
-    return "chatml"
 
 
 def _raise_exception(message: str) -> None:
@@ -169,18 +118,82 @@ class ChatTemplate:
     """The template rejects a system role: the system text is put in the first user turn."""
     fallback_family: str = "chatml"
     """The built-in family to use for a chat this template cannot render."""
+    vocabulary: frozenset[str] = frozenset()
+    """The vocabulary's special and added tokens (to recognise thinking markers)."""
+    control_tokens: ControlTokens | None = None
+    """When set, control-token texts inside messages are marked (see control_tokens.py)."""
 
-    def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        """The prompt text for ``messages``; raises jinja2.TemplateError when the template fails."""
+    def render(
+        self,
+        messages: Sequence[ChatMessage],
+        add_generation_prompt: bool = True,
+        variables: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The prompt text for ``messages``; raises jinja2.TemplateError when the template fails.
+        ``variables`` go to the template as they are (``enable_thinking``, ``reasoning_effort``)."""
         items = [m.to_dict() for m in messages]
         if self.merge_system:
             items = merge_system_into_user(items)
+        if self.control_tokens:
+            items = [self.control_tokens.mark_message(item) for item in items]
         return _compile(self.source).render(
+            **(variables or {}),
             messages=items,
+            tools=None,
+            documents=None,
             bos_token=self.bos_token,
             eos_token=self.eos_token,
             add_generation_prompt=add_generation_prompt,
         )
+
+    def generation_prompt(
+        self, messages: Sequence[ChatMessage], variables: Mapping[str, Any] | None = None
+    ) -> str:
+        """What the template adds after the chat to start the reply (``<|im_start|>assistant\n``,
+        DeepSeek-R1's ``<｜Assistant｜><think>\n``): where the reply begins."""
+        full = self.render(messages, True, variables)
+        try:
+            bare = self.render(messages, False, variables)
+        except Exception:  # some templates insist on a generation prompt
+            return full[-200:]
+        common = 0
+        for a, b in zip(full, bare, strict=False):
+            if a != b:
+                break
+            common += 1
+        return full[common:]
+
+    @cached_property
+    def variables(self) -> frozenset[str]:
+        """The variables the template reads from its caller."""
+        env = _compile(self.source).environment
+        return frozenset(jinja2.meta.find_undeclared_variables(env.parse(self.source)))
+
+    @cached_property
+    def reasoning_format(self) -> ReasoningFormat | None:
+        return detect_reasoning_format(self.source, self.vocabulary)
+
+    @cached_property
+    def thinking(self) -> ThinkingSupport:
+        """Whether the model thinks, and what of it the template lets a caller set."""
+        fmt = self.reasoning_format
+        if fmt is None:
+            return NO_THINKING
+        switch = next((v for v in THINKING_SWITCHES if v in self.variables), None)
+        efforts = REASONING_EFFORTS if "reasoning_effort" in self.variables else ()
+        sample = SAMPLE_CONVERSATION[1:2]  # no system prompt: some templates add their own
+        default_on = True
+        try:
+            if switch is not None:
+                plain, on = self.render(sample), self.render(sample, variables={switch: True})
+                default_on = plain == on
+                if on == self.render(sample, variables={switch: False}):
+                    switch = None  # the variable changes nothing
+            if switch is None:
+                default_on = fmt.style == "harmony" or fmt.open in self.generation_prompt(sample)
+        except Exception:
+            switch = None
+        return ThinkingSupport(format=fmt, switch=switch, default_on=default_on, efforts=efforts)
 
     def is_prefix_stable(self) -> bool:
         """Whether earlier turns render byte-identically when the conversation grows, so the
@@ -198,7 +211,7 @@ def merge_system_into_user(items: list[dict[str, str]]) -> list[dict[str, str]]:
         if item["role"] == "system":
             pending += item["content"] + "\n\n"
         elif item["role"] == "user" and pending:
-            out.append({"role": "user", "content": pending + item["content"]})
+            out.append({**item, "content": pending + item["content"]})
             pending = ""
         else:
             out.append(item)
@@ -213,23 +226,32 @@ def merge_consecutive_roles(messages: Sequence[ChatMessage]) -> list[ChatMessage
     out: list[ChatMessage] = []
     for message in messages:
         if out and out[-1].role == message.role:
-            out[-1] = ChatMessage(message.role, f"{out[-1].content}\n\n{message.content}")
+            before = out[-1]
+            reasoning = message.reasoning if message.reasoning is not None else before.reasoning
+            joined = f"{before.content}\n\n{message.content}"
+            out[-1] = ChatMessage(message.role, joined, reasoning)
         else:
             out.append(message)
     return out
 
 
-def render_chat(template: ChatTemplate, messages: Sequence[ChatMessage]) -> str:
-    """The prompt for ``messages``: with the template as is; else with same-role neighbours
-    merged; else (the model's own template failing on this chat) with its fallback family."""
+def resolve_chat(
+    template: ChatTemplate, messages: Sequence[ChatMessage]
+) -> tuple[ChatTemplate, list[ChatMessage]]:
+    """The template and messages a chat is rendered with: the template as is; else with
+    same-role neighbours merged; else (the model's own template failing on this chat) its
+    fallback family, with a logged warning. Raises when a built-in template fails."""
+    chat = list(messages)
     try:
-        return template.render(messages)
+        template.render(chat)
+        return template, chat
     except Exception as exc:
         problem = exc
-    merged = merge_consecutive_roles(messages)
-    if len(merged) != len(messages):
+    merged = merge_consecutive_roles(chat)
+    if len(merged) != len(chat):
         try:
-            return template.render(merged)
+            template.render(merged)
+            return template, merged
         except Exception as exc:
             problem = exc
     if template.name != "gguf":
@@ -240,21 +262,43 @@ def render_chat(template: ChatTemplate, messages: Sequence[ChatMessage]) -> str:
         template.fallback_family,
     )
     fallback = fallback_template(
-        template.fallback_family, template.bos_token or None, template.eos_token or None
+        template.fallback_family,
+        template.bos_token or None,
+        template.eos_token or None,
+        vocabulary=template.vocabulary,
     )
-    return fallback.render(merged)
+    fallback.control_tokens = template.control_tokens
+    return fallback, merged
+
+
+def render_chat(
+    template: ChatTemplate,
+    messages: Sequence[ChatMessage],
+    variables: Mapping[str, Any] | None = None,
+) -> str:
+    """The prompt for ``messages`` (see ``resolve_chat`` for what renders it)."""
+    chosen, chat = resolve_chat(template, messages)
+    return chosen.render(chat, variables=variables)
 
 
 def end_of_turn_markers(source: str, eos_token: str | None) -> list[str]:
-    """The end-of-turn texts a template uses (and the model's eos token)."""
+    """The end-of-turn texts a template uses (and the model's eos token). In the harmony
+    format (gpt-oss) ``<|end|>`` only ends the thinking part of a reply, never the reply."""
     markers = [m for m in END_OF_TURN_MARKERS if m in source]
+    if "<|channel|>" in source and "<|return|>" in source:
+        markers = [m for m in markers if m != "<|end|>"]
+        markers += [m for m in ("<|call|>",) if m in source]
     if eos_token and eos_token not in markers:
         markers.append(eos_token)
     return markers
 
 
 def fallback_template(
-    family: str, bos_token: str | None = None, eos_token: str | None = None
+    family: str,
+    bos_token: str | None = None,
+    eos_token: str | None = None,
+    *,
+    vocabulary: Iterable[str] = (),
 ) -> ChatTemplate:
     """One of the built-in templates; special tokens default to the family's usual ones."""
     if family not in FALLBACK_TEMPLATES:
@@ -267,6 +311,7 @@ def fallback_template(
         bos_token=bos_token if bos_token is not None else bos,
         eos_token=eos_token or eos,
         end_of_turn=markers,
+        vocabulary=frozenset(vocabulary),
     )
 
 
@@ -284,9 +329,10 @@ def select_template(
     bos_token: str | None = None,
     eos_token: str | None = None,
     vocab_size: int | None = None,
+    vocabulary: Collection[str] = (),
 ) -> ChatTemplate:
     """The model's own template when it renders; otherwise the architecture's fallback, with a
-    logged warning saying why."""
+    logged warning saying why. ``vocabulary``: the special and added tokens' texts."""
     problem = "the model file has no chat template"
     if gguf_template:
         own = ChatTemplate(
@@ -296,6 +342,7 @@ def select_template(
             eos_token=eos_token or "",
             end_of_turn=end_of_turn_markers(gguf_template, eos_token),
             fallback_family=family_for(architecture, name, vocab_size),
+            vocabulary=frozenset(vocabulary),
         )
         for merge in (False, True):
             own.merge_system = merge
@@ -309,4 +356,4 @@ def select_template(
     log.warning(
         "model %s: %s; using the %s chat format instead", name or architecture, problem, family
     )
-    return fallback_template(family, bos_token or None, eos_token or None)
+    return fallback_template(family, bos_token or None, eos_token or None, vocabulary=vocabulary)

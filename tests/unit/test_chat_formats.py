@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from chatapp.domain import ChatMessage
+from chatapp.engine.chat_families import FAMILIES
 from chatapp.engine.chat_formats import (
-    FAMILIES,
     ChatTemplate,
     fallback_template,
     family_for,
