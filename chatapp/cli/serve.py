@@ -1,5 +1,8 @@
 """``chatapp serve`` (the chat UI in a browser tab, through textual-serve) and
-``chatapp install-desktop`` (a menu entry that opens chatapp in a terminal)."""
+``chatapp install-desktop`` (a menu entry that opens chatapp in a terminal).
+
+``serve`` listens on loopback unless told otherwise and prints a link with a fresh access
+token; only a browser that opened that link gets a chat (see ``chatapp.ui.browser``)."""
 
 from __future__ import annotations
 
@@ -65,19 +68,45 @@ def serve(
         str | None,
         typer.Option(help="URL the browser uses, when it differs from http://HOST:PORT."),
     ] = None,
+    max_sessions: Annotated[
+        int,
+        typer.Option(
+            "--max-sessions",
+            help="Browser tabs that may chat at once (each runs its own chatapp and model).",
+        ),
+    ] = 2,
 ) -> None:
     """Serve the chat UI in your browser (each tab runs its own chatapp)."""
+    if max_sessions < 1:
+        raise UsageError(f"--max-sessions {max_sessions}: must be at least 1")
     check_port_free(host, port)
+    if public_url is not None:
+        check_public_url(public_url)
     if not is_loopback(host):
         print(
-            f"warning: serving on {host}: anyone who can reach this address can read and write "
-            "your conversations (chatapp has no login); use the default 127.0.0.1 unless you "
-            "trust the network",
+            f"warning: serving on {host}: anyone who can reach this address and has the link "
+            "printed below can read and write your conversations, and the link travels "
+            "unencrypted over plain http; use the default 127.0.0.1 unless you trust the network",
             file=sys.stderr,
         )
     from chatapp.ui.browser import serve_in_browser
 
-    serve_in_browser(chat_command(), host=host, port=port, public_url=public_url)
+    serve_in_browser(
+        chat_command(), host=host, port=port, public_url=public_url, max_sessions=max_sessions
+    )
+
+
+def check_public_url(url: str) -> None:
+    """UsageError unless ``url`` is an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--public-url {url!r}: use http(s)://HOST[:PORT]")
 
 
 # -- desktop launcher -------------------------------------------------------------------------

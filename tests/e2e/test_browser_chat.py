@@ -1,11 +1,12 @@
-"""``chatapp serve`` in headless Debian Chromium (Playwright): the page shows the chat, a typed
-prompt gets a reply from the bundled model, and the reply is what the browser was sent."""
+"""``chatapp serve`` in headless Debian Chromium (Playwright): the page, opened through the
+printed access link, shows the chat, a typed prompt gets a reply from the bundled model, and the
+reply is what the browser was sent; the page made no request beyond the server, and the same
+page without the link's token gets no chat."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.served_chat import Served, free_port, serve_chat, wait_for_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -29,41 +32,12 @@ CHROMIUM_ARGS = [
 PROMPT = "Say hello to the browser."
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"chatapp serve did not listen on {port} within {timeout}s")
-
-
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    home = tmp_path / "home"
-    env = dict(os.environ, CHATAPP_HOME=str(home), CHATAPP_GENERATION__MAX_TOKENS="32")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "chatapp", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_port(port, 30)
-        yield port, home
-    finally:
-        server.terminate()
-        _, err = server.communicate(timeout=30)
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serve_chat(tmp_path / "home", env={"CHATAPP_GENERATION__MAX_TOKENS": "32"}) as chat:
+        yield chat
+        chat.process.terminate()
+        _, err = chat.process.communicate(timeout=30)
     assert "warning" not in err, "loopback serving needs no warning"
 
 
@@ -84,10 +58,11 @@ def terminal_output(frames: list[str | bytes]) -> str:
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make system-deps)")
-def test_browser_chat_with_the_bundled_model(served: tuple[int, Path], tmp_path: Path) -> None:
+def test_browser_chat_with_the_bundled_model(served: Served, tmp_path: Path) -> None:
     playwright = pytest.importorskip("playwright.sync_api")
-    port, home = served
+    home = served.home
     frames: list[str | bytes] = []
+    requested: list[str] = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -95,7 +70,8 @@ def test_browser_chat_with_the_bundled_model(served: tuple[int, Path], tmp_path:
             page.on(
                 "websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(frame))
             )
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(served.link)
             deadline = time.monotonic() + 120
             while "ready ·" not in terminal_output(frames) and time.monotonic() < deadline:
                 page.wait_for_timeout(200)
@@ -115,6 +91,9 @@ def test_browser_chat_with_the_bundled_model(served: tuple[int, Path], tmp_path:
 
     shown = terminal_output(frames)
     assert "reply complete" in shown or "token limit" in shown, "no finished reply reached the page"
+    here = (f"http://127.0.0.1:{served.port}/", f"ws://127.0.0.1:{served.port}/")
+    assert requested and all(url.startswith(here) for url in requested), requested
+    assert any("/static/fonts/" in url for url in requested), "the font is served locally"
     from chatapp.storage import ConversationStore
 
     with ConversationStore(home / "data" / "chatapp.db") as store:
