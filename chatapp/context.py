@@ -1,14 +1,24 @@
-"""The context budget: fit system prompt + history + the new turn into the model's context.
+"""The context budget: the one routine that decides what of a turn reaches the model.
 
-Rule: the system prompt and the new turn always stay; the oldest history turns are dropped until
-the prompt plus room for the reply fits in n_ctx; the count of dropped messages is reported.
-When even the system prompt and the new turn do not fit, ContextOverflowError says by how much.
+Every turn — a chat message, a template run, a grounded question, an evaluation item — is fitted
+here, by ``fit_to_context``, in this order of priority:
+
+1. the system prompt and the new user turn always stay;
+2. then sources (retrieved document chunks), best-ranked first;
+3. then few-shot examples (the ones placed last, nearest the turn, kept first);
+4. then earlier history, newest first, a whole user/assistant exchange at a time;
+5. only when even the system prompt and the bare turn do not fit is the input cut (its end,
+   marked), and only when that cannot help does ContextOverflowError say by how much.
+
+The reply keeps room too: the asked ``max_tokens``, but never more than a quarter of the context,
+so a long reply does not make the history vanish. The plan records what was left out and why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from chatapp.domain import ChatMessage
 from chatapp.errors import ContextOverflowError
@@ -16,69 +26,313 @@ from chatapp.errors import ContextOverflowError
 MIN_REPLY_TOKENS = 16
 """The reply always gets at least this many tokens of room."""
 
+TRUNCATION_MARK = " […]"
+SOURCE_SEPARATOR_TOKENS = 2
+"""What joining one more source block adds besides its own tokens (the blank line between)."""
+MIN_SOURCE_TOKENS = 32
+"""A source shortened to fit must keep at least this much to be worth sending."""
+
+Counter = Callable[[Sequence[ChatMessage]], int]
+
+
+@dataclass
+class TurnDraft:
+    """The new user turn before fitting: how to write it from the sources that fit and the input.
+
+    ``render(sources, input_text)`` returns the user message text; ``sources`` are opaque to the
+    budget except through ``source_text`` (each one's text as it appears in the prompt) and
+    ``shorten_source`` (a copy of a source with shorter text, or the same object when it
+    cannot be cut further). ``input_text`` is the part that may
+    be cut as a last resort (None: the turn cannot be cut).
+    """
+
+    render: Callable[[list[Any], str | None], str]
+    sources: list[Any] = field(default_factory=list)
+    source_text: Callable[[int, Any], str] = lambda n, source: str(source)
+    shorten_source: Callable[[Any], Any] | None = None
+    input_text: str | None = None
+
 
 @dataclass
 class ContextPlan:
+    """What one turn sends, and what the budget left out."""
+
     messages: list[ChatMessage]
     prompt_tokens: int
-    dropped_messages: int
     n_ctx: int
     max_reply_tokens: int
+    sources: list[Any] = field(default_factory=list)
+    dropped_messages: int = 0
+    """Earlier history messages left out (oldest first)."""
+    dropped_examples: int = 0
+    """Few-shot examples (user/assistant pairs) left out."""
+    shown_examples: int = 0
+    dropped_sources: int = 0
+    """Relevant sources left out (lowest-ranked first)."""
+    shortened_source: bool = False
+    input_chars: tuple[int, int] | None = None
+    """(characters kept, characters given) when the input was cut."""
+
+    @property
+    def truncated_input(self) -> bool:
+        return self.input_chars is not None
+
+    def notes(self) -> list[str]:
+        """One line per thing left out, for the CLI's stderr and the chat's notices."""
+        notes = []
+        if self.dropped_messages:
+            noun = "message" if self.dropped_messages == 1 else "messages"
+            notes.append(
+                f"{self.dropped_messages} earlier {noun} left out to fit the model's context "
+                f"({self.n_ctx:,} tokens)"
+            )
+        if self.dropped_examples:
+            notes.append(f"left out {self.dropped_examples} example(s) to fit the context")
+        if self.dropped_sources:
+            notes.append(
+                f"left out {self.dropped_sources} lower-ranked source(s) to fit the context"
+            )
+        if self.shortened_source:
+            notes.append("the best source was shortened to fit the context")
+        if self.input_chars is not None:
+            kept, given = self.input_chars
+            notes.append(
+                f"input cut to its first {kept} of {given} characters to fit the model's "
+                f"context ({self.n_ctx:,} tokens)"
+            )
+        return notes
+
+    def summary(self) -> dict[str, Any]:
+        """What is stored with the reply (no message text)."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "n_ctx": self.n_ctx,
+            "max_reply_tokens": self.max_reply_tokens,
+            "messages": len(self.messages),
+            "dropped_messages": self.dropped_messages,
+            "shown_examples": self.shown_examples,
+            "dropped_examples": self.dropped_examples,
+            "sources": len(self.sources),
+            "dropped_sources": self.dropped_sources,
+            "shortened_source": self.shortened_source,
+            "input_chars": list(self.input_chars) if self.input_chars else None,
+        }
 
 
 def reply_reserve(max_tokens: int, n_ctx: int) -> int:
-    """Room kept for the reply when deciding what history fits: the asked max_tokens, but never
+    """Room kept for the reply when deciding what else fits: the asked max_tokens, but never
     more than a quarter of the context (long histories should not vanish for a long reply)."""
     return max(MIN_REPLY_TOKENS, min(max_tokens, n_ctx // 4))
+
+
+def _exchanges(history: Sequence[ChatMessage]) -> list[list[ChatMessage]]:
+    """History split into exchanges: a user message and the replies up to the next one."""
+    groups: list[list[ChatMessage]] = []
+    for message in history:
+        if message.role == "user" or not groups:
+            groups.append([message])
+        else:
+            groups[-1].append(message)
+    return groups
+
+
+class _Fitter:
+    """One fitting run; keeps the counter and the fixed parts together."""
+
+    def __init__(
+        self,
+        system: ChatMessage | None,
+        draft: TurnDraft,
+        count: Counter,
+        count_text: Callable[[str], int],
+        n_ctx: int,
+        max_tokens: int,
+    ) -> None:
+        self.head = [system] if system is not None else []
+        self.draft = draft
+        self.count = count
+        self.count_text = count_text
+        self.n_ctx = n_ctx
+        self.max_tokens = max_tokens
+        self.budget = n_ctx - reply_reserve(max_tokens, n_ctx)
+
+    def turn(self, sources: list[Any], input_text: str | None) -> ChatMessage:
+        return ChatMessage("user", self.draft.render(sources, input_text))
+
+    def messages(
+        self,
+        history: list[ChatMessage],
+        examples: list[ChatMessage],
+        sources: list[Any],
+        input_text: str | None,
+    ) -> list[ChatMessage]:
+        return [*self.head, *history, *examples, self.turn(sources, input_text)]
+
+    def cut_input(self) -> tuple[str, tuple[int, int]]:
+        """The longest prefix of the input with which system + turn fit (see module doc)."""
+        text = self.draft.input_text or ""
+
+        def fits(chars: int, limit: int) -> bool:
+            trial = text[:chars].rstrip() + TRUNCATION_MARK
+            return self.count([*self.head, self.turn([], trial)]) <= limit
+
+        for limit in (self.budget, self.n_ctx - MIN_REPLY_TOKENS):
+            if not text or not fits(0, limit):
+                continue
+            low, high = 0, len(text)
+            while low < high:  # largest prefix that fits
+                mid = (low + high + 1) // 2
+                low, high = (mid, high) if fits(mid, limit) else (low, mid - 1)
+            return text[:low].rstrip() + TRUNCATION_MARK, (low, len(text))
+        used = self.count([*self.head, self.turn([], self.draft.input_text)])
+        what = "the system prompt and this message" if self.head else "this message"
+        raise ContextOverflowError(
+            f"prompt too long: {what} take {used} tokens but the model's context holds "
+            f"{self.n_ctx} (with {MIN_REPLY_TOKENS} for the reply); shorten it or raise "
+            "model.n_ctx"
+        )
+
+    def pick_sources(self, room: int) -> tuple[list[Any], int, bool]:
+        """Best-ranked sources that fit in ``room`` tokens; the best one shortened when even it
+        alone does not fit. Returns (kept, tokens used, shortened)."""
+        kept: list[Any] = []
+        used = 0
+        for source in self.draft.sources:
+            cost = self.count_text(self.draft.source_text(len(kept) + 1, source))
+            cost += SOURCE_SEPARATOR_TOKENS
+            if used + cost > room:
+                break  # lower-ranked sources are the ones left out
+            kept.append(source)
+            used += cost
+        shorten = self.draft.shorten_source
+        if kept or not self.draft.sources or shorten is None or room < MIN_SOURCE_TOKENS:
+            return kept, used, False
+        best = self.draft.sources[0]
+        budget = room - SOURCE_SEPARATOR_TOKENS
+        while True:
+            cost = self.count_text(self.draft.source_text(1, best))
+            if cost <= budget:
+                return [best], cost + SOURCE_SEPARATOR_TOKENS, True
+            shorter = shorten(best)
+            if shorter is best or cost < MIN_SOURCE_TOKENS:
+                return [], 0, False
+            best = shorter
 
 
 def fit_to_context(
     system: ChatMessage | None,
     history: Sequence[ChatMessage],
-    turn: ChatMessage,
+    draft: TurnDraft,
     *,
-    count_chat_tokens: Callable[[Sequence[ChatMessage]], int],
+    examples: Sequence[ChatMessage] = (),
+    count_chat_tokens: Counter,
+    count_tokens: Callable[[str], int],
     n_ctx: int,
     max_tokens: int,
 ) -> ContextPlan:
-    """Choose the messages to send. History is dropped oldest first, a whole user/assistant
-    exchange at a time so the model never sees a reply without its question."""
-    head = [system] if system is not None else []
-    core_tokens = count_chat_tokens([*head, turn])
-    if core_tokens + MIN_REPLY_TOKENS > n_ctx:
-        what = "the system prompt and this message" if system is not None else "this message"
-        raise ContextOverflowError(
-            f"prompt too long: {what} take {core_tokens} tokens but the model's context holds "
-            f"{n_ctx} (with {MIN_REPLY_TOKENS} for the reply); shorten it or raise model.n_ctx"
-        )
-    budget = n_ctx - reply_reserve(max_tokens, n_ctx)
+    """Choose what to send for one turn (see the module docstring for the order).
 
-    # Per-message costs, measured once: a message's cost is what it adds to the formatted prompt.
-    base = count_chat_tokens(head)
-    costs = [count_chat_tokens([*head, m]) - base for m in history]
-    kept = list(history)
-    total = core_tokens + sum(costs)
-    dropped = 0
-    while kept and total > budget:
-        # Drop the oldest exchange: a user message and the replies up to the next user message.
-        cut = 1
-        while cut < len(kept) and kept[cut].role != "user":
-            cut += 1
-        total -= sum(costs[:cut])
-        del kept[:cut], costs[:cut]
-        dropped += cut
-    messages = [*head, *kept, turn]
-    prompt_tokens = count_chat_tokens(messages)
-    # The per-message estimate can be off by a few template tokens; trust the real count.
-    while kept and prompt_tokens > budget:
-        kept.pop(0)
-        dropped += 1
-        messages = [*head, *kept, turn]
-        prompt_tokens = count_chat_tokens(messages)
+    ``examples`` are few-shot turns as alternating user/assistant messages; ``history`` the
+    conversation so far (user/assistant messages, oldest first). Costs are estimated per part
+    with the backend's own token counts, then the real prompt is counted and trimmed further if
+    the chat template adds more than the estimate.
+    """
+    fit = _Fitter(system, draft, count_chat_tokens, count_tokens, n_ctx, max_tokens)
+    input_text = draft.input_text
+    input_chars: tuple[int, int] | None = None
+    core = fit.count([*fit.head, fit.turn([], input_text)])
+    if core > fit.budget:
+        if input_text is None:
+            what = "the system prompt and this message" if fit.head else "this message"
+            if core + MIN_REPLY_TOKENS <= n_ctx:  # the turn alone fits: send just it
+                alone = fit.messages([], [], [], input_text)
+                pairs_given = (len(examples) + 1) // 2
+                return _plan(fit, alone, [], core, 0, pairs_given, len(draft.sources), len(history))
+            raise ContextOverflowError(
+                f"prompt too long: {what} take {core} tokens but the model's context holds "
+                f"{n_ctx} (with {MIN_REPLY_TOKENS} for the reply); shorten it or raise "
+                "model.n_ctx"
+            )
+        input_text, input_chars = fit.cut_input()
+        core = fit.count([*fit.head, fit.turn([], input_text)])
+    room = fit.budget - core
+
+    sources, used, shortened = fit.pick_sources(room)
+    room -= used
+
+    base = fit.count(fit.head)
+    pairs = [list(examples[i : i + 2]) for i in range(0, len(examples), 2)]
+    kept_pairs: list[list[ChatMessage]] = []
+    for pair in reversed(pairs):  # the examples nearest the turn are kept first
+        cost = fit.count([*fit.head, *pair]) - base
+        if cost > room:
+            break
+        kept_pairs.insert(0, pair)
+        room -= cost
+
+    groups = _exchanges(history)
+    kept_groups: list[list[ChatMessage]] = []
+    for group in reversed(groups):  # newest first, whole exchanges
+        cost = fit.count([*fit.head, *group]) - base
+        if cost > room:
+            break
+        kept_groups.insert(0, group)
+        room -= cost
+
+    # The per-part estimates miss a few template tokens; trust the real count and trim more.
+    while True:
+        kept_history = [m for g in kept_groups for m in g]
+        kept_examples = [m for p in kept_pairs for m in p]
+        messages = fit.messages(kept_history, kept_examples, sources, input_text)
+        prompt_tokens = fit.count(messages)
+        if prompt_tokens <= fit.budget:
+            break
+        if kept_groups:
+            kept_groups.pop(0)
+        elif kept_pairs:
+            kept_pairs.pop(0)
+        elif len(sources) > 1:
+            sources = sources[:-1]
+        else:
+            break  # system + turn (+ the best source) fit by their own count: send them
+    plan = _plan(
+        fit,
+        messages,
+        sources,
+        prompt_tokens,
+        len(kept_pairs),
+        len(pairs) - len(kept_pairs),
+        len(draft.sources) - len(sources),
+        len(history) - sum(len(g) for g in kept_groups),
+    )
+    plan.shortened_source = shortened and bool(sources)
+    plan.input_chars = input_chars
+    return plan
+
+
+def _plan(
+    fit: _Fitter,
+    messages: list[ChatMessage],
+    sources: list[Any],
+    prompt_tokens: int,
+    shown_examples: int,
+    dropped_examples: int,
+    dropped_sources: int,
+    dropped_messages: int,
+) -> ContextPlan:
     return ContextPlan(
         messages=messages,
         prompt_tokens=prompt_tokens,
-        dropped_messages=dropped,
-        n_ctx=n_ctx,
-        max_reply_tokens=max(1, min(max_tokens, n_ctx - prompt_tokens)),
+        n_ctx=fit.n_ctx,
+        max_reply_tokens=max(1, min(fit.max_tokens, fit.n_ctx - prompt_tokens)),
+        sources=sources,
+        dropped_messages=dropped_messages,
+        dropped_examples=dropped_examples,
+        shown_examples=shown_examples,
+        dropped_sources=dropped_sources,
     )
+
+
+def plain_turn(text: str) -> TurnDraft:
+    """A turn that is exactly ``text`` (a chat message): nothing to add, nothing to cut."""
+    return TurnDraft(render=lambda sources, input_text: text)

@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
 
         run_app()
         return
+    from chatapp.cli.signals import end_turns_on_signals, exit_code_for_interrupt
+
+    end_turns_on_signals()
     app = build_app()
     try:
         # Non-standalone typer returns an exit code instead of exiting: 130 after Ctrl+C
@@ -73,13 +76,14 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             if code == 130:
                 print("interrupted", file=sys.stderr)
+                code = exit_code_for_interrupt()
             sys.exit(code)
     except ChatappError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(exit_code_for_interrupt())
     except SystemExit:
         raise
     except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
@@ -92,5 +96,5 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Abort):
             print("interrupted", file=sys.stderr)
-            sys.exit(130)
+            sys.exit(exit_code_for_interrupt())
         raise

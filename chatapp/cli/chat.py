@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated, Any
 
@@ -68,6 +67,20 @@ def read_prompt(prompt: list[str] | None) -> str:
     return text
 
 
+def resolve_conversation(store: Any, conversation: int | None, continue_: bool) -> int | None:
+    """The conversation ``--conversation ID`` / ``--continue`` name (checked before any model
+    loads, so an unknown id fails fast)."""
+    if conversation is not None and continue_:
+        raise UsageError("--conversation and --continue: give only one")
+    conversation_id = conversation
+    if continue_:
+        latest = store.latest_conversation()
+        conversation_id = latest.id if latest else None
+    if conversation_id is not None:
+        store.get_conversation(conversation_id)
+    return conversation_id
+
+
 def ask(
     prompt: Annotated[
         list[str] | None,
@@ -81,7 +94,7 @@ def ask(
     ] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", "-n")] = None,
     conversation: Annotated[
-        int | None, typer.Option("--conversation", help="Continue conversation ID.")
+        int | None, typer.Option("--conversation", "-c", help="Continue conversation ID.")
     ] = None,
     continue_: Annotated[
         bool, typer.Option("--continue", help="Continue the most recent conversation.")
@@ -97,10 +110,16 @@ def ask(
         str | None,
         typer.Option("--collection", "-C", help="Answer from this document collection, citing it."),
     ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", "-T", help="Send the prompt through this prompt template."),
+    ] = None,
+    var: Annotated[
+        list[str] | None,
+        typer.Option("--var", "-v", help="A template variable as NAME=VALUE (@file reads a file)."),
+    ] = None,
 ) -> None:
     """Ask one question; the reply streams to stdout and the turn is kept in the history."""
-    if conversation is not None and continue_:
-        raise UsageError("--conversation and --continue: give only one")
     text = read_prompt(prompt)
     settings = settings_from_flags(
         model=model,
@@ -113,90 +132,27 @@ def ask(
         seed=seed,
         max_tokens=max_tokens,
     )
-    from chatapp.engine.factory import create_backend, generation_params
-    from chatapp.session import ChatSession
+    from chatapp.cli.template_run import parse_vars
+    from chatapp.cli.turn_output import ask_json, print_json, print_turn
+    from chatapp.engine.factory import create_backend
+    from chatapp.session import ChatSession, TemplateCall, TurnRequest
+    from chatapp.session.preparation import check_template
     from chatapp.storage import open_store
 
-    store = open_store()
-    conversation_id = conversation
-    if continue_:
-        latest = store.latest_conversation()
-        conversation_id = latest.id if latest else None
-    if conversation_id is not None:
-        store.get_conversation(conversation_id)  # unknown id → clear error before loading a model
-    if collection is not None:
-        from chatapp.cli.grounded_ask import check_collection
-
-        check_collection(collection, settings)  # likewise for an unknown collection
-    engine = create_backend(settings)
-    session = ChatSession(
-        engine,
-        store,
-        conversation_id=conversation_id,
-        system_prompt=system
-        if system is not None
-        else (None if conversation_id is not None else settings.chat.system_prompt),
-        params=generation_params(settings),
+    request = TurnRequest(
+        text,
+        template=TemplateCall(template, parse_vars(var)) if template else None,
+        collection=collection,
     )
-    if collection is not None:
-        from chatapp.cli.grounded_ask import run_grounded_turn
-
-        result = run_grounded_turn(
-            session, text, collection, settings, stream_to_stdout=not as_json
-        )
-    else:
-        result = run_turn(session, text, stream_to_stdout=not as_json)
+    store = open_store()
+    conversation_id = resolve_conversation(store, conversation, continue_)
+    session = ChatSession.from_settings(
+        settings, lambda: create_backend(settings), store, conversation_id=conversation_id,
+        system_prompt=system,
+    )  # fmt: skip
+    if collection is not None and session.retriever is not None:
+        session.retriever.check(collection)  # an unknown collection fails before the model loads
+    check_template(request)  # likewise an unknown template or a wrong variable
+    result = print_turn(session, request, stream=not as_json)
     if as_json:
-        print(json.dumps(result, ensure_ascii=False))
-
-
-def run_turn(
-    session: Any, text: str, *, stream_to_stdout: bool, options: Any = None
-) -> dict[str, Any]:
-    """Send one turn, stream it, and return the ``ask --json`` object.
-
-    Ctrl+C stops generation: the session saves the partial reply as interrupted, and the
-    KeyboardInterrupt reaches main(), which exits 130.
-    """
-    from chatapp.domain import TokenEvent
-    from chatapp.session import TurnFinished, TurnStarted
-
-    pieces: list[str] = []
-    finished: TurnFinished | None = None
-    for event in session.send(text, options):
-        if isinstance(event, TokenEvent):
-            pieces.append(event.text)
-            if stream_to_stdout:
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-        elif isinstance(event, TurnStarted) and event.plan.dropped_messages:
-            print(
-                f"note: {event.plan.dropped_messages} earlier message(s) left out to fit the "
-                f"context ({event.plan.n_ctx} tokens)",
-                file=sys.stderr,
-            )
-        elif isinstance(event, TurnFinished):
-            finished = event
-    reply = "".join(pieces)
-    if stream_to_stdout and not reply.endswith("\n"):
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    assert finished is not None
-    if finished.error:
-        print(f"error: {finished.error}", file=sys.stderr)
-    stats = finished.stats
-    return {
-        "text": reply,
-        "conversation_id": finished.message.conversation_id,
-        "message_id": finished.message.id,
-        "model": session.backend.identity.name,
-        "finish_reason": finished.finish_reason,
-        "stats": {
-            "prompt_tokens": stats.prompt_tokens,
-            "completion_tokens": stats.completion_tokens,
-            "ttft_s": round(stats.ttft_s, 4),
-            "decode_tokens_per_s": round(stats.decode_tokens_per_s, 2),
-            "cached_tokens": stats.cached_tokens,
-            "dropped_messages": stats.dropped_messages,
-        },
-    }
+        print_json(ask_json(result))

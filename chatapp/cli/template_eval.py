@@ -141,7 +141,12 @@ def eval_templates(
     engine = create_backend(settings)
     try:
         results = _run_with_progress(
-            configs, dataset, engine, generation_params(settings), quiet=as_json
+            configs,
+            dataset,
+            engine,
+            generation_params(settings),
+            system_prompt=settings.chat.system_prompt or None,
+            quiet=as_json,
         )
         identity = engine.identity.to_dict()
     finally:
@@ -170,7 +175,13 @@ def _report_bad_lines(dataset: Any) -> None:
 
 
 def _run_with_progress(
-    configs: list[Any], dataset: Any, engine: Any, base: Any, *, quiet: bool
+    configs: list[Any],
+    dataset: Any,
+    engine: Any,
+    base: Any,
+    *,
+    system_prompt: str | None,
+    quiet: bool,
 ) -> list[Any]:
     from rich.console import Console
     from rich.progress import (
@@ -199,7 +210,9 @@ def _run_with_progress(
         def advance(config: Any, item: Any) -> None:
             progress.update(task, advance=1, description=config.label)
 
-        return run_all(configs, dataset, engine, base, on_item=advance)
+        return run_all(
+            configs, dataset, engine, base, system_prompt=system_prompt, on_item=advance
+        )
 
 
 def _default_output(names: list[str]) -> Path:

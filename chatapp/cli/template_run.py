@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -124,6 +123,19 @@ def run_template(
         bool,
         typer.Option("--show-prompt", help="Print the exact prompt the model gets, and stop."),
     ] = False,
+    no_save: Annotated[
+        bool, typer.Option("--no-save", help="Do not keep this run in the history.")
+    ] = False,
+    conversation: Annotated[
+        int | None, typer.Option("--conversation", "-c", help="Run it in conversation ID.")
+    ] = None,
+    continue_: Annotated[
+        bool, typer.Option("--continue", help="Run it in the most recent conversation.")
+    ] = False,
+    collection: Annotated[
+        str | None,
+        typer.Option("--collection", "-C", help="Answer from this document collection, citing it."),
+    ] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", "-t")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", "-n", min=1)] = None,
@@ -133,106 +145,53 @@ def run_template(
     api_key: ApiKeyOpt = None,
     n_ctx: ContextOpt = None,
 ) -> None:
-    """Run a prompt template; the reply streams to stdout (notes go to stderr)."""
+    """Run a prompt template; the reply streams to stdout (notes go to stderr) and the run is
+    kept in the history like any chat (``--no-save`` leaves no trace)."""
+    from chatapp.cli.chat import resolve_conversation
     from chatapp.cli.options import settings_from_flags
-    from chatapp.prompting.loader import get_template
-    from chatapp.prompting.render import resolve_variables
-    from chatapp.prompting.schema import INPUT
+    from chatapp.cli.turn_output import print_json, print_turn, run_json
+    from chatapp.engine.factory import create_backend
+    from chatapp.session import ChatSession, TemplateCall, TurnRequest
+    from chatapp.session.preparation import check_template
+    from chatapp.storage import open_store
 
-    template = get_template(name)
-    variables = parse_vars(var)
-    extra = load_examples_file(examples)
-    text = read_input(input_)
-    needs_input = INPUT in template.all_variables()
-    if needs_input and (text is None or not text.strip()):
-        raise UsageError(
-            f"template {template.name!r}: no input (give text, a file path, or - for stdin)"
-        )
-    # Check variables before loading a model, so a typo fails fast.
-    resolve_variables(template, variables, text if needs_input else None)
-    settings = settings_from_flags(
-        model=model, backend=backend, base_url=base_url, api_key=api_key, n_ctx=n_ctx
-    )
-    from chatapp.engine.factory import create_backend, generation_params
-    from chatapp.prompting.turn import build_template_turn
-
-    engine = create_backend(settings)
-    try:
-        base = generation_params(settings)
-        turn = build_template_turn(
-            template,
-            variables,
-            text,
+    overrides = {"temperature": temperature, "seed": seed, "max_tokens": max_tokens}
+    request = TurnRequest(
+        read_input(input_) or "",
+        template=TemplateCall(
+            name,
+            parse_vars(var),
             shots=shots,
             select=select,
             constrain=False if no_constraint else None,
-            extra_examples=extra,
-            backend=engine,
-            max_tokens=max_tokens,
+            extra_examples=[e.model_dump(exclude_none=True) for e in load_examples_file(examples)],
+        ),
+        collection=collection,
+        params={k: v for k, v in overrides.items() if v is not None},
+        store=not no_save and not show_prompt,
+    )
+    check_template(request)  # before loading a model, so a typo fails fast
+    settings = settings_from_flags(
+        model=model, backend=backend, base_url=base_url, api_key=api_key, n_ctx=n_ctx
+    )
+    store = open_store()
+    conversation_id = resolve_conversation(store, conversation, continue_)
+    engine = create_backend(settings)
+    try:
+        session = ChatSession.from_settings(
+            settings, engine, store, conversation_id=conversation_id
         )
-        if turn.system_prompt is None:
-            turn.system_prompt = settings.chat.system_prompt or None
-        for note in turn.notes:
-            print(f"note: {note}", file=sys.stderr)
         if show_prompt:
-            print(engine.format_chat(turn.messages()), end="")
+            prepared = session.prepare(request, session.leaf_id())
+            for note in prepared.notes:
+                print(f"note: {note}", file=sys.stderr)
+            if prepared.plan is None:
+                print(prepared.refusal or "")
+            else:
+                print(engine.format_chat(prepared.plan.messages), end="")
             return
-        params = turn.generation_params(base).replace(
-            temperature=temperature, seed=seed, max_tokens=max_tokens
-        )
-        result = _generate(engine, turn, params, stream=not as_json)
+        result = print_turn(session, request, stream=not as_json)
     finally:
         engine.close()
     if as_json:
-        print(json.dumps(result, ensure_ascii=False))
-
-
-def _generate(engine: Any, turn: Any, params: Any, *, stream: bool) -> dict[str, Any]:
-    from chatapp.domain import DoneEvent, TokenEvent
-
-    pieces: list[str] = []
-    done: DoneEvent | None = None
-    started = time.perf_counter()
-    for event in engine.stream_chat(turn.messages(), params):
-        if isinstance(event, TokenEvent):
-            pieces.append(event.text)
-            if stream:
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-        elif isinstance(event, DoneEvent):
-            done = event
-    raw = "".join(pieces)
-    if stream and not raw.endswith("\n"):
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    if done is not None and done.error:
-        print(f"error: {done.error}", file=sys.stderr)
-    parsed = turn.parse(raw)
-    if stream:
-        if parsed.valid and parsed.value != raw.strip() and not isinstance(parsed.value, dict):
-            print(f"answer: {parsed.value}", file=sys.stderr)
-        elif not parsed.valid:
-            print(
-                f"note: output not valid for template {turn.name!r}: {parsed.error}",
-                file=sys.stderr,
-            )
-    stats = done.stats.to_dict() if done is not None else {}
-    stats.update(
-        total_s=round(time.perf_counter() - started, 4),
-        examples=turn.shown_examples - turn.dropped_examples,
-        dropped_examples=turn.dropped_examples,
-        truncated_input=turn.truncated_input,
-        constrained=turn.constrained,
-        finish_reason=done.finish_reason if done is not None else None,
-    )
-    return {
-        "template": turn.name,
-        "output": parsed.answer,
-        "parsed": parsed.value,
-        "reasoning": parsed.reasoning,
-        "valid": parsed.valid,
-        "error": parsed.error,
-        "raw": raw,
-        "model": engine.identity.name,
-        "stats": stats,
-    }
+        print_json(run_json(result))

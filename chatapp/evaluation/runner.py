@@ -2,9 +2,9 @@
 
 One backend (the model loaded once) serves every configuration; each configuration is a template
 with a number of shots, an example-selection method and the output constraint on or off. Every
-item goes through ``build_template_turn`` exactly as ``chatapp run`` would send it, so what is
-measured is what users get. Time per item is the wall time from building the prompt to the last
-token.
+item is a ``TurnRequest`` sent through a ``ChatSession`` that stores nothing — the same pipeline,
+system prompt and context budget as ``chatapp run`` — so what is measured is what users get.
+Time per item is the wall time from preparing the turn to the last token.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chatapp.domain import CancelToken, ChatMessage, DoneEvent, GenerationParams, TokenEvent
+from chatapp.domain import CancelToken, GenerationParams
 from chatapp.errors import ChatappError
 from chatapp.evaluation import metrics
 from chatapp.evaluation.dataset import EvalData
 from chatapp.prompting.schema import INPUT, Template
-from chatapp.prompting.turn import build_template_turn, default_embedder
+from chatapp.prompting.turn import default_embedder
 
 if TYPE_CHECKING:
     from chatapp.engine.base import Backend
-    from chatapp.retrieval.embedder import Embedder
 
 
 @dataclass
@@ -125,23 +124,21 @@ class RunResult:
         return data
 
 
-def generate(
-    backend: Backend,
-    messages: list[ChatMessage],
-    params: GenerationParams,
-    cancel: CancelToken | None = None,
-) -> tuple[str, Any]:
-    """The whole reply text and its stats."""
-    pieces: list[str] = []
-    done: DoneEvent | None = None
-    for event in backend.stream_chat(messages, params, cancel):
-        if isinstance(event, TokenEvent):
-            pieces.append(event.text)
-        elif isinstance(event, DoneEvent):
-            done = event
-    if done is not None and done.error:
-        raise ChatappError(done.error)
-    return "".join(pieces), done.stats if done else None
+def item_request(config: RunConfig, item: Any) -> Any:
+    """The turn one evaluation item becomes (stored nowhere)."""
+    from chatapp.session import TemplateCall, TurnRequest
+
+    return TurnRequest(
+        item.input,
+        template=TemplateCall(
+            config.template.name,
+            {k: str(v) for k, v in {**config.variables, **item.variables}.items()},
+            shots=config.shots,
+            select=config.select,
+            constrain=config.constrain,
+        ),
+        store=False,
+    )
 
 
 def run_config(
@@ -150,39 +147,40 @@ def run_config(
     backend: Backend,
     base: GenerationParams,
     *,
-    embedder: Embedder | None = None,
+    system_prompt: str | None = None,
     on_item: Callable[[ItemResult], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> RunResult:
     """Run one configuration over every item and score it."""
+    from chatapp.session import ChatSession, consume
+
+    session = ChatSession(
+        backend,
+        None,
+        system_prompt=system_prompt,
+        params=base,
+        templates={config.template.name: config.template},
+    )
     results: list[ItemResult] = []
     for item in data.items:
         if cancel is not None and cancel.cancelled:
             break
         started = time.perf_counter()
-        given = {**config.variables, **item.variables}
         text, value, reasoning, valid, error = "", None, None, False, None
         prompt_tokens = completion_tokens = 0
         try:
-            turn = build_template_turn(
-                config.template,
-                given,
-                item.input,
-                embedder=embedder,
-                shots=config.shots,
-                select=config.select,
-                constrain=config.constrain,
-                backend=backend,
-            )
-            raw, stats = generate(backend, turn.messages(), turn.generation_params(base), cancel)
-            parsed = turn.parse(raw)
-            text, value, reasoning = parsed.answer, parsed.value, parsed.reasoning
-            valid, error = parsed.valid, parsed.error
-            if stats is not None:
-                prompt_tokens, completion_tokens = stats.prompt_tokens, stats.completion_tokens
+            result = consume(session.send(item_request(config, item), cancel))
+            if result.parsed is not None:
+                parsed = result.parsed
+                text, value, reasoning = parsed.answer, parsed.value, parsed.reasoning
+                valid, error = parsed.valid, parsed.error
+            if result.error:
+                valid, error = False, result.error
+            prompt_tokens = result.stats.prompt_tokens
+            completion_tokens = result.stats.completion_tokens
         except ChatappError as exc:
             error = exc.message
-        result = ItemResult(
+        record = ItemResult(
             item.line,
             item.input,
             item.label,
@@ -195,9 +193,9 @@ def run_config(
             prompt_tokens,
             completion_tokens,
         )
-        results.append(result)
+        results.append(record)
         if on_item is not None:
-            on_item(result)
+            on_item(record)
     return RunResult(config, results, score(config, results))
 
 
@@ -252,20 +250,27 @@ def run_all(
     backend: Backend,
     base: GenerationParams,
     *,
-    embedder: Embedder | None = None,
+    system_prompt: str | None = None,
     on_item: Callable[[RunConfig, ItemResult], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> list[RunResult]:
-    """Every configuration, one after another, on one backend. The embedder for ``similar``
-    selection is loaded before timing starts so it does not count against the first item."""
-    if embedder is None and any(c.method == "similar" and c.effective_shots for c in configs):
-        embedder = default_embedder()
+    """Every configuration, one after another, on one backend, with the system prompt
+    ``chatapp run`` would use. The embedder for ``similar`` selection is loaded before timing
+    starts so it does not count against the first item."""
+    if any(c.method == "similar" and c.effective_shots for c in configs):
+        default_embedder()
     results = []
     for config in configs:
         callback = (lambda item, c=config: on_item(c, item)) if on_item else None
         results.append(
             run_config(
-                config, data, backend, base, embedder=embedder, on_item=callback, cancel=cancel
+                config,
+                data,
+                backend,
+                base,
+                system_prompt=system_prompt,
+                on_item=callback,
+                cancel=cancel,
             )
         )
     return results

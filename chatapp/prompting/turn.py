@@ -1,35 +1,30 @@
-"""Turning a template, its variables and an input into what the model receives.
+"""Turning a template, its variables and an input into the parts of a turn.
 
-``build_template_turn`` is what ``chatapp run``, ``chatapp eval`` and the chat UI call. The
-result holds the system prompt, the few-shot examples as alternating user/assistant turns (small
-chat models copy the format of earlier turns far better than they follow one long block of
-examples, and the demonstration uses exactly the format the real turn will), the rendered user
-message, the generation overrides (grammar or JSON schema included) and ``parse`` for the reply.
-
-Given a backend, the turn is fitted to its context: examples are dropped first (the least
-relevant first), then the input's end is cut (declared in ``truncated_input``), and only when
-even that cannot fit does ContextOverflowError say so.
+``build_template_turn`` renders what the session sends for a template turn: the system prompt,
+the few-shot examples as alternating user/assistant turns (small chat models copy the format of
+earlier turns far better than they follow one long block of examples, and the demonstration uses
+exactly the format the real turn will), the rendered user message, the generation overrides
+(grammar or JSON schema included) and ``parse`` for the reply. Fitting it into the model's
+context is not done here: the session hands these parts to the one budget (chatapp.context),
+which may drop examples and, last, cut the input through ``render_user``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatapp.context import MIN_REPLY_TOKENS, reply_reserve
 from chatapp.domain import ChatMessage, GenerationParams
-from chatapp.errors import ContextOverflowError, TemplateError
+from chatapp.errors import TemplateError
 from chatapp.prompting.constraints import ParsedOutput, choices_grammar, parse_output, split_choices
 from chatapp.prompting.render import coerce_variable, render_text, resolve_variables
 from chatapp.prompting.schema import INPUT, Example, Template
 from chatapp.prompting.selection import select_examples
 
 if TYPE_CHECKING:
-    from chatapp.engine.base import Backend
     from chatapp.retrieval.embedder import Embedder
-
-TRUNCATION_MARK = " […]"
 
 
 @dataclass
@@ -45,15 +40,23 @@ class TemplateTurn:
     choices: list[str] | None = None
     constrained: bool = False
     shown_examples: int = 0
-    dropped_examples: int = 0
-    truncated_input: bool = False
-    input_chars: tuple[int, int] | None = None
-    """(characters kept, characters given) when the input was cut."""
-    notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return self.template.name
+
+    @property
+    def input_text(self) -> str | None:
+        """The input the budget may cut (None when the template cannot be cut)."""
+        if not self.template.truncate_input:
+            return None
+        return self.variables.get(INPUT) or None
+
+    def render_user(self, input_text: str | None) -> str:
+        """The user message with ``input_text`` in place of the input (a cut input)."""
+        if input_text is None or input_text == self.variables.get(INPUT):
+            return self.user_text
+        return _render_user(self.template, {**self.variables, INPUT: input_text})
 
     def messages(self) -> list[ChatMessage]:
         """System prompt, examples and the user turn, as the backend receives them."""
@@ -123,15 +126,11 @@ def build_template_turn(
     select: str | None = None,
     constrain: bool | None = None,
     extra_examples: Sequence[Example] = (),
-    backend: Backend | None = None,
-    max_tokens: int | None = None,
 ) -> TemplateTurn:
     """Render ``template`` for ``input_text``; see the module docstring.
 
     ``shots``/``select`` override the template's selection; ``constrain=False`` drops the
     grammar (to measure what the constraint buys); ``extra_examples`` join the template's own.
-    With ``backend`` the turn is fitted to its context, keeping room for the reply: ``max_tokens``
-    when the caller overrides the template's limit, else the template's, else the default.
     """
     given = dict(variables or {})
     values = resolve_variables(template, given, input_text)
@@ -187,9 +186,6 @@ def build_template_turn(
         constrained=constrained,
     )
     _set_examples(turn, chosen, values)
-    if backend is not None:
-        reply_tokens = max_tokens or params.get("max_tokens") or GenerationParams().max_tokens
-        fit_turn_to_context(turn, chosen, backend, reply_tokens)
     return turn
 
 
@@ -211,73 +207,9 @@ def _set_examples(turn: TemplateTurn, chosen: Sequence[Example], values: Mapping
     turn.shown_examples = len(chosen)
 
 
-def fit_turn_to_context(
-    turn: TemplateTurn, chosen: Sequence[Example], backend: Backend, max_tokens: int
-) -> None:
-    """Make ``turn`` fit ``backend.n_ctx`` with room for the reply (see the module docstring)."""
-    n_ctx = backend.n_ctx
-    budget = n_ctx - reply_reserve(max_tokens, n_ctx)
-    examples = list(chosen)
-    while backend.count_chat_tokens(turn.messages()) > budget and examples:
-        examples.pop(0)
-        turn.dropped_examples += 1
-        _set_examples(turn, examples, turn.variables)
-    if turn.dropped_examples:
-        turn.notes.append(f"left out {turn.dropped_examples} example(s) to fit the context")
-    if backend.count_chat_tokens(turn.messages()) <= budget:
-        return
-    # The reply still needs MIN_REPLY_TOKENS at the very least; aim for the full budget first.
-    text = turn.variables.get(INPUT, "")
-    if not turn.template.truncate_input or not text:
-        _overflow(turn, backend, n_ctx)
-
-    def fits(chars: int, limit: int) -> bool:
-        trial = dict(turn.variables)
-        trial[INPUT] = text[:chars].rstrip() + TRUNCATION_MARK
-        return backend.count_chat_tokens(_with_user(turn, trial)) <= limit
-
-    for limit in (budget, n_ctx - MIN_REPLY_TOKENS):
-        low, high = 0, len(text)
-        if not fits(0, limit):
-            continue
-        while low < high:  # largest prefix that fits
-            mid = (low + high + 1) // 2
-            low, high = (mid, high) if fits(mid, limit) else (low, mid - 1)
-        kept = text[:low].rstrip() + TRUNCATION_MARK
-        turn.variables = {**turn.variables, INPUT: kept}
-        turn.user_text = _render_user(turn.template, turn.variables)
-        turn.truncated_input = True
-        turn.input_chars = (low, len(text))
-        turn.notes.append(
-            f"input cut to its first {low} of {len(text)} characters to fit the model's "
-            f"context ({n_ctx} tokens)"
-        )
-        return
-    _overflow(turn, backend, n_ctx)
-
-
-def _with_user(turn: TemplateTurn, values: Mapping[str, str]) -> list[ChatMessage]:
-    messages = turn.messages()
-    messages[-1] = ChatMessage("user", _render_user(turn.template, values))
-    return messages
-
-
-def _overflow(turn: TemplateTurn, backend: Backend, n_ctx: int) -> None:
-    used = backend.count_chat_tokens(turn.messages())
-    raise ContextOverflowError(
-        f"template {turn.name!r}: the prompt takes {used} tokens but the model's context holds "
-        f"{n_ctx} (with room for the reply); shorten the input or raise model.n_ctx"
-    )
-
-
+@functools.cache
 def default_embedder() -> Embedder:
     """The bundled MiniLM, loaded once per process (used by ``similar`` selection)."""
-    global _EMBEDDER
-    if _EMBEDDER is None:
-        from chatapp.retrieval.embedder import SentenceTransformerEmbedder
+    from chatapp.retrieval.embedder import SentenceTransformerEmbedder
 
-        _EMBEDDER = SentenceTransformerEmbedder("bundled")
-    return _EMBEDDER
-
-
-_EMBEDDER: Embedder | None = None
+    return SentenceTransformerEmbedder("bundled")

@@ -10,78 +10,28 @@ let two chatapp processes write the same file.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chatapp.errors import NotFoundError, StoreError
 from chatapp.sqlite_connection import SharedConnection
 from chatapp.storage.migrations import migrate
+from chatapp.storage.records import (
+    Conversation,
+    Message,
+    SearchHit,
+    from_json_text,
+    json_text,
+    utc_now,
+)
+from chatapp.storage.stream_owner import stream_owner_alive, this_process_owner
+
+__all__ = ["Conversation", "ConversationStore", "Message", "SearchHit", "fts_query"]
 
 BUSY_TIMEOUT_MS = 15_000
 _UNSET: Any = object()
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
-def _loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
-@dataclass
-class Conversation:
-    id: int
-    title: str
-    created_at: str
-    updated_at: str
-    system_prompt: str | None = None
-    model: str | None = None
-    template: str | None = None
-    collection: str | None = None
-    active_leaf_id: int | None = None
-    message_count: int = 0
-
-
-@dataclass
-class Message:
-    id: int
-    conversation_id: int
-    parent_id: int | None
-    role: str
-    content: str
-    created_at: str
-    status: str = "complete"
-    model: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
-    seed: int | None = None
-    template: str | None = None
-    sources: list[dict[str, Any]] | None = None
-    stats: dict[str, Any] | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class SearchHit:
-    conversation_id: int
-    message_id: int
-    title: str
-    role: str
-    snippet: str
-    updated_at: str = ""
-    rank: float = field(default=0.0)
 
 
 def fts_query(text: str) -> str:
@@ -106,6 +56,7 @@ class ConversationStore:
             )
             self._db = self._conn.db
             migrate(self._db)
+            self.recovered = self._recover_streaming()
         except sqlite3.DatabaseError as exc:
             # A corrupt or foreign file: say so and leave it untouched.
             raise StoreError(
@@ -114,6 +65,22 @@ class ConversationStore:
             ) from None
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _recover_streaming(self) -> int:
+        """Replies left ``streaming`` by a process that is gone (killed, crashed, power lost)
+        become ``interrupted``: their text is what was saved up to then. Replies still being
+        written by a live process are left alone."""
+        rows = self._read("SELECT id, stream_owner FROM messages WHERE status = 'streaming'")
+        dead = [r["id"] for r in rows if not stream_owner_alive(r["stream_owner"])]
+        if dead:
+            marks = ", ".join("?" * len(dead))
+            with self._write() as db:
+                db.execute(
+                    f"UPDATE messages SET status = 'interrupted', stream_owner = NULL"
+                    f" WHERE status = 'streaming' AND id IN ({marks})",
+                    dead,
+                )
+        return len(dead)
 
     def close(self) -> None:
         self._conn.close()
@@ -141,7 +108,7 @@ class ConversationStore:
         template: str | None = None,
         collection: str | None = None,
     ) -> Conversation:
-        now = _now()
+        now = utc_now()
         with self._write() as db:
             cur = db.execute(
                 "INSERT INTO conversations (title, created_at, updated_at, system_prompt, model,"
@@ -199,7 +166,7 @@ class ConversationStore:
             if value is not _UNSET:
                 changes[name] = value
         self.get_conversation(conversation_id)
-        changes["updated_at"] = _now()
+        changes["updated_at"] = utc_now()
         assignments = ", ".join(f"{k} = ?" for k in changes)
         with self._write() as db:
             db.execute(
@@ -234,17 +201,21 @@ class ConversationStore:
         sources: list[dict[str, Any]] | None = None,
         stats: dict[str, Any] | None = None,
         error: str | None = None,
+        turn: dict[str, Any] | None = None,
         make_active: bool = True,
     ) -> Message:
-        """Add a message. Without ``parent_id`` it continues the active branch."""
+        """Add a message. Without ``parent_id`` it continues the active branch. A message added
+        with status ``streaming`` is owned by this process until ``update_message`` ends it."""
         conversation = self.get_conversation(conversation_id)
         parent = conversation.active_leaf_id if parent_id is _UNSET else parent_id
-        now = _now()
+        now = utc_now()
+        owner = this_process_owner() if status == "streaming" else None
         with self._write() as db:
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, parent_id, role, content, created_at,"
                 " status, model_json, params_json, seed, template, sources_json, stats_json,"
-                " error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " error, turn_json, stream_owner)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     parent,
@@ -252,13 +223,15 @@ class ConversationStore:
                     content,
                     now,
                     status,
-                    _dumps(model),
-                    _dumps(params),
+                    json_text(model),
+                    json_text(params),
                     seed,
                     template,
-                    _dumps(sources),
-                    _dumps(stats),
+                    json_text(sources),
+                    json_text(stats),
                     error,
+                    json_text(turn),
+                    owner,
                 ),
             )
             message_id = int(cur.lastrowid or 0)
@@ -279,6 +252,7 @@ class ConversationStore:
         model: dict[str, Any] | None = None,
         sources: list[dict[str, Any]] | None = None,
         error: str | None = None,
+        turn: dict[str, Any] | None = None,
     ) -> Message:
         message = self.get_message(message_id)
         changes: dict[str, Any] = {}
@@ -286,12 +260,16 @@ class ConversationStore:
             changes["content"] = content
         if status is not None:
             changes["status"] = status
+            if status != "streaming":
+                changes["stream_owner"] = None
+        if turn is not None:
+            changes["turn_json"] = json_text(turn)
         if stats is not None:
-            changes["stats_json"] = _dumps(stats)
+            changes["stats_json"] = json_text(stats)
         if model is not None:
-            changes["model_json"] = _dumps(model)
+            changes["model_json"] = json_text(model)
         if sources is not None:
-            changes["sources_json"] = _dumps(sources)
+            changes["sources_json"] = json_text(sources)
         if error is not None:
             changes["error"] = error
         if changes:
@@ -303,9 +281,18 @@ class ConversationStore:
                 )
                 db.execute(
                     "UPDATE conversations SET updated_at = ? WHERE id = ?",
-                    (_now(), message.conversation_id),
+                    (utc_now(), message.conversation_id),
                 )
         return self.get_message(message_id)
+
+    def save_streamed_text(self, message_id: int, content: str) -> None:
+        """Save the text of a reply that is still streaming: one short transaction of its own,
+        nothing else touched (called every ~0.5 s while a reply grows)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE messages SET content = ? WHERE id = ? AND status = 'streaming'",
+                (content, message_id),
+            )
 
     def get_message(self, message_id: int) -> Message:
         rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
@@ -414,11 +401,12 @@ class ConversationStore:
             content=data["content"],
             created_at=data["created_at"],
             status=data["status"],
-            model=_loads(data["model_json"]),
-            params=_loads(data["params_json"]),
+            model=from_json_text(data["model_json"]),
+            params=from_json_text(data["params_json"]),
             seed=data["seed"],
             template=data["template"],
-            sources=_loads(data["sources_json"]),
-            stats=_loads(data["stats_json"]),
+            sources=from_json_text(data["sources_json"]),
+            stats=from_json_text(data["stats_json"]),
             error=data["error"],
+            turn=from_json_text(data.get("turn_json")),
         )

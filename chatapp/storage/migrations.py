@@ -93,9 +93,64 @@ def m002_message_search(db: sqlite3.Connection) -> None:
     )
 
 
+def m003_turn_records_and_streaming(db: sqlite3.Connection) -> None:
+    """Messages remember what produced them (``turn_json``: the request — template and
+    variables, collection and retrieval settings — and, on replies, the context plan's summary
+    and citation check), and a reply is stored while it streams: status ``streaming`` with the
+    process writing it in ``stream_owner``. The status CHECK changes, so the table is rebuilt
+    (SQLite's documented way; foreign keys are off while migrating) and its search triggers and
+    indexes are made again."""
+    run_script(
+        db,
+        """
+        CREATE TABLE messages_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'complete'
+                CHECK (status IN ('streaming', 'complete', 'interrupted', 'error')),
+            model_json TEXT,
+            params_json TEXT,
+            seed INTEGER,
+            template TEXT,
+            sources_json TEXT,
+            stats_json TEXT,
+            error TEXT,
+            turn_json TEXT,
+            stream_owner TEXT
+        );
+        INSERT INTO messages_new (id, conversation_id, parent_id, role, content, created_at,
+            status, model_json, params_json, seed, template, sources_json, stats_json, error)
+            SELECT id, conversation_id, parent_id, role, content, created_at, status, model_json,
+                params_json, seed, template, sources_json, stats_json, error FROM messages;
+        DROP TABLE messages;
+        ALTER TABLE messages_new RENAME TO messages;
+        CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+        CREATE INDEX messages_by_parent ON messages(parent_id);
+        CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming';
+        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+        END;
+        CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_conversations_and_messages,
     m002_message_search,
+    m003_turn_records_and_streaming,
 ]
 
 
@@ -107,8 +162,23 @@ def applied_migrations(db: sqlite3.Connection) -> list[str]:
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:
-    """Apply every migration not yet recorded, each in its own transaction; return their names."""
+    """Apply every migration not yet recorded, each in its own transaction; return their names.
+
+    Foreign keys are off while migrating (a table rebuild drops and renames tables, which
+    SQLite only allows that way) and checked before they are turned back on."""
     done = set(applied_migrations(db))
+    if all(m.__name__ in done for m in MIGRATIONS):
+        return []
+    enforced = bool(db.execute("PRAGMA foreign_keys").fetchone()[0])
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        return _apply(db, done)
+    finally:
+        if enforced:
+            db.execute("PRAGMA foreign_keys = ON")
+
+
+def _apply(db: sqlite3.Connection, done: set[str]) -> list[str]:
     ran: list[str] = []
     for migration in MIGRATIONS:
         name = migration.__name__
@@ -121,6 +191,9 @@ def migrate(db: sqlite3.Connection) -> list[str]:
                 db.execute("COMMIT")
                 continue
             migration(db)
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(f"migration {name}: broken references {broken[:3]}")
             db.execute(
                 "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
                 (name, datetime.now(UTC).isoformat()),

@@ -5,11 +5,13 @@ in this terminal (``chatapp`` / ``make run``; ``chatapp serve`` runs the same co
 browser). Tests build ``ChatApp(settings, store, backend_factory)`` with
 ``backend_factory=lambda: FakeBackend(...)``.
 
-Layout: ``app.py`` (startup, model loading, settings, clipboard, export), ``screens/chat.py``
-(the main screen and conversation actions), ``screens/replies.py`` (send / regenerate / edit /
-stop and batched streaming), ``generation.py`` (the reply worker), ``widgets/`` (header,
-sidebar, chat view, message, prompt, status line), ``screens/`` (settings, help, dialogs),
-``chatapp.tcss`` (all styles).
+Layout: ``app.py`` (startup, settings, theme, quitting), ``model_loading.py`` (the model slot,
+loaded off the UI thread), ``chat_context.py`` (what screens get instead of the App: settings,
+store, model, documents, sessions; and the turn choices), ``screens/chat.py`` (the main screen
+and conversation actions), ``screens/replies.py`` (send / regenerate / edit / stop and batched
+streaming through a ChatSession), ``generation.py`` (the reply worker), ``clipboard_export.py``,
+``widgets/`` (header, sidebar, chat view, message, prompt, status line), ``screens/`` (settings,
+help, dialogs), ``chatapp.tcss`` (all styles).
 
 Extending the UI (templates, collections, models pickers…)
 ----------------------------------------------------------
@@ -20,7 +22,6 @@ Put a module at one of the paths in ``chatapp.ui.extensions.EXTENSION_MODULES``
         ui.add_screen("templates", lambda app: TemplatePicker(app))
         ui.add_command("Pick template", "Choose the prompt template",
                        "app.open_screen('templates')", key="ctrl+g")
-        ui.add_turn_preparer(apply_template)        # (app, text, TurnOptions) -> TurnOptions
         ui.set_sources_renderer(sources_panel)      # (stored Message) -> Widget | None
 
 It is imported in a worker after the first frame (keep heavy imports inside functions).
@@ -30,13 +31,13 @@ It is imported in a worker after the first frame (keep heavy imports inside func
   appear in the command palette (Ctrl+P) and on the help screen; ``key`` also binds a key.
 - Screens: ``add_screen(name, factory)``; open one with ``app.action_open_screen(name)`` (or the
   action string ``"app.open_screen('name')"``).
-- Turns: turn preparers run in the generation worker, in order, before every turn and may set
-  ``TurnOptions`` (template, model_text, sources, params) or raise ChatappError to refuse. To send
-  a turn with explicit options call ``app.send_turn(text, TurnOptions(...))``.
+- Turns: to send one with a template or a collection, build a ``chatapp.session.TurnRequest``
+  and call ``app.send_request(request)``; the session prepares it (there is no other place that
+  turns a user turn into model input).
 - Header: ``app.chat_screen.header.set_field("template" | "collection" | any, value)``.
 - Sources: the renderer builds the widget shown under a reply that has ``sources``; without one a
   plain numbered list is shown.
-- State: ``app.settings``, ``app.store`` (ConversationStore), ``app.backend`` (None while
-  loading), ``app.chat_screen.conversation_id``, ``app.apply_settings(settings,
-  reload_model=True)`` (e.g. after picking another model).
+- State: ``app.context`` (ChatContext: settings, store, model slot, retriever, sessions),
+  ``app.chat_screen.conversation_id`` and ``.choices`` (collection, documents on/off),
+  ``app.apply_settings(settings, reload_model=True)`` (e.g. after picking another model).
 """

@@ -1,18 +1,17 @@
-"""The chatapp Textual application: startup, the model, settings, theme, clipboard, export.
+"""The chatapp Textual application: startup, the model, settings, theme, quitting.
 
 Startup paints the first frame before anything heavy is imported: settings (pydantic), the
 conversation store and the extension modules load in a thread worker after the first frame, and
-the model (llama.cpp) loads in another, reporting progress in the status line. Until it is ready
-the history can be browsed and a prompt can be typed; a prompt sent early waits for the model.
+the model (llama.cpp) loads in another (chatapp.ui.model_loading), reporting progress in the
+status line. Until it is ready the history can be browsed and a prompt can be typed; a prompt
+sent early waits for the model. What screens need of the app travels in a ``ChatContext``.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
-import threading
-from collections.abc import Callable, Iterator
-from io import StringIO
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,23 +20,21 @@ from textual.app import App
 from textual.events import DeliveryComplete, DeliveryFailed
 
 from chatapp.errors import ChatappError
+from chatapp.ui.chat_context import ChatContext
 from chatapp.ui.commands import ChatCommands, register_builtin_commands
 from chatapp.ui.extensions import UIExtensions
-from chatapp.ui.messages import ModelLoaded, ModelLoadProgress
+from chatapp.ui.messages import ModelLoaded, ModelLoadProgress, ReplyFinished
+from chatapp.ui.model_loading import BackendFactory, ui_model_settings
 from chatapp.ui.screens.chat import ChatScreen
 
 if TYPE_CHECKING:
-    from textual.widget import Widget
-
     from chatapp.config import Settings
-    from chatapp.domain import CancelToken
     from chatapp.engine.base import Backend
-    from chatapp.session import TurnEvent, TurnOptions
-    from chatapp.storage import ConversationStore, Message
+    from chatapp.session import TurnRequest
+    from chatapp.storage import ConversationStore
 
-log = logging.getLogger(__name__)
+__all__ = ["ChatApp", "run_app", "ui_model_settings"]
 
-BackendFactory = Callable[[], "Backend"]
 FIRST_FRAME_GRACE_S = 0.05
 STOP_WAIT_S = 20.0
 """How long quitting waits for a stopped reply to be stored (prompt evaluation cannot be
@@ -61,22 +58,6 @@ def peek_theme() -> str | None:
         return None
 
 
-def ui_model_settings(settings: Settings) -> Settings:
-    """Settings for the in-process model next to the interface: unless the user chose a thread
-    count, leave one core to the UI. llama.cpp's threads wait for each other at every step, so
-    one of them sharing a core with the UI thread slows every token (measured on 2 cores: 2
-    threads beside the UI gave 1–33 tok/s depending on other load, 1 thread a steady 25–31)."""
-    if settings.model.n_threads is not None:
-        return settings
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    adjusted = settings.model_copy(deep=True)
-    adjusted.model.n_threads = max(1, cores - 1)
-    return adjusted
-
-
 class ChatApp(App[None]):
     """A private chat assistant. Give ``settings``/``store``/``backend_factory`` in tests; left
     out, they are loaded from the user's config after the first frame."""
@@ -84,7 +65,7 @@ class ChatApp(App[None]):
     CSS_PATH = Path(__file__).with_name("chatapp.tcss")  # absolute: subclasses elsewhere work
     TITLE = "chatapp"
     COMMANDS = App.COMMANDS | {ChatCommands}
-    MODES: ClassVar[dict[str, Any]] = {App.DEFAULT_MODE: ChatScreen}  # the base screen
+    MODES: ClassVar[dict[str, Any]] = {App.DEFAULT_MODE: "chat"}  # the installed chat screen
 
     def __init__(
         self,
@@ -96,43 +77,83 @@ class ChatApp(App[None]):
         extensions: UIExtensions | None = None,
         load_extensions: bool = True,
     ) -> None:
-        super().__init__()
-        self.settings = settings
-        self.store = store
-        self.backend: Backend | None = None
-        self.backend_error: str | None = None
+        self.context = ChatContext(settings, store, backend_factory)
         self.extensions = extensions or UIExtensions()
+        super().__init__()
         register_builtin_commands(self.extensions)
-        self._backend_factory = backend_factory
-        self._backend_ready = threading.Event()
         self._reload_pending = False
         self._load_extensions = load_extensions
         self._initial_conversation = conversation_id
         self._owns_store = store is None
         self.started = False
+        self.exit_signal: int | None = None
         theme = settings.ui.theme if settings is not None else peek_theme()
         if theme and theme in self.available_themes:
             self.theme = theme
+        # The base screen, made here so it can be given the context (MODES names it).
+        self._chat_screen = ChatScreen(self.context, self._render_sources)
+        self.install_screen(self._chat_screen, "chat")
+
+    def _render_sources(self, message: Any) -> Any:
+        renderer = self.extensions.sources_renderer
+        return renderer(message) if renderer is not None else None
+
+    # -- what extensions and tests read ---------------------------------------------------
 
     @property
     def chat_screen(self) -> ChatScreen:
         """The main screen (the bottom of the screen stack)."""
-        screen = self._screen_stacks[self.DEFAULT_MODE][0]
-        assert isinstance(screen, ChatScreen)
-        self._chat_screen = screen
-        return screen
+        return self._chat_screen
+
+    @property
+    def settings(self) -> Settings | None:
+        return self.context.settings
+
+    @property
+    def store(self) -> ConversationStore | None:
+        return self.context.store
+
+    @property
+    def backend(self) -> Backend | None:
+        """The loaded model (None while it loads or after it failed)."""
+        return self.context.model.backend
+
+    @property
+    def backend_error(self) -> str | None:
+        return self.context.model.error
+
+    def send_request(self, request: TurnRequest) -> None:
+        """Send a turn on the chat screen (for extensions)."""
+        self.chat_screen.send_request(request)
 
     def on_ready(self) -> None:
         # The first frame is painted; once it has reached the terminal, load settings,
         # history and the model (their imports would otherwise compete with it).
         self.set_timer(FIRST_FRAME_GRACE_S, self._startup_worker)
+        self._end_on_signals()
+
+    def _end_on_signals(self) -> None:
+        """SIGTERM and SIGHUP (a closed terminal) end the app like quitting: the reply being
+        written stops and is stored before the app exits (exit code 128 + the signal)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            # Not on every platform, and only in the main thread (tests run apps elsewhere).
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._signalled, signum)
+
+    def _signalled(self, signum: int) -> None:
+        self.exit_signal = signum
+        self.chat_screen.stop_reply_blocking(0)
+        self.exit(return_code=128 + signum)
 
     # -- startup --------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="startup")
     def _startup_worker(self) -> None:
         problems: list[str] = []
-        settings = self.settings
+        settings = self.context.settings
         if settings is None:
             from chatapp.config import Settings, load_settings
 
@@ -141,7 +162,7 @@ class ChatApp(App[None]):
             except ChatappError as exc:
                 problems.append(f"{exc.message} (using default settings)")
                 settings = Settings.model_construct()
-        store = self.store
+        store = self.context.store
         if store is None:
             from chatapp.storage import ConversationStore, open_store
 
@@ -157,8 +178,8 @@ class ChatApp(App[None]):
     async def _startup_done(
         self, settings: Settings, store: ConversationStore, problems: list[str]
     ) -> None:
-        self.settings = settings
-        self.store = store
+        self.context.settings = settings
+        self.context.store = store
         if settings.ui.theme in self.available_themes and settings.ui.theme != self.theme:
             self.theme = settings.ui.theme
         for command in self.extensions.commands:
@@ -177,20 +198,17 @@ class ChatApp(App[None]):
 
     def load_backend(self) -> None:
         """(Re)open the model in a worker; the status line shows progress."""
-        self._backend_ready.clear()
-        self.backend_error = None
+        self.context.model.begin()
         self.chat_screen.status_bar.show_loading(f"loading model {self._model_label()}…")
         self.chat_screen.header.set_field("model", f"{self._model_label()} (loading)")
         self._load_backend_worker()
 
     def _model_label(self) -> str:
-        return self.settings.model.name if self.settings is not None else "model"
+        settings = self.context.settings
+        return settings.model.name if settings is not None else "model"
 
     @work(thread=True, exclusive=True, group="model")
     def _load_backend_worker(self) -> None:
-        old, self.backend = self.backend, None
-        if old is not None:
-            old.close()
         last = [-1.0]
 
         def progress(fraction: float, text: str) -> None:
@@ -198,22 +216,7 @@ class ChatApp(App[None]):
                 last[0] = fraction
                 self.post_message(ModelLoadProgress(fraction, text))
 
-        backend, error = None, None
-        try:
-            if self._backend_factory is not None:
-                backend = self._backend_factory()
-            else:
-                from chatapp.engine.factory import create_backend
-
-                assert self.settings is not None
-                backend = create_backend(ui_model_settings(self.settings), on_progress=progress)
-        except ChatappError as exc:
-            error = exc.message
-        except Exception as exc:  # llama.cpp can fail in ways it does not name
-            log.exception("model failed to load")
-            error = f"{type(exc).__name__}: {exc}"
-        self.backend, self.backend_error = backend, error
-        self._backend_ready.set()
+        error = self.context.model.load(self.context.settings, progress)
         self.post_message(ModelLoaded(error))
 
     def on_model_load_progress(self, message: ModelLoadProgress) -> None:
@@ -221,27 +224,19 @@ class ChatApp(App[None]):
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
         screen = self.chat_screen
-        if message.error is not None or self.backend is None:
+        backend = self.context.model.backend
+        if message.error is not None or backend is None:
             text = f"model failed to load: {message.error}"
             screen.status_bar.failed(text)
             screen.header.set_field("model", f"{self._model_label()} (not loaded)")
             self.notify(text + " (history stays browsable)", severity="error", timeout=10)
             return
-        identity = self.backend.identity
+        identity = backend.identity
         screen.header.set_field("model", identity.name)
         if not screen.reply_running():
-            screen.status_bar.ready(f"ready · {identity.name} · context {self.backend.n_ctx:,}")
+            screen.status_bar.ready(f"ready · {identity.name} · context {backend.n_ctx:,}")
 
-    def wait_for_backend(self, cancel: CancelToken) -> Backend | None:
-        """Block (in a worker) until the model is loaded; None if cancelled meanwhile."""
-        while not self._backend_ready.wait(0.05):
-            if cancel.cancelled:
-                return None
-        if self.backend is None:
-            raise ChatappError(f"no model loaded: {self.backend_error or 'unknown problem'}")
-        return self.backend
-
-    def after_reply(self) -> None:
+    def on_reply_finished(self, message: ReplyFinished) -> None:
         if self._reload_pending:
             self._reload_pending = False
             self.load_backend()
@@ -254,75 +249,13 @@ class ChatApp(App[None]):
         else:
             self.load_backend()
 
-    # -- turns ----------------------------------------------------------------------------
-
-    def turn_runner(
-        self,
-        kind: str,
-        conversation_id: int | None,
-        text: str,
-        options: TurnOptions | None,
-        message_id: int | None,
-    ) -> Callable[[CancelToken], Iterator[TurnEvent]]:
-        """What the generation worker runs: wait for the model, prepare the turn (extension
-        preparers: templates, retrieved sources), then stream it through a ChatSession."""
-        settings, store = self.settings, self.store
-        preparers = list(self.extensions.turn_preparers)
-
-        def run(cancel: CancelToken) -> Iterator[TurnEvent]:
-            from chatapp.engine.factory import generation_params
-            from chatapp.session import ChatSession, TurnOptions
-
-            assert settings is not None and store is not None
-            backend = self.wait_for_backend(cancel)
-            if backend is None:
-                return iter(())
-            session = ChatSession(
-                backend,
-                store,
-                conversation_id=conversation_id,
-                system_prompt=None if conversation_id is not None else settings.chat.system_prompt,
-                params=generation_params(settings),
-            )
-            prepared = options
-            if preparers:
-                prepared = prepared or TurnOptions()
-                for prepare in preparers:
-                    prepared = prepare(self, text, prepared)
-            if kind == "regenerate":
-                return session.regenerate(prepared, cancel)
-            if kind == "edit":
-                assert message_id is not None
-                return session.edit(message_id, text, prepared, cancel)
-            if conversation_id is None:
-                # Check the first prompt fits before the session creates a conversation for it.
-                session.plan(text, prepared)
-            return session.send(text, prepared, cancel)
-
-        return run
-
-    def send_turn(self, text: str, options: TurnOptions | None = None) -> None:
-        """Send a user turn with explicit TurnOptions (for extensions)."""
-        self.chat_screen.send_turn(text, options)
-
-    def sources_widget(self, message: Message) -> Widget | None:
-        renderer = self.extensions.sources_renderer
-        if renderer is not None:
-            return renderer(message)
-        from textual.widgets import Static
-
-        from chatapp.ui.widgets.message import source_label
-
-        lines = [source_label(s, i) for i, s in enumerate(message.sources or [], start=1)]
-        return Static("\n".join(["Sources:", *lines]), classes="sources", markup=False)
-
     # -- settings, theme, screens ---------------------------------------------------------
 
     def apply_settings(self, settings: Settings, *, reload_model: bool) -> None:
         """Adopt and save new settings (from the settings screen or an extension)."""
         from chatapp.config import save_settings
 
-        self.settings = settings
+        self.context.use_settings(settings)
         try:
             save_settings(settings)
         except OSError as exc:
@@ -331,15 +264,16 @@ class ChatApp(App[None]):
             self.request_backend_reload()
 
     def watch_theme(self, theme: str) -> None:
-        if self.settings is None or not self.started or self.settings.ui.theme == theme:
+        settings = self.context.settings
+        if settings is None or not self.started or settings.ui.theme == theme:
             return
-        self.settings.ui.theme = theme
-        self.apply_settings(self.settings, reload_model=False)
+        settings.ui.theme = theme
+        self.apply_settings(settings, reload_model=False)
 
-    def open_settings(self) -> None:
+    def action_open_settings(self) -> None:
         from chatapp.ui.screens.settings import SettingsScreen
 
-        if self.settings is None:
+        if self.context.settings is None:
             return
 
         def saved(result: tuple[Settings, bool] | None) -> None:
@@ -347,9 +281,9 @@ class ChatApp(App[None]):
                 self.apply_settings(result[0], reload_model=result[1])
                 self.notify("Settings saved.")
 
-        self.push_screen(SettingsScreen(self.settings), saved)
+        self.push_screen(SettingsScreen(self.context.settings), saved)
 
-    def open_help(self) -> None:
+    def action_open_help(self) -> None:
         from chatapp.ui.screens.help import HelpScreen
 
         self.push_screen(HelpScreen(self.extensions.commands))
@@ -372,45 +306,6 @@ class ChatApp(App[None]):
             if hasattr(result, "__await__"):
                 await result
 
-    # -- clipboard and export -------------------------------------------------------------
-
-    def copy_text(self, text: str, what: str = "text") -> None:
-        """Copy through the terminal (OSC 52) and, where one exists, the system clipboard."""
-        self.copy_to_clipboard(text)
-        self._copy_with_pyperclip(text)
-        self.notify(f"Copied {what} ({len(text):,} characters).")
-
-    @work(thread=True, group="clipboard")
-    def _copy_with_pyperclip(self, text: str) -> None:
-        try:
-            import pyperclip
-
-            pyperclip.copy(text)
-        except Exception:  # no clipboard program (headless, SSH): OSC 52 already did its best
-            pass
-
-    def export_directory(self) -> Path:
-        import platformdirs
-
-        return Path(platformdirs.user_downloads_dir())
-
-    def export_conversation(self, conversation_id: int, fmt: str, folder: Path) -> None:
-        from chatapp.storage.export import export_json, export_markdown
-
-        assert self.store is not None
-        text = (export_json if fmt == "json" else export_markdown)(self.store, conversation_id)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self.notify(f"folder {folder}: cannot be created ({exc})", severity="error")
-            return
-        self.deliver_text(
-            StringIO(text),
-            save_directory=folder,
-            save_filename=f"chatapp-conversation-{conversation_id}.{fmt}",
-            encoding="utf-8",
-        )
-
     def on_delivery_complete(self, event: DeliveryComplete) -> None:
         where = f" to {event.path}" if event.path else ""
         self.notify(f"Exported{where}.")
@@ -422,10 +317,10 @@ class ChatApp(App[None]):
 
     async def action_quit(self) -> None:
         """Stop a reply in progress (its partial text is kept), then leave."""
-        screen = self.chat_screen
-        if screen.reply is not None and screen.reply.worker is not None:
-            screen.reply.stop()
-            await screen.reply.worker.wait()
+        reply = self.chat_screen.reply
+        if reply is not None and reply.worker is not None:
+            reply.stop()
+            await reply.worker.wait()
         self.exit()
 
     def stop_generation(self, timeout: float = STOP_WAIT_S) -> None:
@@ -437,17 +332,17 @@ class ChatApp(App[None]):
     def close_resources(self) -> None:
         """After the app exits: store a reply in progress, then close the model and store."""
         self.stop_generation()
-        if self.backend is not None:
-            self.backend.close()
-        if self.store is not None and self._owns_store:
-            self.store.close()
+        self.context.close(close_store=self._owns_store)
 
 
 def run_app(settings: Settings | None = None, *, conversation_id: int | None = None) -> None:
     """Open the chat UI in this terminal. ``settings`` None loads them after the first frame
-    (the fastest start); a stored ``conversation_id`` opens that conversation."""
+    (the fastest start); a stored ``conversation_id`` opens that conversation. SIGTERM or
+    SIGHUP store the reply being written and exit with 128 + the signal."""
     app = ChatApp(settings, conversation_id=conversation_id)
     try:
         app.run()
     finally:
         app.close_resources()
+    if app.exit_signal is not None:
+        raise SystemExit(128 + app.exit_signal)

@@ -3,9 +3,9 @@
 A UI extension module (e.g. ``chatapp/ui/screens/templates.py``) defines
 ``register(ui: UIExtensions) -> None``; the app imports every module in ``EXTENSION_MODULES`` that
 exists, after the first frame is painted, and calls it. Through the registry a module can add
-command-palette commands (optionally with a key), named screens, turn preparers (which turn the
-typed prompt into ``TurnOptions``: template, model_text, sources, params) and a renderer for a
-reply's sources.
+command-palette commands (optionally with a key), named screens and a renderer for a reply's
+sources. Turns are not prepared here: what shapes a turn (template, collection) is part of the
+``TurnRequest`` the chat screen sends, and the session prepares it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from textual.screen import Screen
     from textual.widget import Widget
 
-    from chatapp.session import TurnOptions
     from chatapp.storage import Message
     from chatapp.ui.app import ChatApp
 
@@ -37,10 +36,6 @@ EXTENSION_MODULES: tuple[str, ...] = (
 CommandAction = str | Callable[["ChatApp"], Awaitable[Any] | Any]
 """An action string run on the app (``"new_chat"``, ``"open_screen('templates')"``) or a callable
 given the app."""
-
-TurnPreparer = Callable[["ChatApp", str, "TurnOptions"], "TurnOptions"]
-"""Called in the generation worker thread, in registration order, with the typed text and the
-options so far; returns the options to send with (may raise ChatappError to refuse the turn)."""
 
 SourcesRenderer = Callable[["Message"], "Widget | None"]
 """Builds the widget shown under an assistant reply that has ``sources`` (None: show nothing)."""
@@ -66,7 +61,6 @@ class UIExtensions:
 
     commands: list[PaletteCommand] = field(default_factory=list)
     screens: dict[str, ScreenFactory] = field(default_factory=dict)
-    turn_preparers: list[TurnPreparer] = field(default_factory=list)
     sources_renderer: SourcesRenderer | None = None
     loaded_modules: list[str] = field(default_factory=list)
 
@@ -87,9 +81,6 @@ class UIExtensions:
     def add_screen(self, name: str, factory: ScreenFactory) -> None:
         """Make ``app.open_screen(name)`` (and the action ``open_screen('name')``) push it."""
         self.screens[name] = factory
-
-    def add_turn_preparer(self, preparer: TurnPreparer) -> None:
-        self.turn_preparers.append(preparer)
 
     def set_sources_renderer(self, renderer: SourcesRenderer) -> None:
         self.sources_renderer = renderer

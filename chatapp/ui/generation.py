@@ -1,10 +1,10 @@
 """One reply at a time, generated in a thread worker and handed to the UI in batches.
 
-The worker appends tokens to ``Reply.pieces`` (a list append is atomic) and posts only three
-messages to the chat screen: started, ended, failed. The screen takes what is new on a short
-timer, so the UI never re-renders per token however fast the model is. Stopping sets the
-reply's CancelToken; the engine checks it between tokens and the session keeps the partial reply
-with status ``interrupted``.
+The worker reads the session's events with ``consume`` (the same loop as the CLI and eval),
+appends tokens to ``Reply.pieces`` (a list append is atomic) and posts only two messages to the
+chat screen: started and ended. The screen takes what is new on a short timer, so the UI never
+re-renders per token however fast the model is. Stopping sets the reply's CancelToken; the
+engine checks it between tokens and the session keeps the partial reply as ``interrupted``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from chatapp.context import ContextPlan
     from chatapp.domain import CancelToken
-    from chatapp.session import TurnEvent, TurnFinished
+    from chatapp.session import TurnEvent, TurnResult, TurnStarted
     from chatapp.storage import Message as StoredMessage
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ class Reply:
         self.last_token_at: float | None = None
         self.user_message: StoredMessage | None = None
         self.plan: ContextPlan | None = None
-        self.finished: TurnFinished | None = None
+        self.notes: tuple[str, ...] = ()
+        self.finished: TurnResult | None = None
         self.error: str | None = None
         self.done = False
         self.ended = threading.Event()
@@ -96,8 +97,8 @@ class ReplyStarted(Message):
 
 
 class ReplyEnded(Message):
-    """The worker is done: ``reply.finished`` holds the stored reply, or ``reply.error`` says
-    why there is none (refused before it started, or the engine failed)."""
+    """The worker is done: ``reply.finished`` holds the turn's result (its stored reply), or
+    ``reply.error`` says why there is none (refused before it started, or the engine failed)."""
 
     def __init__(self, reply: Reply) -> None:
         super().__init__()
@@ -109,26 +110,27 @@ TurnRunner = Callable[["CancelToken"], Iterator["TurnEvent"]]
 
 def run_reply(target: MessagePump, reply: Reply, run_turn: TurnRunner) -> None:
     """Body of the generation thread worker: drain the session's events into ``reply``."""
-    from chatapp.domain import TokenEvent
-    from chatapp.session import TurnFinished, TurnStarted
+    from chatapp.session import consume
+
+    def started(event: TurnStarted) -> None:
+        reply.user_message = event.user_message
+        reply.plan = event.plan
+        reply.notes = event.notes
+        if event.user_message is not None:
+            reply.conversation_id = event.user_message.conversation_id
+        target.post_message(ReplyStarted(reply))
+
+    def token(text: str) -> None:
+        now = time.perf_counter()
+        if reply.first_token_at is None:
+            reply.first_token_at = now
+        reply.last_token_at = now
+        reply.pieces.append(text)
 
     events: Any = None
     try:
         events = run_turn(reply.cancel)
-        for event in events:
-            if isinstance(event, TokenEvent):
-                now = time.perf_counter()
-                if reply.first_token_at is None:
-                    reply.first_token_at = now
-                reply.last_token_at = now
-                reply.pieces.append(event.text)
-            elif isinstance(event, TurnStarted):
-                reply.user_message = event.user_message
-                reply.plan = event.plan
-                reply.conversation_id = event.user_message.conversation_id
-                target.post_message(ReplyStarted(reply))
-            elif isinstance(event, TurnFinished):
-                reply.finished = event
+        reply.finished = consume(events, on_start=started, on_token=token)
     except ChatappError as exc:
         reply.error = exc.message
     except Exception as exc:  # a bug must not take the UI down; it is logged and shown

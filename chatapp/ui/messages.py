@@ -1,4 +1,4 @@
-"""Messages that cross from workers to the app (model loading)."""
+"""Messages that travel up to the app: model loading from its worker, replies ending."""
 
 from __future__ import annotations
 
@@ -20,3 +20,7 @@ class ModelLoaded(Message):
     def __init__(self, error: str | None) -> None:
         super().__init__()
         self.error = error
+
+
+class ReplyFinished(Message):
+    """A reply ended (stored, stopped or failed): the app may now reopen the model."""

@@ -60,7 +60,7 @@ async def settle(pilot) -> None:
     app = pilot.app
     # A blinking cursor would make screenshots differ from run to run.
     app.chat_screen.prompt.cursor_blink = False
-    await wait_for(pilot, lambda: app.started and app._backend_ready.is_set())
+    await wait_for(pilot, lambda: app.started and app.context.model.ready.is_set())
     await wait_for(pilot, lambda: app.chat_screen.reply is None)
     await pilot.pause()
 

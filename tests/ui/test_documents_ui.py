@@ -14,15 +14,10 @@ from chatapp.config import RetrievalSettings, Settings
 from chatapp.engine.fake import FakeBackend
 from chatapp.retrieval.collection import create_or_open
 from chatapp.retrieval.embedder import HashingEmbedder
-from chatapp.retrieval.grounding import RULES
+from chatapp.prompting.grounded import RULES
 from chatapp.retrieval.indexing import index_paths
 from chatapp.ui.extensions import UIExtensions
-from chatapp.ui.screens.collections import (
-    PICKER_TITLE,
-    CollectionPickerScreen,
-    register,
-    state_of,
-)
+from chatapp.ui.screens.collections import PICKER_TITLE, CollectionPickerScreen, register
 from chatapp.ui.widgets.sources import SourcesPanel
 from tests.support.documents import CORPUS, write_corpus
 from tests.ui.conftest import send, settle, wait_for
@@ -78,7 +73,7 @@ async def test_grounded_turn_shows_sources_and_checked_citations(garden, store) 
     async with app.run_test(size=(110, 44)) as pilot:
         await settle(pilot)
         await pick(pilot, "garden")
-        assert state_of(app).enabled and "docs garden" in header_text(app)
+        assert app.chat_screen.choices.documents and "docs garden" in header_text(app)
         await send(pilot, "How much sun do tomatoes need?")
         prompt = backend.last_call.messages[-1].content
         assert prompt.startswith(RULES) and '<source n="1"' in prompt
@@ -102,28 +97,32 @@ async def test_turning_documents_off_sends_the_plain_prompt(garden, store) -> No
         await pick(pilot, "garden")
         await pilot.press("alt+d")
         await pilot.pause()
-        assert not state_of(app).enabled and "docs" not in header_text(app)
+        assert not app.chat_screen.choices.documents and "docs" not in header_text(app)
         await send(pilot, "hello there")
         assert backend.last_call.messages[-1].content == "hello there"
         await pilot.press("alt+d")  # back on, same collection
         await pilot.pause()
-        assert state_of(app).enabled and state_of(app).collection == "garden"
+        choices = app.chat_screen.choices
+        assert choices.documents and choices.collection == "garden"
 
 
 async def test_nothing_relevant_is_refused_without_asking_the_model(garden, store) -> None:
+    """The refusal is a stored reply like any other: shown in the chat, kept in the history."""
     backend = FakeBackend()
     strict = Settings(retrieval=RetrievalSettings(min_score=0.99))
     app = build_app(store, backend, strict)
     async with app.run_test(size=(110, 44)) as pilot:
         await settle(pilot)
         await pick(pilot, "garden")
-        app.chat_screen.prompt.set_text("Who painted the Mona Lisa?")
-        app.chat_screen.prompt.focus()
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: bool(app.chat_screen.query(".notice.error")))
-        notice = str(app.chat_screen.query(".notice.error").last().render())
-        assert "don't contain an answer" in notice
+        await send(pilot, "Who painted the Mona Lisa?")
         assert backend.calls == []
+        question, refusal = store.thread(store.latest_conversation().id)
+        assert question.content == "Who painted the Mona Lisa?"
+        assert refusal.kind == "refusal" and "don't contain an answer" in refusal.content
+        assert store.latest_conversation().collection == "garden"
+        widget = app.chat_screen.chat_view.message_widgets()[-1]
+        assert widget.message_id == refusal.id and "don't contain an answer" in widget.content
+        assert "documents don't contain" in app.chat_screen.status_bar.state_text
 
 
 async def test_picker_lists_collections_and_off(garden, store) -> None:
@@ -137,4 +136,4 @@ async def test_picker_lists_collections_and_off(garden, store) -> None:
         assert any("garden · 4 files" in label and "hashing" in label for label in labels)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, CollectionPickerScreen))
-        assert state_of(app).collection is None
+        assert app.chat_screen.choices.collection is None

@@ -44,7 +44,7 @@ def picker_app(make_app):
     extensions = UIExtensions()
     picker.register(extensions)
     app = make_app(extensions=extensions)
-    app._backend_factory = backend
+    app.context.model.factory = backend
     app.loads = loads
     return app
 

@@ -10,7 +10,6 @@ from textual.widgets import Input, Markdown, TextArea
 from chatapp import paths
 from chatapp.config import load_settings
 from chatapp.engine.fake import FakeBackend
-from chatapp.session import TurnOptions
 from chatapp.ui.extensions import UIExtensions
 from chatapp.ui.screens.help import help_markdown
 from chatapp.ui.screens.settings import SettingsScreen
@@ -25,7 +24,7 @@ async def test_settings_are_validated_and_saved(make_app) -> None:
         return FakeBackend()
 
     app = make_app()
-    app._backend_factory = counting_backend
+    app.context.model.factory = counting_backend
     async with app.run_test(size=(100, 40)) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+s")
@@ -108,7 +107,9 @@ async def test_export_writes_markdown_and_json(make_app, store, tmp_path: Path) 
         md = tmp_path / f"chatapp-conversation-{conversation_id}.md"
         await wait_for(pilot, lambda: "export me" in (md.read_text("utf-8") if md.exists() else ""))
 
-        app.export_conversation(conversation_id, "json", tmp_path)
+        from chatapp.ui.clipboard_export import export_conversation
+
+        export_conversation(app, store, conversation_id, "json", tmp_path)
         js = tmp_path / f"chatapp-conversation-{conversation_id}.json"
         await wait_for(pilot, lambda: "export me" in (js.read_text("utf-8") if js.exists() else ""))
         assert "export me" in json.dumps(json.loads(js.read_text(encoding="utf-8")))
@@ -139,38 +140,43 @@ async def test_palette_runs_chat_commands(make_app) -> None:
         assert app.screen is app.chat_screen
 
 
-async def test_extensions_add_commands_prepare_turns_and_render_sources(settings, store) -> None:
+async def test_extensions_add_commands_send_requests_and_render_sources(settings, store) -> None:
+    """An extension's command sends a TurnRequest (here a template turn) through the same
+    session as the prompt; its sources renderer draws the panel under a reply with sources."""
     from textual.widgets import Static
 
+    from chatapp.session import TemplateCall, TurnRequest
     from chatapp.ui.app import ChatApp
 
     extensions = UIExtensions()
-    ran: list[str] = []
-    extensions.add_command("Say hi", "test command", lambda app: ran.append("hi"), key="ctrl+g")
 
-    def with_sources(app, text: str, options: TurnOptions) -> TurnOptions:
-        options.sources = [{"title": "notes.md", "page": 2}]
-        options.model_text = f"Use the notes. {text}"
-        options.template = "qa"
-        return options
+    def ask_the_notes(app) -> None:
+        passage = "The meeting is on Tuesday."
+        call = TemplateCall("qa", {"passage": passage})
+        app.send_request(TurnRequest("When is the meeting?", template=call))
 
-    extensions.add_turn_preparer(with_sources)
+    extensions.add_command("Ask the notes", "test command", ask_the_notes, key="ctrl+g")
     extensions.set_sources_renderer(
         lambda message: Static(f"SOURCES: {message.sources[0]['title']}", classes="test-sources")
     )
+    conversation = store.create_conversation("with sources")
+    question = store.add_message(conversation.id, "user", "old question")
+    store.add_message(conversation.id, "assistant", "old answer", parent_id=question.id,
+                      sources=[{"title": "notes.md", "page": 2}])  # fmt: skip
     backend = FakeBackend()
     app = ChatApp(settings, store, lambda: backend, extensions=extensions, load_extensions=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.chat_screen.replies_started == 1)
+        await settle(pilot)
+        sent = backend.last_call.messages[-1].content
+        assert "The meeting is on Tuesday." in sent and "When is the meeting?" in sent
+        newest = store.latest_conversation()
+        reply = store.thread(newest.id)[-1]
+        assert reply.template == "qa" and reply.turn["request"]["template"]["name"] == "qa"
+        await app.chat_screen.open_conversation(conversation.id)
         await pilot.pause()
-        assert ran == ["hi"]
-        await send(pilot, "what is in my notes?")
-        assert backend.last_call.messages[-1].content == "Use the notes. what is in my notes?"
-        [conversation] = store.list_conversations()
-        reply = store.thread(conversation.id)[-1]
-        assert reply.sources == [{"title": "notes.md", "page": 2}]
-        assert reply.template == "qa"
         rendered = app.chat_screen.query(".test-sources")
         assert rendered and "notes.md" in str(rendered.first().render())
         app.chat_screen.header.set_field("collection", "notes")

@@ -166,19 +166,27 @@ def test_reasoning_with_choices_checks_instead_of_constraining() -> None:
 
 
 def test_long_input_drops_examples_then_is_cut_and_says_so() -> None:
+    """The session's one budget fits a template turn: examples go first, then the input is cut."""
+    from chatapp.session import ChatSession, TemplateCall, TurnRequest, consume
+
     backend = FakeBackend(context_size=300)
-    template = get_template("sentiment")
     long_text = "word " * 1000
-    turn = build_template_turn(template, {}, long_text, backend=backend)
-    assert turn.dropped_examples == 4 and turn.examples == []
-    assert turn.truncated_input and turn.input_chars is not None
-    kept, given = turn.input_chars
+    request = TurnRequest(long_text, template=TemplateCall("sentiment"), store=False)
+    result = consume(ChatSession(backend, None).send(request))
+    plan = result.plan
+    assert plan.dropped_examples == 4 and plan.shown_examples == 0
+    assert plan.truncated_input and plan.input_chars is not None
+    kept, given = plan.input_chars
     assert 0 < kept < given == len(long_text)
-    assert backend.count_chat_tokens(turn.messages()) <= 300 - 8
-    assert any("input cut" in note for note in turn.notes)
+    assert backend.count_chat_tokens(backend.last_call.messages) <= 300 - 8
+    assert any("input cut" in note for note in result.notes)
 
 
 def test_input_that_cannot_fit_raises_a_clear_error() -> None:
+    from chatapp.session import ChatSession, TemplateCall, TurnRequest
+
     template = make(template="{{ input }}", system="word " * 400, truncate_input=False)
-    with pytest.raises(ContextOverflowError, match=r"template 't': the prompt takes \d+ tokens"):
-        build_template_turn(template, {}, "hello", backend=FakeBackend(context_size=256))
+    session = ChatSession(FakeBackend(context_size=256), None, templates={"t": template})
+    request = TurnRequest("hello", template=TemplateCall("t"), store=False)
+    with pytest.raises(ContextOverflowError, match=r"prompt too long: .* take \d+ tokens"):
+        list(session.send(request))

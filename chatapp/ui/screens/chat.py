@@ -1,11 +1,14 @@
 """The main screen: conversations on the left, the chat on the right, the prompt below.
 
-It owns the conversation shown and every conversation action (new, open, rename, delete,
-export, branches, copy); replies are driven by ``ReplyFlow`` (``chatapp/ui/screens/replies.py``).
+It owns the conversation shown, the choices for the next turns (``TurnChoices``: the document
+collection and whether documents are on) and every conversation action (new, open, rename,
+delete, export, branches, copy); replies are driven by its ``ReplyController``
+(``chatapp/ui/screens/replies.py``). What it needs of the app comes as a ``ChatContext``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
@@ -13,11 +16,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from chatapp.errors import ChatappError
 from chatapp.ui.branches import branch_positions, switch_branch
-from chatapp.ui.screens.replies import ReplyFlow
+from chatapp.ui.chat_context import ChatContext, TurnChoices
+from chatapp.ui.clipboard_export import copy_text, export_conversation, export_directory
+from chatapp.ui.generation import Reply, ReplyEnded, ReplyStarted
+from chatapp.ui.messages import ReplyFinished
+from chatapp.ui.screens.replies import ReplyController
 from chatapp.ui.widgets.chat_view import ChatView
 from chatapp.ui.widgets.header import ChatHeader
 from chatapp.ui.widgets.message import MessageWidget
@@ -26,15 +34,17 @@ from chatapp.ui.widgets.sidebar import ConversationSidebar
 from chatapp.ui.widgets.status import StatusBar
 
 if TYPE_CHECKING:
-    from chatapp.storage import Conversation
-    from chatapp.ui.app import ChatApp
+    from chatapp.session import TurnRequest
+    from chatapp.storage import Conversation, Message
+
+SourcesRenderer = Callable[["Message"], Widget | None]
 
 SIDEBAR_LIMIT = 200
 NARROW_WIDTH = 70
 """Below this many columns the sidebar folds away (Ctrl+B shows it over the chat)."""
 
 
-class ChatScreen(ReplyFlow, Screen[None]):
+class ChatScreen(Screen[None]):
     """Sidebar + chat view + prompt + status line + key bar."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -55,13 +65,17 @@ class ChatScreen(ReplyFlow, Screen[None]):
         Binding("f1", "help", "Help"),
     ]
 
-    app: ChatApp  # type: ignore[assignment]
-
-    def __init__(self) -> None:
+    def __init__(
+        self, context: ChatContext | None = None, sources_renderer: SourcesRenderer | None = None
+    ) -> None:
         super().__init__()
+        self.context = context or ChatContext()
+        self.choices = TurnChoices()
         self.conversation_id: int | None = None
         self.view_epoch = 0
         self._sidebar_forced: bool | None = None
+        self._sources_renderer = sources_renderer
+        self.replies: ReplyController
 
     def compose(self) -> ComposeResult:
         yield ChatHeader(id="header")
@@ -74,9 +88,102 @@ class ChatScreen(ReplyFlow, Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.setup_replies()
-        self.chat_view.sources_widget = self.app.sources_widget
+        self.replies = ReplyController(self)
+        self.chat_view.sources_widget = self.sources_widget
         self.query_one(PromptInput).focus()
+
+    # -- replies (the controller does the work) -------------------------------------------
+
+    @property
+    def reply(self) -> Reply | None:
+        """The reply being written (None when idle)."""
+        return self.replies.reply
+
+    @property
+    def replies_started(self) -> int:
+        return self.replies.started_count
+
+    def reply_running(self) -> bool:
+        return self.replies.running()
+
+    def on_prompt_input_submitted(self, event: PromptInput.Submitted) -> None:
+        event.stop()
+        if self.replies.refuse_if_busy():
+            return
+        self.prompt.remember(event.text)
+        self.prompt.clear_prompt()
+        self.replies.send(self.choices.request(event.text))
+
+    def send_request(self, request: TurnRequest) -> Reply | None:
+        """Send a prepared request (the template picker's, an extension's) as the next turn."""
+        return self.replies.send(request)
+
+    def action_regenerate(self) -> None:
+        last_user = self._last("user")
+        if last_user is None:
+            self.notify("Nothing to regenerate yet.", severity="warning")
+            return
+        self.replies.regenerate(last_user.content)
+
+    def edit_message(self, message_id: int, text: str) -> None:
+        if self.replies.refuse_if_busy():
+            return
+        from chatapp.ui.screens.dialogs import EditMessageScreen
+
+        def resend(new_text: str | None) -> None:
+            if new_text:
+                self.replies.edit(message_id, new_text)
+
+        self.app.push_screen(EditMessageScreen(text), resend)
+
+    async def on_reply_started(self, message: ReplyStarted) -> None:
+        await self.replies.started(message)
+
+    async def on_reply_ended(self, message: ReplyEnded) -> None:
+        await self.replies.ended(message)
+
+    def reply_finished(self) -> None:
+        self.post_message(ReplyFinished())
+
+    def sources_widget(self, message: Message) -> Widget | None:
+        if self._sources_renderer is not None:
+            return self._sources_renderer(message)
+        from textual.widgets import Static
+
+        from chatapp.ui.widgets.message import source_label
+
+        lines = [source_label(s, i) for i, s in enumerate(message.sources or [], start=1)]
+        return Static("\n".join(["Sources:", *lines]), classes="sources", markup=False)
+
+    def action_stop(self) -> None:
+        if self.replies.stop():
+            return
+        if self.has_class("-sidebar-overlay"):
+            self.action_toggle_sidebar()
+        else:
+            self.prompt.focus()
+
+    async def stop_reply_for(self, conversation_id: int | None) -> None:
+        await self.replies.stop_for(conversation_id)
+
+    def on_unmount(self) -> None:
+        # The app is closing (window closed, quit): stop the reply; run_app waits for it to be
+        # stored before closing the database.
+        replies = getattr(self, "replies", None)
+        if replies is not None and replies.reply is not None and not replies.reply.done:
+            replies.reply.stop()
+
+    def stop_reply_blocking(self, timeout: float) -> None:
+        replies = getattr(self, "replies", None)
+        if replies is not None:
+            replies.stop_blocking(timeout)
+
+    # -- turn choices ---------------------------------------------------------------------
+
+    def set_documents(self, collection: str | None, enabled: bool) -> None:
+        """Choose the collection the next turns answer from (None, or off: no documents)."""
+        self.choices = TurnChoices(collection, enabled and collection is not None)
+        self.header.set_field("docs", self.choices.active_collection)
 
     # -- parts ----------------------------------------------------------------------------
 
@@ -140,7 +247,7 @@ class ChatScreen(ReplyFlow, Screen[None]):
 
     @work(thread=True, exclusive=True, group="sidebar")
     def _search(self, query: str) -> None:
-        store = self.app.store
+        store = self.context.store
         if store is None:
             return
         found = store.search_conversations(query, limit=SIDEBAR_LIMIT)
@@ -163,7 +270,7 @@ class ChatScreen(ReplyFlow, Screen[None]):
 
     async def open_conversation(self, conversation_id: int | None) -> None:
         """Show a stored conversation (its active branch), or an empty new chat for None."""
-        store = self.app.store
+        store = self.context.store
         self.view_epoch += 1
         self.conversation_id = conversation_id
         self.sidebar.highlight(conversation_id)
@@ -186,10 +293,10 @@ class ChatScreen(ReplyFlow, Screen[None]):
         self._show_header_fields(conversation)
         await self.chat_view.show_thread(thread, branch_positions(everything, thread))
         self.prompt.prompt_history = [m.content for m in thread if m.role == "user"][-50:]
-        await self.reattach_reply()
+        await self.replies.reattach()
 
     def _show_header_fields(self, conversation: Conversation | None) -> None:
-        settings = self.app.settings
+        settings = self.context.settings
         template = (conversation.template if conversation else None) or (
             settings.chat.template if settings else None
         )
@@ -201,17 +308,17 @@ class ChatScreen(ReplyFlow, Screen[None]):
         self.prompt.focus()
 
     def action_rename(self) -> None:
-        if self.conversation_id is None or self.app.store is None:
+        if self.conversation_id is None or self.context.store is None:
             self.notify("Nothing to rename yet: send a first message.", severity="warning")
             return
         from chatapp.ui.screens.dialogs import TextInputScreen
 
         conversation_id = self.conversation_id
-        current = self.app.store.get_conversation(conversation_id).title
+        current = self.context.store.get_conversation(conversation_id).title
 
         def renamed(title: str | None) -> None:
-            if title and self.app.store is not None:
-                self.app.store.rename_conversation(conversation_id, title)
+            if title and self.context.store is not None:
+                self.context.store.rename_conversation(conversation_id, title)
                 if self.conversation_id == conversation_id:
                     self.header.set_title(title)
                 self.refresh_sidebar()
@@ -227,7 +334,7 @@ class ChatScreen(ReplyFlow, Screen[None]):
     def confirm_delete(self, conversation_id: int) -> None:
         from chatapp.ui.screens.dialogs import ConfirmScreen
 
-        store = self.app.store
+        store = self.context.store
         if store is None:
             return
         title = store.get_conversation(conversation_id).title or "Untitled"
@@ -244,7 +351,7 @@ class ChatScreen(ReplyFlow, Screen[None]):
     async def delete_conversation(self, conversation_id: int) -> None:
         """Delete a conversation; a reply being generated for it is stopped first."""
         await self.stop_reply_for(conversation_id)
-        store = self.app.store
+        store = self.context.store
         if store is None:
             return
         store.delete_conversation(conversation_id)
@@ -262,11 +369,11 @@ class ChatScreen(ReplyFlow, Screen[None]):
         conversation_id = self.conversation_id
 
         def chosen(answer: Any) -> None:
-            if answer:
+            if answer and self.context.store is not None:
                 fmt, folder = answer
-                self.app.export_conversation(conversation_id, fmt, folder)
+                export_conversation(self.app, self.context.store, conversation_id, fmt, folder)
 
-        self.app.push_screen(ExportScreen(self.app.export_directory()), chosen)
+        self.app.push_screen(ExportScreen(export_directory()), chosen)
 
     # -- branches and messages ------------------------------------------------------------
 
@@ -289,7 +396,7 @@ class ChatScreen(ReplyFlow, Screen[None]):
         if self.reply_running():
             self.notify("Wait for the reply, or press Esc to stop it.", severity="warning")
             return
-        store = self.app.store
+        store = self.context.store
         if store is None:
             return
         shown = switch_branch(store, message_id, delta)
@@ -304,7 +411,7 @@ class ChatScreen(ReplyFlow, Screen[None]):
     def _message_action(self, event: MessageWidget.ActionRequested) -> None:
         widget = event.widget
         if event.action == "copy":
-            self.app.copy_text(widget.content, "message")
+            copy_text(self.app, widget.content, "message")
         elif event.action == "copy_code":
             self._copy_code(widget)
         elif event.action == "edit":
@@ -321,7 +428,7 @@ class ChatScreen(ReplyFlow, Screen[None]):
             self.notify("This message has no code block.", severity="warning")
             return
         code, number, count = found
-        self.app.copy_text(code, f"code block {number}/{count}")
+        copy_text(self.app, code, f"code block {number}/{count}")
 
     def _last(self, role: str) -> MessageWidget | None:
         return next((w for w in reversed(self.chat_view.message_widgets()) if w.role == role), None)
@@ -331,7 +438,7 @@ class ChatScreen(ReplyFlow, Screen[None]):
         if widget is None:
             self.notify("No reply to copy yet.", severity="warning")
         else:
-            self.app.copy_text(widget.content, "reply")
+            copy_text(self.app, widget.content, "reply")
 
     def action_copy_code(self) -> None:
         widget = self._last("assistant")
@@ -354,11 +461,11 @@ class ChatScreen(ReplyFlow, Screen[None]):
 
     # -- other screens --------------------------------------------------------------------
 
-    def action_settings(self) -> None:
-        self.app.open_settings()
+    async def action_settings(self) -> None:
+        await self.app.run_action("open_settings")
 
-    def action_help(self) -> None:
-        self.app.open_help()
+    async def action_help(self) -> None:
+        await self.app.run_action("open_help")
 
     def action_theme(self) -> None:
         self.app.search_themes()

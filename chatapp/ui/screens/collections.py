@@ -1,20 +1,17 @@
 """Answering from documents in the chat UI: a collection picker (Ctrl+F, or "Answer from documents"
-in the command palette), an on/off toggle (Alt+D), the turn preparer that grounds each turn in the
-chosen collection, and the sources panel under grounded replies.
+in the command palette), an on/off toggle (Alt+D) and the sources panel under grounded replies.
 
-While documents are on, every turn is sent with the collection's most relevant chunks as
-numbered, fenced sources (chatapp.retrieval.grounding); the stored user message keeps the plain
-question and the reply keeps its sources. When no chunk is relevant enough the turn is not sent
-to the model: the notice says the documents don't contain the answer.
+The choice is the chat screen's state (``TurnChoices``): while documents are on, every turn's
+request names the collection, and the session retrieves the most relevant chunks and sends them
+as numbered, fenced sources; the stored user message keeps the plain question and the reply keeps
+its sources. When no chunk is relevant enough the model is not asked: the reply, stored like any
+other, says the documents don't contain the answer.
 
 Styles live in DEFAULT_CSS: this screen is a plug-in loaded through ``UIExtensions``.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from textual import on
@@ -25,10 +22,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from chatapp.errors import RetrievalError
-
 if TYPE_CHECKING:
-    from chatapp.session import TurnOptions
+    from chatapp.config import Settings
     from chatapp.ui.extensions import UIExtensions
 
 PICKER_KEY = "ctrl+f"
@@ -38,29 +33,10 @@ TOGGLE_TITLE = "Documents on/off"
 OFF = "__off__"
 
 
-@dataclass
-class DocumentsState:
-    """Per app: the chosen collection, whether turns are grounded in it, loaded searchers."""
-
-    collection: str | None = None
-    enabled: bool = False
-    searchers: dict[str, Any] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_states: weakref.WeakKeyDictionary[Any, DocumentsState] = weakref.WeakKeyDictionary()
-
-
-def state_of(app: Any) -> DocumentsState:
-    if app not in _states:
-        _states[app] = DocumentsState()
-    return _states[app]
-
-
 def register(ui: UIExtensions) -> None:
     from chatapp.ui.widgets.sources import sources_panel
 
-    ui.add_screen("collections", lambda app: CollectionPickerScreen())
+    ui.add_screen("collections", lambda app: CollectionPickerScreen(app.settings, app.chat_screen))
     ui.add_command(
         PICKER_TITLE,
         "Pick a document collection (built with `chatapp index`) to answer from, with sources",
@@ -75,69 +51,32 @@ def register(ui: UIExtensions) -> None:
         key=TOGGLE_KEY,
         group="Documents",
     )
-    ui.add_turn_preparer(ground_turn)
     ui.set_sources_renderer(sources_panel)
 
 
-def choose_collection(app: Any, name: str | None) -> None:
-    """Use ``name`` for the following turns (None: answer without documents)."""
-    state = state_of(app)
-    state.collection = name
-    state.enabled = name is not None
-    show_state(app)
+def choose_collection(screen: Any, name: str | None) -> None:
+    """Use ``name`` for the following turns of the chat screen (None: without documents)."""
+    screen.set_documents(name, name is not None)
+    _tell(screen)
 
 
 def toggle_documents(app: Any) -> None:
-    state = state_of(app)
-    if state.collection is None:
+    screen = app.chat_screen
+    if screen.choices.collection is None:
         app.action_open_screen("collections")
         return
-    state.enabled = not state.enabled
-    show_state(app)
+    screen.set_documents(screen.choices.collection, not screen.choices.documents)
+    _tell(screen)
 
 
-def show_state(app: Any) -> None:
-    state = state_of(app)
-    label = state.collection if state.enabled else None
-    app.chat_screen.header.set_field("docs", label)
-    if state.enabled:
-        app.notify(f"Answering from collection '{state.collection}' ({TOGGLE_KEY} turns it off).")
-    else:
-        app.notify("Answering without documents.")
-
-
-def ground_turn(app: Any, text: str, options: TurnOptions) -> TurnOptions:
-    """Turn preparer (generation worker thread): add the collection's sources to the turn."""
-    state = state_of(app)
-    if not state.enabled or state.collection is None:
-        return options
-    from chatapp.retrieval.collection import open_collection, resolve_url
-    from chatapp.retrieval.grounding import prepare_grounded_turn
-    from chatapp.retrieval.search import Searcher
-
-    settings, backend = app.settings, app.backend
-    if backend is None:
-        raise RetrievalError("no model loaded: cannot fit sources into its context")
-    with state.lock:  # one searcher per collection, kept warm between turns
-        searcher = state.searchers.get(state.collection)
-        if searcher is None:
-            coll = open_collection(state.collection, resolve_url(settings))
-            searcher = Searcher(coll)
-            state.searchers[state.collection] = searcher
-        turn = prepare_grounded_turn(
-            options.model_text or text,
-            searcher.collection,
-            settings,
-            backend,
-            searcher=searcher,
-            system_prompt=options.system_prompt,
-            history_tokens=backend.n_ctx // 4,
+def _tell(screen: Any) -> None:
+    choices = screen.choices
+    if choices.documents:
+        screen.notify(
+            f"Answering from collection '{choices.collection}' ({TOGGLE_KEY} turns it off)."
         )
-    if not turn.grounded:
-        raise RetrievalError(turn.refusal or "no relevant sources")
-    options.model_text = turn.model_text
-    options.sources = turn.sources
-    return options
+    else:
+        screen.notify("Answering without documents.")
 
 
 class CollectionPickerScreen(ModalScreen[str | None]):
@@ -154,6 +93,11 @@ class CollectionPickerScreen(ModalScreen[str | None]):
     """
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]  # noqa: RUF012
 
+    def __init__(self, settings: Settings | None, chat_screen: Any) -> None:
+        super().__init__()
+        self.settings = settings
+        self.chat_screen = chat_screen
+
     def compose(self) -> ComposeResult:
         # Options are built here, not in on_mount: nested children mount after the screen does.
         with Vertical():
@@ -167,9 +111,9 @@ class CollectionPickerScreen(ModalScreen[str | None]):
         from chatapp.retrieval.collection import list_collections, resolve_url
 
         options = [Option("Off — answer without documents", id=OFF)]
-        current = state_of(self.app).collection
+        current = self.chat_screen.choices.collection
         try:
-            infos = list_collections(resolve_url(self.app.settings))  # type: ignore[attr-defined]
+            infos = list_collections(resolve_url(self.settings))
         except Exception as exc:  # a broken manifest must not trap the user in the dialog
             self.app.notify(f"collections: {exc}", severity="error")
             infos = []
@@ -191,5 +135,5 @@ class CollectionPickerScreen(ModalScreen[str | None]):
         choice = event.option.id
         if choice in (None, "__none__"):
             return
-        choose_collection(self.app, None if choice == OFF else choice)
+        choose_collection(self.chat_screen, None if choice == OFF else choice)
         self.dismiss(choice)

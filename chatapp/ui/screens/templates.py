@@ -3,9 +3,10 @@
 Pick a template on the left; its variables become a form, the chat prompt's text becomes the
 input, and Preview shows the exact text the model will receive: the conversation so far, the
 template's system prompt and examples, and the rendered turn, after the model's own chat
-template (``backend.format_chat``). Run sends it in the open conversation; the stored message
-keeps the user's input and records the template. Regenerating that reply applies the same
-template and variables again.
+template — prepared by the same session and budget that will send it. Run sends it in the open
+conversation as a ``TurnRequest`` with the template and its variables (and the collection, when
+documents are on); the stored message keeps the user's input and the request, so regenerating
+or editing that turn, even after a restart, goes through the same template again.
 
 Styles live in DEFAULT_CSS: this screen is a plug-in loaded through ``UIExtensions`` and keeps
 to itself rather than adding rules to the app's stylesheet.
@@ -13,8 +14,7 @@ to itself rather than adding rules to the app's stylesheet.
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -28,23 +28,31 @@ from chatapp.errors import ChatappError
 
 if TYPE_CHECKING:
     from chatapp.prompting.schema import Template, VariableSpec
-    from chatapp.prompting.turn import TemplateTurn
-    from chatapp.session import TurnOptions
-    from chatapp.ui.app import ChatApp
+    from chatapp.session import TurnRequest
+    from chatapp.ui.chat_context import ChatContext, TurnChoices
     from chatapp.ui.extensions import UIExtensions
+    from chatapp.ui.generation import Reply
+    from chatapp.ui.widgets.prompt import PromptInput
 
 TEMPLATE_KEY = "ctrl+g"
 COMMAND_TITLE = "Run a prompt template"
 
-# Per app: the input text of a template turn → (template name, variables), so a regenerate of
-# that turn (which only carries the stored text) can be sent through the same template again.
-_recent: weakref.WeakKeyDictionary[Any, dict[str, tuple[str, dict[str, str]]]] = (
-    weakref.WeakKeyDictionary()
-)
+
+class TemplateHost(Protocol):
+    """What the picker needs of the chat screen it runs for."""
+
+    context: ChatContext
+    choices: TurnChoices
+    conversation_id: int | None
+
+    @property
+    def prompt(self) -> PromptInput: ...
+    def reply_running(self) -> bool: ...
+    def send_request(self, request: TurnRequest) -> Reply | None: ...
 
 
 def register(ui: UIExtensions) -> None:
-    ui.add_screen("templates", lambda app: TemplatePickerScreen())
+    ui.add_screen("templates", lambda app: TemplatePickerScreen(app.chat_screen))
     ui.add_command(
         COMMAND_TITLE,
         "Summarize, translate, classify, answer from a passage…: fill in a template, "
@@ -53,48 +61,10 @@ def register(ui: UIExtensions) -> None:
         key=TEMPLATE_KEY,
         group="Templates",
     )
-    ui.add_turn_preparer(reapply_template)
-
-
-def turn_options(turn: TemplateTurn, sources: list[dict[str, Any]] | None = None) -> TurnOptions:
-    """What the session needs to send a template turn (and record the template)."""
-    from chatapp.session import TurnOptions
-
-    return TurnOptions(
-        template=turn.name,
-        model_text=turn.user_text,
-        system_prompt=turn.system_prompt,
-        params=dict(turn.params),
-        examples=list(turn.examples),
-        sources=sources,
-    )
-
-
-def reapply_template(app: ChatApp, text: str, options: TurnOptions) -> TurnOptions:
-    """Turn preparer: a regenerated template turn goes through its template again."""
-    if options.template is not None or options.model_text is not None:
-        return options
-    remembered = _recent.get(app, {}).get(text)
-    conversation_id = app.chat_screen.conversation_id
-    if remembered is None or conversation_id is None or app.store is None:
-        return options
-    last_user = next(
-        (m for m in reversed(app.store.thread(conversation_id)) if m.role == "user"), None
-    )
-    if last_user is None or last_user.template != remembered[0] or last_user.content != text:
-        return options
-    from chatapp.prompting import build_template_turn, get_template
-
-    turn = build_template_turn(
-        get_template(remembered[0]), remembered[1], text, backend=app.backend
-    )
-    return turn_options(turn, options.sources)
 
 
 class TemplatePickerScreen(ModalScreen[None]):
     """Choose a template, fill it in, preview, run."""
-
-    app: ChatApp  # type: ignore[assignment]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
@@ -120,8 +90,9 @@ class TemplatePickerScreen(ModalScreen[None]):
     #template-buttons Button { margin-left: 1; }
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: TemplateHost) -> None:
         super().__init__()
+        self.host = host
         self.templates: dict[str, Template] = {}
         self.current: Template | None = None
 
@@ -156,9 +127,7 @@ class TemplatePickerScreen(ModalScreen[None]):
         options = self.query_one("#template-list", OptionList)
         for template in templates:
             options.add_option(Option(f"{template.name}\n  {template.title}", id=template.name))
-        self.query_one("#template-input", TextArea).load_text(
-            self.app.chat_screen.prompt.expanded_text()
-        )
+        self.query_one("#template-input", TextArea).load_text(self.host.prompt.expanded_text())
         if templates:
             options.highlighted = 0
         options.focus()
@@ -231,7 +200,7 @@ class TemplatePickerScreen(ModalScreen[None]):
     def action_run(self) -> None:
         if self.current is None:
             return
-        if self.app.chat_screen.reply_running():
+        if self.host.reply_running():
             self.notify(
                 "A reply is still being written: press Esc to stop it first.", severity="warning"
             )
@@ -242,51 +211,50 @@ class TemplatePickerScreen(ModalScreen[None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    def request(self, template: Template, variables: dict[str, str], text: str) -> TurnRequest:
+        """The turn Run sends: this template and its variables, the collection when documents
+        are on."""
+        from chatapp.session import TemplateCall
+
+        request = self.host.choices.request(text)
+        request.template = TemplateCall(template.name, dict(variables))
+        return request
+
     @work(thread=True, exclusive=True, group="template-preview")
     def _work(self, template: Template, variables: dict[str, str], text: str, run: bool) -> None:
-        from chatapp.prompting import build_template_turn
+        from chatapp.session.preparation import check_template
 
         app = self.app
+        request = self.request(template, variables, text)
         try:
-            turn = build_template_turn(template, variables, text, backend=app.backend)
-            preview = None if run else self._preview_text(turn, text)
+            check_template(request)
+            preview = None if run else self._preview_text(request)
         except ChatappError as exc:
             app.call_from_thread(self._show_error, exc.message)
             return
         if run:
-            app.call_from_thread(self._send, turn, variables, text)
+            app.call_from_thread(self._send, request)
         else:
-            app.call_from_thread(self._show_preview, preview or "", turn.notes)
+            text, notes = preview or ("", [])
+            app.call_from_thread(self._show_preview, text, notes)
 
-    def _preview_text(self, turn: TemplateTurn, text: str) -> str:
+    def _preview_text(self, request: TurnRequest) -> tuple[str, list[str]]:
         """What the session would send now: history + this turn, through the chat template."""
-        from chatapp.engine.factory import generation_params
-        from chatapp.session import ChatSession
+        context = self.host.context
+        backend = context.model.backend
+        if backend is None or context.settings is None:
+            from chatapp.session.preparation import render_template
 
-        app = self.app
-        backend, store, settings = app.backend, app.store, app.settings
-        options = turn_options(turn)
-        if backend is None or store is None or settings is None:
+            turn = render_template(request)
+            assert turn is not None
             lines = [f"[{m.role}]\n{m.content}" for m in turn.messages()]
-            return (
-                "(the model is still loading: shown without its chat template)\n\n"
-                + "\n\n".join(lines)
-            )
-        conversation_id = app.chat_screen.conversation_id
-        session = ChatSession(
-            backend,
-            store,
-            conversation_id=conversation_id,
-            system_prompt=None if conversation_id is not None else settings.chat.system_prompt,
-            params=generation_params(settings),
-        )
-        parent = (
-            store.get_conversation(conversation_id).active_leaf_id
-            if conversation_id is not None
-            else None
-        )
-        plan = session.plan(text, options, parent)
-        return backend.format_chat(plan.messages)
+            shown = "\n\n".join(lines)
+            return f"(the model is still loading: shown without its chat template)\n\n{shown}", []
+        session = context.session(self.host.conversation_id)
+        prepared = session.prepare(request, session.leaf_id())
+        if prepared.plan is None:
+            return prepared.refusal or "", prepared.notes
+        return backend.format_chat(prepared.plan.messages), prepared.notes
 
     def _show_error(self, message: str) -> None:
         self.query_one("#template-error", Static).update(message)
@@ -295,13 +263,10 @@ class TemplatePickerScreen(ModalScreen[None]):
         self.query_one("#template-error", Static).update("\n".join(f"note: {n}" for n in notes))
         self.query_one("#template-preview", TextArea).load_text(text)
 
-    def _send(self, turn: TemplateTurn, variables: dict[str, str], text: str) -> None:
-        for note in turn.notes:
-            self.notify(note, severity="information")
-        _recent.setdefault(self.app, {})[text] = (turn.name, dict(variables))
+    def _send(self, request: TurnRequest) -> None:
         self.dismiss(None)
-        self.app.chat_screen.prompt.clear_prompt()
-        self.app.send_turn(text, turn_options(turn))
+        self.host.prompt.clear_prompt()
+        self.host.send_request(request)
 
 
 def variable_field(name: str, spec: VariableSpec) -> Input | Select[str] | TextArea:

@@ -1,13 +1,14 @@
 """The sources panel under a grounded reply: each source as ``[n] file:lines · score`` with a
 preview of the chunk, marked when the reply cites it; then the citation check (numbers that name
-no source, sentences their sources do not support), computed off the UI thread with the
-collection's embedder and filled in when ready.
+no source, sentences their sources do not support), as the session stored it with the reply
+(replies stored before that are checked off the UI thread with the collection's embedder).
 
 Styles live in DEFAULT_CSS: the panel is a self-contained plug-in of the documents extension.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual import work
@@ -32,6 +33,31 @@ def source_location(source: dict[str, Any]) -> str:
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+@dataclass
+class StoredCheck:
+    """The citation check as stored with the reply (the session ran it when the reply ended)."""
+
+    citations: list[int] = field(default_factory=list)
+    invalid_citations: list[int] = field(default_factory=list)
+    unsupported: list[dict[str, Any]] = field(default_factory=list)
+    checked_sentences: int = 0
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> StoredCheck:
+        return cls(
+            list(data.get("citations") or []),
+            list(data.get("invalid_citations") or []),
+            list(data.get("unsupported") or []),
+            int(data.get("checked_sentences") or 0),
+        )
+
+    @classmethod
+    def from_report(cls, report: Any) -> StoredCheck:
+        return cls(
+            report.citations, report.invalid_citations, report.unsupported, len(report.sentences)
+        )
 
 
 class SourcesPanel(Vertical):
@@ -84,8 +110,11 @@ class SourcesPanel(Vertical):
         return Content.assemble(*parts)
 
     def on_mount(self) -> None:
-        if self._check and self.sources and self.answer.strip():
-            self.run_check()
+        stored = (getattr(self.message, "turn", None) or {}).get("citations")
+        if stored is not None:
+            self.show_report(StoredCheck.from_record(stored))
+        elif self._check and self.sources and self.answer.strip():
+            self.run_check()  # replies stored before checks were kept with them
 
     @work(thread=True, exclusive=True, group="citation-check")
     def run_check(self) -> None:
@@ -102,9 +131,9 @@ class SourcesPanel(Vertical):
         except Exception as exc:  # a missing model must not break the chat view
             self.app.call_from_thread(self.show_check_failed, str(exc))
             return
-        self.app.call_from_thread(self.show_report, report)
+        self.app.call_from_thread(self.show_report, StoredCheck.from_report(report))
 
-    def show_report(self, report: Any) -> None:
+    def show_report(self, report: StoredCheck) -> None:
         """Mark cited sources; list invalid citations and unsupported sentences."""
         self.report = report
         for number, source in enumerate(self.sources, start=1):
@@ -120,7 +149,7 @@ class SourcesPanel(Vertical):
             why = item.get("reason") or f"support {item['support']:.2f}"
             lines.append(f"⚠ unsupported ({why}): {preview(item['text'], 120)}")
         if not lines:
-            checked = len(report.sentences)
+            checked = report.checked_sentences
             lines.append(f"✓ {checked} sentence(s) supported by their sources" if checked else "")
         check = self.query_one("#citation-check", Static)
         check.set_class(bool(report.invalid_citations or report.unsupported), "-warn")

@@ -1,0 +1,334 @@
+"""The one place that turns a user turn into model input, streams the reply and stores it.
+
+A ChatSession belongs to one conversation (or to none yet). Every front end — the chat UI, the
+template picker, ``chatapp ask`` (also with ``-C``), ``chatapp run`` and ``chatapp eval`` —
+hands it a ``TurnRequest`` and reads the events (``consume``) up to the ``TurnResult``:
+
+1. prepare (chatapp.session.preparation: system prompt, template, retrieval, the one budget) —
+   a turn that cannot fit raises before anything is stored;
+2. store the user message with the request (when storing), then the reply row as it starts;
+3. stream: tokens go to the front end as they come and into the store every ~0.5 s;
+4. finish: the reply's text, status (complete | interrupted | error), stats, and the record of
+   what produced it (request, retrieval settings, plan summary, citation check).
+
+A refusal — the documents don't contain the answer — is stored and returned like a reply, with
+``kind`` "refusal" and no model call. Ctrl+C, SIGTERM, SIGHUP, closing the stream early or the
+cancel token end the reply as ``interrupted`` with its text kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from chatapp.domain import CancelToken, ChatMessage, DoneEvent, GenerationParams, TokenEvent
+from chatapp.engine.base import Backend
+from chatapp.errors import ChatappError, UsageError
+from chatapp.session.preparation import PreparedTurn, prepare_turn
+from chatapp.session.reply_writer import ReplyWriter
+from chatapp.session.turns import TurnEvent, TurnFinished, TurnRequest, TurnResult, TurnStarted
+
+if TYPE_CHECKING:
+    from chatapp.config import Settings
+    from chatapp.prompting.schema import Template
+    from chatapp.retrieval.grounding import DocumentRetriever
+    from chatapp.storage import ConversationStore, Message
+
+log = logging.getLogger(__name__)
+
+TITLE_CHARS = 60
+
+
+def title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+class ChatSession:
+    """Turns of one conversation on top of a backend, the store and (optionally) documents."""
+
+    def __init__(
+        self,
+        backend: Backend | Callable[[], Backend],
+        store: ConversationStore | None,
+        *,
+        conversation_id: int | None = None,
+        system_prompt: str | None = None,
+        params: GenerationParams | None = None,
+        retriever: DocumentRetriever | None = None,
+        settings: Settings | None = None,
+        templates: Mapping[str, Template] | None = None,
+    ) -> None:
+        self._backend = backend
+        self.templates = dict(templates or {})
+        """Templates already loaded, by name (others are looked up by ``get_template``)."""
+        self.store = store
+        self.conversation_id = conversation_id
+        self.system_prompt = system_prompt
+        self.params = params or GenerationParams()
+        self._retriever = retriever
+        self._settings = settings
+        if conversation_id is not None and store is not None:
+            conversation = store.get_conversation(conversation_id)
+            if conversation.system_prompt is not None and system_prompt is None:
+                self.system_prompt = conversation.system_prompt
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        backend: Backend | Callable[[], Backend],
+        store: ConversationStore | None,
+        *,
+        conversation_id: int | None = None,
+        system_prompt: str | None = None,
+        retriever: DocumentRetriever | None = None,
+    ) -> ChatSession:
+        """A session as the front ends open one: generation settings from ``[generation]``; the
+        system prompt given, else the conversation's own, else ``chat.system_prompt`` for a new
+        conversation; documents found through ``retriever`` (made on first use if not given)."""
+        from chatapp.engine.factory import generation_params
+
+        if system_prompt is None and conversation_id is None:
+            system_prompt = settings.chat.system_prompt or None
+        return cls(
+            backend,
+            store,
+            conversation_id=conversation_id,
+            system_prompt=system_prompt,
+            params=generation_params(settings),
+            retriever=retriever,
+            settings=settings,
+        )
+
+    @property
+    def retriever(self) -> DocumentRetriever | None:
+        """Finds sources for grounded turns; made from the settings on first use."""
+        if self._retriever is None and self._settings is not None:
+            from chatapp.retrieval.grounding import DocumentRetriever
+
+            self._retriever = DocumentRetriever(self._settings)
+        return self._retriever
+
+    @property
+    def backend(self) -> Backend:
+        """The backend, created on first use when a factory was given (loads lazily)."""
+        if callable(self._backend) and not isinstance(self._backend, Backend):
+            self._backend = self._backend()
+        return self._backend  # type: ignore[return-value]
+
+    # -- reading --------------------------------------------------------------------------
+
+    def thread(self) -> list[Message]:
+        if self.conversation_id is None or self.store is None:
+            return []
+        return self.store.thread(self.conversation_id)
+
+    def leaf_id(self) -> int | None:
+        if self.conversation_id is None or self.store is None:
+            return None
+        return self.store.get_conversation(self.conversation_id).active_leaf_id
+
+    def _history_before(self, parent_id: int | None) -> list[ChatMessage]:
+        if self.conversation_id is None or parent_id is None or self.store is None:
+            return []
+        chain = self.store.thread(self.conversation_id, parent_id)
+        return [
+            ChatMessage(m.role, m.content)  # type: ignore[arg-type]
+            for m in chain
+            if m.role in ("user", "assistant") and m.content and m.status != "error"
+        ]
+
+    def prepare(self, request: TurnRequest, parent_id: int | None = None) -> PreparedTurn:
+        """What would be sent for ``request`` after ``parent_id`` (previews use this too)."""
+        return prepare_turn(
+            request,
+            backend=self.backend,
+            history=self._history_before(parent_id),
+            system_prompt=self.system_prompt,
+            base_params=self.params,
+            retriever=self.retriever,
+            templates=self.templates,
+        )
+
+    def preview(self, request: TurnRequest) -> str:
+        """The exact prompt text the model would receive now for ``request``."""
+        prepared = self.prepare(request, self.leaf_id())
+        if prepared.plan is None:
+            return prepared.refusal or ""
+        return self.backend.format_chat(prepared.plan.messages)
+
+    @staticmethod
+    def stored_request(message: Message) -> TurnRequest:
+        """The request that produced a stored user message (plain chat for old rows)."""
+        return TurnRequest.from_dict(message.content, (message.turn or {}).get("request"))
+
+    # -- writing --------------------------------------------------------------------------
+
+    def send(self, request: TurnRequest, cancel: CancelToken | None = None) -> Iterator[TurnEvent]:
+        """A new user turn at the end of the active branch, and its reply."""
+        parent = self.leaf_id()
+        prepared = self.prepare(request, parent)  # before storing: a turn that can't fit
+        user = self._store_user(prepared, parent)  # leaves no conversation behind
+        yield from self._reply(prepared, user, cancel)
+
+    def regenerate(
+        self, cancel: CancelToken | None = None, request: TurnRequest | None = None
+    ) -> Iterator[TurnEvent]:
+        """A new reply to the last user message, as a sibling branch of the old reply, made by
+        the same request (template, variables, collection) unless another is given."""
+        last_user = next((m for m in reversed(self.thread()) if m.role == "user"), None)
+        if last_user is None:
+            raise UsageError("nothing to regenerate: the conversation has no user message")
+        request = request or self.stored_request(last_user)
+        prepared = self.prepare(request, last_user.parent_id)
+        yield from self._reply(prepared, last_user, cancel)
+
+    def edit(
+        self, user_message_id: int, new_text: str, cancel: CancelToken | None = None
+    ) -> Iterator[TurnEvent]:
+        """Resend an earlier user message with new text (same template and collection), as a
+        sibling branch of the original."""
+        assert self.store is not None
+        original = self.store.get_message(user_message_id)
+        if original.role != "user" or original.conversation_id != self.conversation_id:
+            raise UsageError(f"message {user_message_id}: not a user message of this conversation")
+        if not new_text.strip():
+            raise UsageError("empty prompt: nothing to send")
+        prepared = self.prepare(
+            self.stored_request(original).with_text(new_text), original.parent_id
+        )
+        user = self._store_user(prepared, original.parent_id)
+        yield from self._reply(prepared, user, cancel)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _store_user(self, prepared: PreparedTurn, parent_id: int | None) -> Message | None:
+        request = prepared.request
+        if not request.store or self.store is None:
+            return None
+        template = request.template.name if request.template else None
+        content = request.text
+        record: dict[str, Any] = {"request": request.to_dict()}
+        if not content.strip() and prepared.template_turn is not None:
+            # A template without an input: show what was asked, remember the (empty) input.
+            content = prepared.template_turn.user_text
+            record["request"]["text"] = request.text
+        if self.conversation_id is None:
+            conversation = self.store.create_conversation(
+                title_from(content),
+                system_prompt=self.system_prompt,
+                model=self.backend.identity.name,
+                template=template,
+                collection=request.collection,
+            )
+            self.conversation_id = conversation.id
+        else:
+            self.store.update_conversation(
+                self.conversation_id, template=template, collection=request.collection
+            )
+        return self.store.add_message(
+            self.conversation_id,
+            "user",
+            content,
+            parent_id=parent_id,
+            template=template,
+            turn=record,
+        )
+
+    def _reply(
+        self, prepared: PreparedTurn, user: Message | None, cancel: CancelToken | None
+    ) -> Iterator[TurnEvent]:
+        request, params = prepared.request, prepared.params
+        yield TurnStarted(request, user, prepared.plan, tuple(prepared.notes))
+        backend = self.backend
+        result = TurnResult(
+            request,
+            plan=prepared.plan,
+            user_message=user,
+            sources=prepared.sources,
+            retrieval=prepared.retrieval.settings_summary() if prepared.retrieval else None,
+            model=backend.identity.name,
+            notes=list(prepared.notes),
+            constrained=bool(prepared.template_turn and prepared.template_turn.constrained),
+        )
+        storing = request.store and user is not None
+        writer = ReplyWriter(
+            self.store if storing else None,
+            self.conversation_id,
+            user.id if user is not None else None,
+            model=backend.identity.to_dict(),
+            params=params.to_dict(),
+            seed=params.seed,
+            template=request.template.name if request.template else None,
+            sources=prepared.sources if request.collection is not None else None,
+            turn=prepared.record(),
+        )
+        if prepared.refusal is not None:
+            result.kind, result.text, result.finish_reason = "refusal", prepared.refusal, "refused"
+            result.message = writer.finish(prepared.refusal, "complete")
+            yield TurnFinished(result)
+            return
+        assert prepared.plan is not None
+        result.stats.prompt_tokens = prepared.plan.prompt_tokens
+        pieces: list[str] = []
+        finish, error = "error", None
+        try:
+            for event in backend.stream_chat(prepared.plan.messages, params, cancel):
+                if isinstance(event, TokenEvent):
+                    pieces.append(event.text)
+                    writer.grow(pieces)
+                    yield event
+                elif isinstance(event, DoneEvent):
+                    result.stats, finish, error = event.stats, event.finish_reason, event.error
+        except (KeyboardInterrupt, GeneratorExit):
+            finish = "cancelled"
+            raise
+        except ChatappError as exc:
+            finish, error = "error", exc.message
+            raise
+        finally:
+            result.text, result.finish_reason, result.error = "".join(pieces), finish, error
+            if finish not in ("cancelled", "error"):
+                self._check_reply(prepared, result)
+            self._finish(prepared, writer, result)
+        yield TurnFinished(result)
+
+    def _check_reply(self, prepared: PreparedTurn, result: TurnResult) -> None:
+        """A template reply parsed against its output spec; a grounded reply's citations."""
+        if prepared.template_turn is not None:
+            result.parsed = prepared.template_turn.parse(result.text)
+        if prepared.sources and self.retriever is not None and prepared.retrieval is not None:
+            from chatapp.retrieval.citations import check_answer
+
+            try:
+                embedder = self.retriever.embedder(prepared.retrieval.collection)
+                result.citations = check_answer(result.text, prepared.sources, embedder)
+            except ChatappError as exc:
+                result.notes.append(f"citations not checked: {exc.message}")
+
+    def _finish(self, prepared: PreparedTurn, writer: ReplyWriter, result: TurnResult) -> None:
+        plan = prepared.plan
+        assert plan is not None
+        result.stats.dropped_messages = plan.dropped_messages
+        result.stats.truncated_input = plan.truncated_input
+        result.stats.n_ctx = plan.n_ctx
+        record = prepared.record()
+        if result.citations is not None:
+            report = result.citations
+            record["citations"] = {
+                "citations": report.citations,
+                "invalid_citations": report.invalid_citations,
+                "unsupported": report.unsupported,
+                "checked_sentences": len(report.sentences),
+            }
+        if result.parsed is not None:
+            record["parsed"] = {"valid": result.parsed.valid, "error": result.parsed.error}
+        result.message = writer.finish(
+            result.text,
+            result.status,
+            stats=result.stats.to_dict(),
+            error=result.error,
+            turn=record,
+        )

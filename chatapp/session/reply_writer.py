@@ -1,0 +1,73 @@
+"""Durable streaming: a reply is in the store from its first moment, and its text as it grows.
+
+``ReplyWriter`` writes the assistant row when the reply starts (status ``streaming``, owned by
+this process), saves the text so far at most every ``SAVE_INTERVAL_S`` in a short transaction of
+its own (never per token: the check per token is one clock read), and finalizes the row once
+(``complete`` | ``interrupted`` | ``error``) with the stats and the record of what produced it.
+A process killed mid-reply loses at most the last interval of text; the next time a store is
+opened, the row it left ``streaming`` becomes ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from chatapp.errors import ChatappError
+
+if TYPE_CHECKING:
+    from chatapp.storage import ConversationStore, Message
+
+log = logging.getLogger(__name__)
+
+SAVE_INTERVAL_S = 0.5
+"""Longest stretch of streamed text a crash can lose."""
+
+
+class ReplyWriter:
+    """The stored row of one reply while it streams (``None`` store: nothing is written)."""
+
+    def __init__(
+        self,
+        store: ConversationStore | None,
+        conversation_id: int | None,
+        parent_id: int | None,
+        **fields: Any,
+    ) -> None:
+        self.store = store
+        self.message: Message | None = None
+        self._saved_chars = 0
+        self._next_save = time.monotonic() + SAVE_INTERVAL_S
+        if store is not None and conversation_id is not None:
+            self.message = store.add_message(
+                conversation_id, "assistant", "", parent_id=parent_id, status="streaming", **fields
+            )
+
+    def grow(self, pieces: list[str]) -> None:
+        """Called after each piece of text: saves the text so far when the interval is up."""
+        if self.message is None or time.monotonic() < self._next_save:
+            return
+        self._save("".join(pieces))
+
+    def _save(self, text: str) -> None:
+        assert self.store is not None and self.message is not None
+        self._next_save = time.monotonic() + SAVE_INTERVAL_S
+        if len(text) == self._saved_chars:
+            return
+        try:
+            self.store.save_streamed_text(self.message.id, text)
+            self._saved_chars = len(text)
+        except ChatappError as exc:  # a full disk must not stop the reply; the end retries
+            log.warning("reply text not saved while streaming: %s", exc)
+        except Exception as exc:  # sqlite3 errors (disk full, I/O) likewise
+            log.warning("reply text not saved while streaming: %s", exc)
+
+    def finish(self, text: str, status: str, **fields: Any) -> Message | None:
+        """Store the final text and status (and stats, error, record…) in one write."""
+        if self.store is None or self.message is None:
+            return None
+        self.message = self.store.update_message(
+            self.message.id, content=text, status=status, **fields
+        )
+        return self.message

@@ -1,0 +1,74 @@
+"""The rows of the conversation store as plain dataclasses (no I/O)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def from_json_text(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    created_at: str
+    updated_at: str
+    system_prompt: str | None = None
+    model: str | None = None
+    template: str | None = None
+    collection: str | None = None
+    active_leaf_id: int | None = None
+    message_count: int = 0
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    role: str
+    content: str
+    created_at: str
+    status: str = "complete"
+    model: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    seed: int | None = None
+    template: str | None = None
+    sources: list[dict[str, Any]] | None = None
+    stats: dict[str, Any] | None = None
+    error: str | None = None
+    turn: dict[str, Any] | None = None
+    """What produced it: the turn request (template + variables, collection, overrides) and,
+    on replies, the retrieval settings, the context plan's summary and the citation check."""
+
+    @property
+    def kind(self) -> str:
+        """``reply``, or ``refusal`` for "the documents don't contain this" answers."""
+        return str((self.turn or {}).get("kind", "reply"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SearchHit:
+    conversation_id: int
+    message_id: int
+    title: str
+    role: str
+    snippet: str
+    updated_at: str = ""
+    rank: float = field(default=0.0)

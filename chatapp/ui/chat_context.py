@@ -1,0 +1,111 @@
+"""What the chat's screens work with, instead of reaching into the App.
+
+``ChatContext`` holds the settings, the conversation store, the model slot and the document
+retriever (one per app, so collections stay loaded between turns), and opens a ``ChatSession``
+for a conversation — the same pipeline ``chatapp ask`` uses. Screens receive it when they are
+made; tests build one around a FakeBackend and a store in a temp dir.
+
+``TurnChoices`` is the chat screen's state for the next turns: the collection picked and whether
+documents are on. It becomes part of each ``TurnRequest``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chatapp.ui.model_loading import BackendFactory, ModelSlot
+
+if TYPE_CHECKING:
+    from chatapp.config import Settings
+    from chatapp.domain import CancelToken
+    from chatapp.engine.base import Backend
+    from chatapp.retrieval.grounding import DocumentRetriever
+    from chatapp.session import ChatSession, TurnRequest
+    from chatapp.storage import ConversationStore
+
+
+@dataclass
+class TurnChoices:
+    """The choices that shape the next turns (screen state, passed down to each request)."""
+
+    collection: str | None = None
+    documents: bool = False
+    """Answer from ``collection`` (False: documents off, the collection stays chosen)."""
+
+    @property
+    def active_collection(self) -> str | None:
+        return self.collection if self.documents else None
+
+    def request(self, text: str) -> TurnRequest:
+        from chatapp.session import TurnRequest
+
+        return TurnRequest(text, collection=self.active_collection)
+
+
+class ChatContext:
+    """Settings, store, model and documents of one running chat app (see module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        store: ConversationStore | None = None,
+        backend_factory: BackendFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.model = ModelSlot(backend_factory)
+        self._retriever: DocumentRetriever | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def retriever(self) -> DocumentRetriever | None:
+        """Finds sources in the user's collections (made on first use)."""
+        with self._lock:
+            if self._retriever is None and self.settings is not None:
+                from chatapp.retrieval.grounding import DocumentRetriever
+
+                self._retriever = DocumentRetriever(self.settings)
+            return self._retriever
+
+    def use_settings(self, settings: Settings) -> None:
+        """New settings from now on (the next turn's session, the retriever's thresholds)."""
+        self.settings = settings
+        with self._lock:
+            if self._retriever is not None:
+                self._retriever.settings = settings
+
+    def session(self, conversation_id: int | None) -> ChatSession:
+        """A session for ``conversation_id`` (None: a new conversation) on the loaded model."""
+        from chatapp.session import ChatSession
+
+        assert self.settings is not None
+        return ChatSession.from_settings(
+            self.settings,
+            self._backend,
+            self.store,
+            conversation_id=conversation_id,
+            retriever=self.retriever,
+        )
+
+    def _backend(self) -> Backend:
+        backend = self.model.backend
+        if backend is None:
+            from chatapp.errors import ChatappError
+
+            raise ChatappError(f"no model loaded: {self.model.error or 'still loading'}")
+        return backend
+
+    def wait_for_model(self, cancel: CancelToken) -> bool:
+        """Block (in a worker) until the model is ready; False when cancelled meanwhile."""
+        return self.model.wait(cancel) is not None
+
+    def close(self, *, close_store: bool) -> None:
+        self.model.close()
+        with self._lock:
+            if self._retriever is not None:
+                self._retriever.close()
+                self._retriever = None
+        if close_store and self.store is not None:
+            self.store.close()
