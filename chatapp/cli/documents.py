@@ -2,7 +2,8 @@
 
 ``index`` walks files and folders into a named collection (incremental; Ctrl+C stops cleanly
 and the next run resumes), ``search`` ranks chunks by hybrid dense + keyword search, and
-``collections list|info|rm`` manage what was indexed. Heavy libraries load inside the commands.
+``collections list|info|check|rm`` manage what was indexed. Heavy libraries load inside the
+commands. Document text printed to a terminal has its control characters shown escaped.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Annotated, Any
 import typer
 
 from chatapp.errors import UsageError
+from chatapp.terminal_text import for_stream
 
 collections_app = typer.Typer(
-    help="Document collections built by `chatapp index`: list, info, rm.",
+    help="Document collections built by `chatapp index`: list, info, check, rm.",
     no_args_is_help=True,
 )
 
@@ -85,6 +87,13 @@ def index(
     no_gitignore: Annotated[
         bool, typer.Option("--no-gitignore", help="Also index paths .gitignore excludes.")
     ] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="Also follow symlinks that lead outside the given folders (skipped by default).",
+        ),
+    ] = False,
     embedder: Annotated[
         str | None,
         typer.Option(
@@ -137,6 +146,7 @@ def index(
         exclude=exclude or [],
         include_hidden=hidden,
         respect_gitignore=not no_gitignore,
+        follow_symlinks=follow_symlinks,
         max_file_bytes=int(max_file_mb * 1024 * 1024),
     )
     setting = coll.embedder_setting
@@ -144,7 +154,12 @@ def index(
     def run_once() -> Any:
         with _IndexProgressView(enabled=not as_json and sys.stderr.isatty()) as view:
             return index_paths(
-                coll, roots, lambda: create_embedder(setting), options, on_progress=view.update
+                coll,
+                roots,
+                lambda: create_embedder(setting),
+                options,
+                on_progress=view.update,
+                on_wait=_say_waiting,
             )
 
     try:
@@ -156,6 +171,10 @@ def index(
             _watch(roots, run_once, as_json)
     finally:
         coll.close()
+
+
+def _say_waiting(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _watch(roots: list[str], run_once: Any, as_json: bool) -> None:
@@ -323,9 +342,10 @@ def search(
         if hit.start_line is not None:
             where += f":{hit.start_line}-{hit.end_line}"
         heading = f"  § {hit.heading}" if hit.heading else ""
-        print(f"{hit.rank}. {where}  score {hit.score:.2f}  sim {hit.similarity:.2f}{heading}")
+        line = f"{hit.rank}. {where}  score {hit.score:.2f}  sim {hit.similarity:.2f}{heading}"
+        print(for_stream(line, sys.stdout))
         preview = " ".join(hit.text.split())
-        print(f"   {preview[:240]}{'…' if len(preview) > 240 else ''}")
+        print(for_stream(f"   {preview[:240]}{'…' if len(preview) > 240 else ''}", sys.stdout))
 
 
 # -- collections --------------------------------------------------------------------------
@@ -372,6 +392,30 @@ def collections_info(
 
             value = dt.datetime.fromtimestamp(value).isoformat(timespec="seconds")
         print(f"{key:14} {value}")
+
+
+@collections_app.command("check")
+def collections_check(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report; change nothing (exit 1 if drifted).")
+    ] = False,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that the vector store holds exactly what the manifest lists, and repair it."""
+    from chatapp.retrieval.collection import check_name, open_collection, resolve_url
+    from chatapp.retrieval.collection_check import check_collection
+
+    with open_collection(check_name(name), resolve_url(_settings(chroma_url))) as coll:
+        report = check_collection(coll, repair=not dry_run, on_wait=_say_waiting)
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for line in report.lines(_shown, dry_run=dry_run):
+            print(for_stream(line, sys.stdout))
+    if dry_run and not report.consistent:
+        raise typer.Exit(1)
 
 
 @collections_app.command("rm")

@@ -3,8 +3,14 @@
 Rules: hidden files and folders (name starts with ".") and paths matched by a ``.gitignore`` (in
 the folder or any parent up to the given root) are left out unless ``include_hidden`` /
 ``respect_gitignore`` say otherwise; ``--include``/``--exclude`` globs (gitignore syntax,
-relative to the given root) narrow the set further. Symlinks are followed; a symlink loop or a
-dangling link is reported as skipped with its reason, never followed twice.
+relative to the given root) narrow the set further.
+
+Symlinks are followed only while they stay inside the folders being indexed: a link whose
+target lies outside them (``~/.ssh``, ``~``, ``/etc``) is skipped with the reason, so a link
+left in a project folder cannot pull private files into the store, into prompts or to a remote
+server; ``follow_symlinks`` (``--follow-symlinks``) follows them anyway. A symlink loop or a
+dangling link is reported as skipped with its reason, never followed twice. A file whose name
+is not valid UTF-8 is skipped with the reason (the manifest stores names as text).
 """
 
 from __future__ import annotations
@@ -82,19 +88,24 @@ def discover(
     exclude: Sequence[str] = (),
     include_hidden: bool = False,
     respect_gitignore: bool = True,
+    follow_symlinks: bool = False,
 ) -> Discovery:
     """Walk the given files and folders and return the files to index, sorted by path."""
     result = Discovery()
     include_spec, exclude_spec = _spec(include), _spec(exclude)
     seen_files: set[Path] = set()
     for raw in roots:
+        if _undecodable(str(raw)):
+            raise UsageError(f"path {raw!r}: its name is not valid UTF-8 (rename it to index it)")
         root = Path(raw).expanduser()
         if not root.exists() and not root.is_symlink():
             raise UsageError(f"path {raw}: no such file or folder")
-        root = Path(os.path.abspath(root))
-        result.roots.append(root)
+        result.roots.append(Path(os.path.abspath(root)))
+    # A root named through a symlink is what the user asked for: its target counts as inside.
+    inside = None if follow_symlinks else [Path(os.path.realpath(r)) for r in result.roots]
+    for root in result.roots:
         walker = _Walker(
-            root, result, include_spec, exclude_spec, include_hidden, respect_gitignore
+            root, result, include_spec, exclude_spec, include_hidden, respect_gitignore, inside
         )
         for found in walker.walk():
             if found.path not in seen_files:
@@ -113,8 +124,11 @@ class _Walker:
         exclude_spec: pathspec.PathSpec | None,
         include_hidden: bool,
         respect_gitignore: bool,
+        inside: list[Path] | None = None,
     ) -> None:
         self.root = root
+        self.inside = inside
+        """Real paths links may lead into (None: follow every link)."""
         self.result = result
         self.include_spec = include_spec
         self.exclude_spec = exclude_spec
@@ -178,11 +192,26 @@ class _Walker:
             if not self.include_hidden and entry.name.startswith("."):
                 self.result.ignored += 1
                 continue
+            if _undecodable(entry.name):
+                shown = os.fsencode(entry.path).decode("utf-8", "backslashreplace")
+                self.result.skipped.append(
+                    (shown, "file name is not valid UTF-8 (rename it to index it)")
+                )
+                continue
             try:
                 entry_info = os.stat(entry.path)  # follows symlinks
             except OSError as exc:
                 self._skip(path, _os_reason(exc))
                 continue
+            if entry.is_symlink() and self.inside is not None:
+                target = Path(os.path.realpath(entry.path))
+                if not any(target == r or target.is_relative_to(r) for r in self.inside):
+                    self._skip(
+                        path,
+                        f"symlink to {target}, outside the folders being indexed "
+                        "(--follow-symlinks to index it)",
+                    )
+                    continue
             is_dir = stat.S_ISDIR(entry_info.st_mode)
             if self.respect_gitignore and _ignored_by(specs, path, is_dir):
                 self.result.ignored += 1
@@ -196,6 +225,11 @@ class _Walker:
                 yield FoundFile(path, entry_info.st_size, entry_info.st_mtime_ns)
             else:
                 self._skip(path, "not a regular file")
+
+
+def _undecodable(name: str) -> bool:
+    """Python keeps bytes that are not UTF-8 in a name as lone surrogates."""
+    return any(0xD800 <= ord(c) <= 0xDFFF for c in name)
 
 
 def _os_reason(exc: OSError) -> str:

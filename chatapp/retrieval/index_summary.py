@@ -20,6 +20,8 @@ class IndexOptions:
     exclude: Sequence[str] = ()
     include_hidden: bool = False
     respect_gitignore: bool = True
+    follow_symlinks: bool = False
+    """Follow symlinks that lead outside the folders being indexed (off: they are skipped)."""
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     batch_chunks: int = EMBED_BATCH
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from chatapp.retrieval.chunking import Chunk, chunk_blocks
 from chatapp.retrieval.collection import Collection
+from chatapp.retrieval.collection_lock import collection_lock
 from chatapp.retrieval.discovery import Discovery, FoundFile, discover
 from chatapp.retrieval.embedder import Embedder
 from chatapp.retrieval.index_summary import IndexOptions, IndexProgress, IndexSummary
@@ -73,8 +74,10 @@ class Indexer:
         options: IndexOptions | None = None,
         on_progress: Callable[[IndexProgress], None] | None = None,
         stop: threading.Event | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.collection = collection
+        self.on_wait = on_wait  # told when another indexer holds the collection's lock
         self.manifest = collection.manifest
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
@@ -102,12 +105,21 @@ class Indexer:
             exclude=self.options.exclude,
             include_hidden=self.options.include_hidden,
             respect_gitignore=self.options.respect_gitignore,
+            follow_symlinks=self.options.follow_symlinks,
         )
         return self.run_discovered(found, started)
 
     def run_discovered(self, found: Discovery, started: float | None = None) -> IndexSummary:
         """Bring the collection up to date with files already found (files that vanished
-        since are reported as deleted while indexing)."""
+        since are reported as deleted while indexing). One run at a time per collection: a
+        second one waits for the first (``collection_lock``)."""
+        folder, name = self.collection.folder, self.collection.name
+        with collection_lock(folder, name, on_wait=self.on_wait, stop=self.stop) as held:
+            if not held:  # stopped while waiting for the other run
+                return IndexSummary(name, interrupted=True)
+            return self._run_locked(found, started)
+
+    def _run_locked(self, found: Discovery, started: float | None) -> IndexSummary:
         started = time.perf_counter() if started is None else started
         summary = IndexSummary(self.collection.name)
         self._recover()
@@ -402,9 +414,11 @@ def index_paths(
     options: IndexOptions | None = None,
     on_progress: Callable[[IndexProgress], None] | None = None,
     stop: threading.Event | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IndexSummary:
     """Index files and folders into the collection (see the module docstring)."""
-    summary = Indexer(collection, embedder_factory, options, on_progress, stop).run(roots)
+    indexer = Indexer(collection, embedder_factory, options, on_progress, stop, on_wait)
+    summary = indexer.run(roots)
     if summary.changed:
         from chatapp.retrieval.search import load_lexical
 

@@ -271,6 +271,26 @@ class _HTMLBlocks(HTMLParser):
         ]
     )
     _SKIP = frozenset(["script", "style", "noscript", "template", "svg", "head", "nav"])
+    _VOID = frozenset(
+        [
+            "area",
+            "base",
+            "br",
+            "col",
+            "embed",
+            "hr",
+            "img",
+            "input",
+            "link",
+            "meta",
+            "source",
+            "track",
+            "wbr",
+            "param",
+        ]
+    )
+    _SELF_CLOSING = frozenset(["p", "li", "dt", "dd", "tr", "td", "th", "option"])
+    """Elements a sibling of the same name closes (``<p>a<p>b``)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -279,6 +299,9 @@ class _HTMLBlocks(HTMLParser):
         self.buffer: list[str] = []
         self.buffer_line = 1
         self.skip_depth = 0
+        self.open: list[tuple[str, bool]] = []
+        """Open elements and whether each hides its content."""
+        self.hidden_depth = 0
         self.in_pre = 0
         self.heading_level = 0
 
@@ -292,7 +315,27 @@ class _HTMLBlocks(HTMLParser):
             self.blocks.append(Block(text, self.buffer_line, end_line, kind, self.headings.path))
         self.buffer = []
 
+    def _track_open(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._VOID:
+            return
+        if tag in self._SELF_CLOSING and self.open and self.open[-1][0] == tag:
+            self._close(tag)
+        hides = _hides_content(attrs)
+        self.open.append((tag, hides))
+        self.hidden_depth += hides
+
+    def _close(self, tag: str) -> None:
+        """Close ``tag`` and whatever was left open inside it (HTML forgives missing ends)."""
+        if not any(name == tag for name, _ in self.open):
+            return
+        while self.open:
+            name, hides = self.open.pop()
+            self.hidden_depth -= hides
+            if name == tag:
+                return
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._track_open(tag, attrs)
         if tag in self._SKIP:
             self.skip_depth += 1
         elif tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
@@ -307,6 +350,7 @@ class _HTMLBlocks(HTMLParser):
             self.buffer.append(" | ")
 
     def handle_endtag(self, tag: str) -> None:
+        self._close(tag)
         if tag in self._SKIP:
             self.skip_depth = max(0, self.skip_depth - 1)
         elif tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
@@ -319,16 +363,31 @@ class _HTMLBlocks(HTMLParser):
             self._flush()
 
     def handle_data(self, data: str) -> None:
-        if self.skip_depth:
+        if self.skip_depth or self.hidden_depth:
             return
         if not self.buffer or not "".join(self.buffer).strip():
             self.buffer_line = self.getpos()[0]
         self.buffer.append(data)
 
 
+_HIDING_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\b", re.I)
+
+
+def _hides_content(attrs: list[tuple[str, str | None]]) -> bool:
+    """An element a browser does not show: ``hidden``, or an inline ``display: none`` /
+    ``visibility: hidden``. Text hidden so is a classic way to slip instructions to a model."""
+    for name, value in attrs:
+        if name == "hidden":
+            return True
+        if name == "style" and value and _HIDING_STYLE.search(value):
+            return True
+    return False
+
+
 def parse_html(text: str) -> list[Block]:
     """HTML: visible text by block element, h1–h6 as the heading path, <pre> as code; scripts,
-    styles and navigation left out. Line numbers are those of the HTML source."""
+    styles, navigation, ``<template>`` and hidden elements (``hidden``, ``display: none``,
+    ``visibility: hidden``) left out. Line numbers are those of the HTML source."""
     parser = _HTMLBlocks()
     parser.feed(text)
     parser.close()

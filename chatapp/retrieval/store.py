@@ -118,6 +118,18 @@ class VectorStore:
             except Exception as exc:
                 raise self._error("delete failed", exc) from None
 
+    def ids(self) -> list[str]:
+        """Every id the store holds (read in pages: chroma caps a single read)."""
+        out: list[str] = []
+        while True:
+            try:
+                got = self._collection.get(include=[], limit=_WRITE_BATCH, offset=len(out))
+            except Exception as exc:
+                raise self._error("read failed", exc) from None
+            out.extend(got["ids"])
+            if len(got["ids"]) < _WRITE_BATCH:
+                return out
+
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id (ids the store does not hold are left out)."""
         out: dict[str, np.ndarray] = {}
