@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Non-standalone typer returns an exit code instead of exiting: 130 after Ctrl+C
         # (it turns KeyboardInterrupt into Exit(130)), or the code of an explicit typer.Exit.
+        from chatapp.cli.stdin_text import check_arguments
+
+        check_arguments(sys.argv[1:] if argv is None else argv)  # non-UTF-8 bytes: exit 2
         code = app(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:
             if code == 130:

@@ -56,10 +56,9 @@ def read_prompt(prompt: list[str] | None) -> str:
     text = " ".join(words).strip()
     piped = ""
     if want_stdin or not sys.stdin.isatty():
-        try:
-            piped = sys.stdin.read()
-        except (OSError, ValueError):
-            piped = ""
+        from chatapp.cli.stdin_text import read_stdin_text
+
+        piped = read_stdin_text()  # bytes that are not UTF-8: a one-line error, exit 2
     if piped.strip():
         text = f"{text}\n\n{piped.strip()}" if text else piped.strip()
     if not text.strip():

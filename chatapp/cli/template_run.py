@@ -59,10 +59,9 @@ def read_input(value: str | None) -> str | None:
     """The input: ``-`` reads stdin, an existing file path reads the file, other text is used
     as written; with no argument, text piped on stdin is used."""
     if value == "-" or (value is None and not _stdin_is_terminal()):
-        try:
-            text = sys.stdin.read()
-        except (OSError, ValueError):
-            text = ""
+        from chatapp.cli.stdin_text import read_stdin_text
+
+        text = read_stdin_text()  # bytes that are not UTF-8: a one-line error, exit 2
         return text if text.strip() or value == "-" else None
     if value is None:
         return None
