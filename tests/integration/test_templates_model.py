@@ -10,9 +10,9 @@ import pytest
 
 from chatapp.cli import main
 from chatapp.domain import GenerationParams
-from chatapp.evaluation.runner import generate
-from chatapp.prompting import build_template_turn, get_template
+from chatapp.prompting import get_template
 from chatapp.prompting.schema import Template
+from chatapp.session import ChatSession, TemplateCall, TurnRequest, TurnResult, consume
 
 pytestmark = pytest.mark.slow
 
@@ -22,51 +22,52 @@ CHATTY = "Explain your answer in two or three full sentences before you give it.
 REVIEWS = ["배우들 연기가 최고였어요", "Worst purchase ever. It broke in a day.", "그냥 그랬음 ㅋ"]
 
 
+def run_template(
+    backend, template: Template | str, text: str, variables=None, **overrides
+) -> TurnResult:
+    """One template turn through the session, stored nowhere (as ``chatapp eval`` does)."""
+    name = template if isinstance(template, str) else template.name
+    templates = {} if isinstance(template, str) else {name: template}
+    shots = overrides.pop("shots", None)
+    session = ChatSession(backend, None, params=BASE, templates=templates)
+    call = TemplateCall(name, dict(variables or {}), shots=shots)
+    return consume(session.send(TurnRequest(text, template=call, params=overrides, store=False)))
+
+
 @pytest.mark.parametrize("name", ["sentiment", "sentiment-ko", "sentiment-mc"])
 def test_constraint_forces_a_valid_label(llama_backend, name: str) -> None:
     template = get_template(name)
     chatty = template.model_copy(update={"system": CHATTY})
     choices = set(template.output.choices or [])
     for review in REVIEWS:
-        turn = build_template_turn(chatty, {}, review, shots=0, backend=llama_backend)
-        params = turn.generation_params(BASE).replace(temperature=0.9, max_tokens=24)
-        raw, _ = generate(llama_backend, turn.messages(), params)
-        assert raw in choices, raw
-        assert turn.parse(raw).valid
+        result = run_template(
+            llama_backend, chatty, review, shots=0, temperature=0.9, max_tokens=24
+        )
+        assert result.text in choices, result.text
+        assert result.parsed.valid and result.constrained
 
 
 def test_user_labels_with_quotes_and_spaces_compile(llama_backend) -> None:
     labels = 'needs "review", ok as is, 보류'
-    turn = build_template_turn(
-        get_template("classify"), {"labels": labels}, "fix the typo", backend=llama_backend
-    )
-    raw, _ = generate(llama_backend, turn.messages(), turn.generation_params(BASE))
-    assert raw in {'needs "review"', "ok as is", "보류"}
+    result = run_template(llama_backend, "classify", "fix the typo", {"labels": labels})
+    assert result.text in {'needs "review"', "ok as is", "보류"}
 
 
 def test_json_schema_output_validates(llama_backend) -> None:
     template = get_template("aspect-sentiment")
-    turn = build_template_turn(
-        template,
-        {},
-        "The screen is sharp but the battery is awful.",
-        shots=1,
-        backend=llama_backend,
+    result = run_template(
+        llama_backend, template, "The screen is sharp but the battery is awful.", shots=1
     )
-    raw, stats = generate(llama_backend, turn.messages(), turn.generation_params(BASE))
-    value = json.loads(raw)
+    value = json.loads(result.text)
     jsonschema.validate(value, template.output.json_schema)
-    assert turn.parse(raw).valid and stats.completion_tokens <= 200
+    assert result.parsed.valid and result.stats.completion_tokens <= 200
 
 
 def test_reasoning_extracts_an_answer_line(llama_backend) -> None:
-    template = get_template("reasoning")
-    turn = build_template_turn(
-        template, {}, "Anna has 5 pens and buys 3 more. How many?", backend=llama_backend
+    result = run_template(
+        llama_backend, "reasoning", "Anna has 5 pens and buys 3 more. How many?", max_tokens=64
     )
-    params = turn.generation_params(BASE).replace(max_tokens=64)
-    raw, _ = generate(llama_backend, turn.messages(), params)
-    parsed = turn.parse(raw)
+    parsed, raw = result.parsed, result.text
     # The 135M model's arithmetic is unreliable; what must hold is the extraction rule.
     if parsed.valid:
         assert parsed.value and parsed.value in raw
