@@ -1,11 +1,15 @@
 """A real Backend that replays scripted replies: fast, deterministic, records every call.
 
 Used by unit and UI tests (and ``chatapp --backend fake`` for demos). Token counting splits on
-words and punctuation, so budgets behave like a real tokenizer's, only coarser.
+words and punctuation, so budgets behave like a real tokenizer's, only coarser. With
+``CHATAPP_FAKE_RECORD=FILE`` every call's messages are also appended to FILE as a JSON line, so
+what a front end sends can be compared across processes.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 from collections import deque
@@ -47,6 +51,7 @@ class FakeBackend:
     name: str = "fake-model"
     calls: list[FakeCall] = field(default_factory=list)
     closed: bool = False
+    record_to: str | None = field(default_factory=lambda: os.environ.get("CHATAPP_FAKE_RECORD"))
 
     def enqueue(self, reply: str | Iterable[str]) -> None:
         """Queue one reply: a string (split into word tokens) or an explicit token list."""
@@ -72,6 +77,9 @@ class FakeBackend:
         cancel: CancelToken | None = None,
     ) -> Iterator[StreamEvent]:
         self.calls.append(FakeCall(list(messages), params))
+        if self.record_to:
+            with open(self.record_to, "a", encoding="utf-8") as log:
+                log.write(json.dumps([m.to_dict() for m in messages], ensure_ascii=False) + "\n")
         if self.replies:
             tokens = self.replies.popleft()
         else:
