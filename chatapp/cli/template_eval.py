@@ -91,6 +91,10 @@ def eval_templates(
         bool, typer.Option("--no-constraint", help="Same as --constraint off.")
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for every item.")] = 0,
+    collection: Annotated[
+        str | None,
+        typer.Option("--collection", "-C", help="Answer every item from this document collection."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Where to save the results JSON.")
@@ -137,7 +141,11 @@ def eval_templates(
         model=model, backend=backend, base_url=base_url, api_key=api_key, n_ctx=n_ctx, seed=seed
     )
     from chatapp.engine.factory import create_backend, generation_params
+    from chatapp.retrieval.grounding import DocumentRetriever
 
+    retriever = DocumentRetriever(settings)
+    if collection is not None:
+        retriever.check(collection)  # an unknown collection fails before the model loads
     engine = create_backend(settings)
     try:
         results = _run_with_progress(
@@ -146,11 +154,14 @@ def eval_templates(
             engine,
             generation_params(settings),
             system_prompt=settings.chat.system_prompt or None,
+            collection=collection,
+            retriever=retriever,
             quiet=as_json,
         )
         identity = engine.identity.to_dict()
     finally:
         engine.close()
+        retriever.close()
     _finish(
         results,
         dataset,
@@ -159,7 +170,12 @@ def eval_templates(
         as_json,
         seed=seed,
         limit=limit,
-        argv={"input_field": input_field, "label_field": label_field, "fields": field_map},
+        argv={
+            "input_field": input_field,
+            "label_field": label_field,
+            "fields": field_map,
+            "collection": collection,
+        },
     )
 
 
@@ -181,6 +197,8 @@ def _run_with_progress(
     base: Any,
     *,
     system_prompt: str | None,
+    collection: str | None,
+    retriever: Any,
     quiet: bool,
 ) -> list[Any]:
     from rich.console import Console
@@ -211,7 +229,14 @@ def _run_with_progress(
             progress.update(task, advance=1, description=config.label)
 
         return run_all(
-            configs, dataset, engine, base, system_prompt=system_prompt, on_item=advance
+            configs,
+            dataset,
+            engine,
+            base,
+            system_prompt=system_prompt,
+            on_item=advance,
+            collection=collection,
+            retriever=retriever,
         )
 
 

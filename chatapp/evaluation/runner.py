@@ -24,6 +24,7 @@ from chatapp.prompting.turn import default_embedder
 
 if TYPE_CHECKING:
     from chatapp.engine.base import Backend
+    from chatapp.retrieval.grounding import DocumentRetriever
 
 
 @dataclass
@@ -124,8 +125,9 @@ class RunResult:
         return data
 
 
-def item_request(config: RunConfig, item: Any) -> Any:
-    """The turn one evaluation item becomes (stored nowhere)."""
+def item_request(config: RunConfig, item: Any, collection: str | None = None) -> Any:
+    """The turn one evaluation item becomes (stored nowhere); with ``collection`` it is answered
+    from those documents, as ``chatapp run -C`` would."""
     from chatapp.session import TemplateCall, TurnRequest
 
     return TurnRequest(
@@ -137,6 +139,7 @@ def item_request(config: RunConfig, item: Any) -> Any:
             select=config.select,
             constrain=config.constrain,
         ),
+        collection=collection,
         store=False,
     )
 
@@ -150,8 +153,10 @@ def run_config(
     system_prompt: str | None = None,
     on_item: Callable[[ItemResult], None] | None = None,
     cancel: CancelToken | None = None,
+    collection: str | None = None,
+    retriever: DocumentRetriever | None = None,
 ) -> RunResult:
-    """Run one configuration over every item and score it."""
+    """Run one configuration over every item and score it (from ``collection`` when given)."""
     from chatapp.session import ChatSession, consume
 
     session = ChatSession(
@@ -159,6 +164,7 @@ def run_config(
         None,
         system_prompt=system_prompt,
         params=base,
+        retriever=retriever,
         templates={config.template.name: config.template},
     )
     results: list[ItemResult] = []
@@ -169,7 +175,7 @@ def run_config(
         text, value, reasoning, valid, error = "", None, None, False, None
         prompt_tokens = completion_tokens = 0
         try:
-            result = consume(session.send(item_request(config, item), cancel))
+            result = consume(session.send(item_request(config, item, collection), cancel))
             if result.parsed is not None:
                 parsed = result.parsed
                 text, value, reasoning = parsed.answer, parsed.value, parsed.reasoning
@@ -253,6 +259,8 @@ def run_all(
     system_prompt: str | None = None,
     on_item: Callable[[RunConfig, ItemResult], None] | None = None,
     cancel: CancelToken | None = None,
+    collection: str | None = None,
+    retriever: DocumentRetriever | None = None,
 ) -> list[RunResult]:
     """Every configuration, one after another, on one backend, with the system prompt
     ``chatapp run`` would use. The embedder for ``similar`` selection is loaded before timing
@@ -271,6 +279,8 @@ def run_all(
                 system_prompt=system_prompt,
                 on_item=callback,
                 cancel=cancel,
+                collection=collection,
+                retriever=retriever,
             )
         )
     return results
