@@ -8,6 +8,8 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Static
 
+from chatapp.terminal_text import safe_for_terminal
+
 FIELD_ORDER = ("model", "template", "collection")
 
 
@@ -24,7 +26,8 @@ class ChatHeader(Horizontal):
         yield Static(self._fields_content(), id="header-fields", markup=False)
 
     def _title_content(self) -> Content:
-        return Content.assemble(("chatapp", "bold $accent"), "  ", self.title)
+        # A title comes from the user's first message: its control characters shown escaped.
+        return Content.assemble(("chatapp", "bold $accent"), "  ", safe_for_terminal(self.title))
 
     def _fields_content(self) -> Content:
         names = [n for n in FIELD_ORDER if n in self.fields]
@@ -36,7 +39,7 @@ class ChatHeader(Horizontal):
                 continue
             if parts:
                 parts.append(("  ·  ", "dim"))
-            parts.extend([(f"{name} ", "dim"), value])
+            parts.extend([(f"{name} ", "dim"), safe_for_terminal(value)])
         return Content.assemble(*parts)
 
     def set_title(self, title: str) -> None:

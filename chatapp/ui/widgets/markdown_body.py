@@ -16,6 +16,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from chatapp.terminal_text import safe_for_terminal
+
 _PARSER: Any = None
 
 
@@ -34,11 +36,14 @@ def block_starts(source: str) -> list[int]:
 
 
 def render_markdown(source: str, dark: bool) -> Any:
-    """Markdown as a Rich renderable, code coloured for a dark or a light theme."""
+    """Markdown as a Rich renderable, code coloured for a dark or a light theme. Control
+    characters are shown escaped: Rich and Textual pass ESC sequences in text straight to the
+    terminal, so a reply could otherwise clear the screen or retitle the window."""
     from rich.markdown import Markdown as RichMarkdown
 
     theme = "monokai" if dark else "friendly"
-    return RichMarkdown(source.strip("\n"), code_theme=theme, inline_code_theme=theme)
+    text = safe_for_terminal(source).strip("\n")
+    return RichMarkdown(text, code_theme=theme, inline_code_theme=theme)
 
 
 class MarkdownBody(Vertical):

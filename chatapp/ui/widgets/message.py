@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from chatapp.terminal_text import safe_for_terminal
 from chatapp.ui.widgets.markdown_body import MarkdownBody, render_markdown
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def source_label(source: dict[str, Any], number: int) -> str:
         "source",
     )
     where = source.get("page") or source.get("location")
-    return f"[{number}] {name}" + (f" ({where})" if where else "")
+    return safe_for_terminal(f"[{number}] {name}" + (f" ({where})" if where else ""))
 
 
 class MessageHeader(Static):
@@ -176,7 +177,8 @@ class MessageWidget(Widget, can_focus=True):
         return Group(*parts)
 
     def _user_display(self) -> str:
-        text = self.content
+        # Pasted text can hold ESC sequences, which Textual would pass on to the terminal.
+        text = safe_for_terminal(self.content)
         if len(text) <= USER_DISPLAY_CHARS:
             return text
         hidden = len(text) - USER_DISPLAY_CHARS
@@ -187,12 +189,13 @@ class MessageWidget(Widget, can_focus=True):
         return str(getattr(theme, name, None) or fallback)
 
     def _error_text(self) -> Text:
-        return Text(f"error: {self.error}", style=self._theme_color("error", "red"))
+        error = safe_for_terminal(str(self.error))
+        return Text(f"error: {error}", style=self._theme_color("error", "red"))
 
     def header_text(self) -> Text:
         """Who wrote it, its state, and ‹ n/m › (clickable) when it has alternatives."""
         who = "You" if self.role == "user" else (self.model_name or "Assistant")
-        header = Text(who, style="bold")
+        header = Text(safe_for_terminal(who), style="bold")
         if self.status == "interrupted":
             header.append(" · interrupted", style=self._theme_color("warning", "yellow"))
         elif self.status == "error":

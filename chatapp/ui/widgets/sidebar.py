@@ -13,12 +13,14 @@ from textual.message import Message
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
+from chatapp.terminal_text import safe_for_terminal
+
 if TYPE_CHECKING:
     from chatapp.storage import Conversation
 
 
 def conversation_label(conversation: Conversation) -> Content:
-    title = conversation.title or "Untitled"
+    title = safe_for_terminal(conversation.title or "Untitled")
     count = conversation.message_count
     noun = "message" if count == 1 else "messages"
     return Content.assemble(title, "\n", (f"{count} {noun}", "dim"))

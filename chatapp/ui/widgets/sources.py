@@ -17,6 +17,8 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
+from chatapp.terminal_text import safe_for_terminal
+
 PREVIEW_CHARS = 160
 
 
@@ -31,7 +33,8 @@ def source_location(source: dict[str, Any]) -> str:
 
 
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
-    flat = " ".join(str(text).split())
+    # Document text can hold ESC sequences (HTML's &#27;), which must not reach the terminal.
+    flat = safe_for_terminal(" ".join(str(text).split()))
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
@@ -89,7 +92,7 @@ class SourcesPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         collection = next((s.get("collection") for s in self.sources if s.get("collection")), "")
-        title = f"Sources · {collection}" if collection else "Sources"
+        title = safe_for_terminal(f"Sources · {collection}" if collection else "Sources")
         yield Static(title, classes="sources-title", markup=False)
         for number, source in enumerate(self.sources, start=1):
             n = int(source.get("n", number))
@@ -100,7 +103,8 @@ class SourcesPanel(Vertical):
 
     def _line(self, n: int, source: dict[str, Any], cited: bool | None) -> Content:
         score = source.get("score")
-        parts: list[tuple[str, str] | str] = [(f"[{n}]", "bold"), f" {source_location(source)}"]
+        where = safe_for_terminal(source_location(source))
+        parts: list[tuple[str, str] | str] = [(f"[{n}]", "bold"), f" {where}"]
         if isinstance(score, int | float):
             parts.append((f" · score {score:.2f}", "dim"))
         if cited is True:
