@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from chatapp.terminal_text import for_stream
+
 models_app = typer.Typer(
     help="Chat models: the bundled one, the catalog, downloads from Hugging Face, local files.",
     no_args_is_help=True,
@@ -147,13 +149,16 @@ def search(
     if not hits:
         print(f"no GGUF repos match {query!r}")
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for column in ("repo", "downloads", "likes", "updated"):
         table.add_column(column, justify="left" if column == "repo" else "right")
     for h in hits:
-        table.add_row(h.repo, f"{h.downloads or 0:,}", str(h.likes or 0), h.updated or "")
+        # Repo names come from the hub: shown as text (no Rich markup, no terminal controls).
+        repo = escape(for_stream(h.repo, sys.stdout))
+        table.add_row(repo, f"{h.downloads or 0:,}", str(h.likes or 0), h.updated or "")
     _console().print(table)
     print("download one: chatapp models pull REPO[:QUANT]")
 
@@ -288,5 +293,6 @@ def template(
     )
     source = "the GGUF's own template" if chosen.name == "gguf" else f"fallback: {chosen.name}"
     print(f"# {path.name} — {source}", file=sys.stderr)
-    sys.stdout.write(chosen.render(SAMPLE_CONVERSATION))
+    # A downloaded GGUF's template is someone else's text: no terminal controls from it.
+    sys.stdout.write(for_stream(chosen.render(SAMPLE_CONVERSATION), sys.stdout))
     sys.stdout.write("\n")

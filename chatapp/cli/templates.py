@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from chatapp.errors import TemplateError, UsageError
+from chatapp.terminal_text import for_stream
 
 templates_app = typer.Typer(
     help="Prompt templates: list, show, create and check them.", no_args_is_help=True
@@ -92,7 +93,7 @@ def show_template(
 
     template = get_template(name)
     if yaml_text and template.path is not None:
-        print(template.path.read_text(encoding="utf-8"), end="")
+        print(for_stream(template.path.read_text(encoding="utf-8"), sys.stdout), end="")
         return
     summary = _summary(template)
     if as_json:
@@ -129,7 +130,7 @@ def show_template(
     if summary["generation"]:
         gen = ", ".join(f"{k}={v!r}" for k, v in summary["generation"].items())
         lines.append(f"generation: {gen}")
-    print("\n".join(line for line in lines if line))
+    print(for_stream("\n".join(line for line in lines if line), sys.stdout))
 
 
 @templates_app.command("new")
