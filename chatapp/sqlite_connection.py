@@ -80,9 +80,39 @@ class SharedConnection:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
 
+    def purge_deleted(self) -> None:
+        """Make deleted rows unrecoverable: full-text indexes drop the words of deleted rows
+        (FTS5 keeps them until its segments merge), then the WAL, which still holds the pages
+        as they were before the delete, is copied back and emptied. ``secure_delete`` has
+        already zeroed the freed space. Costs a rewrite of the search index: call it after
+        deleting something private (a conversation), not after every write."""
+        with self.lock:
+            tables = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND sql LIKE 'CREATE VIRTUAL TABLE%USING fts5%'"
+                )
+            ]
+            if tables:
+                with self.transaction() as db:
+                    for table in tables:
+                        db.execute(f'INSERT INTO "{table}"("{table}") VALUES (\'optimize\')')
+            if self.path != ":memory:":
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         with self.lock:
             self.db.close()
+
+
+def purge_deleted(path: Path | str) -> None:
+    """``SharedConnection.purge_deleted`` on the database at ``path`` (a short connection)."""
+    connection = SharedConnection(path)
+    try:
+        connection.purge_deleted()
+    finally:
+        connection.close()
 
 
 _SQLITE_IOERR, _SQLITE_FULL = 10, 13

@@ -136,8 +136,12 @@ def export(
 
 @history_app.command("rm")
 def remove(conversation_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
-    """Delete a conversation and all its messages."""
+    """Delete a conversation and all its messages (nothing of them stays in the database)."""
     store = _store()
     title = store.get_conversation(conversation_id).title
     store.delete_conversation(conversation_id)
+    if store.path != ":memory:":
+        from chatapp.sqlite_connection import purge_deleted
+
+        purge_deleted(store.path)  # its words leave the search index and the WAL too
     print(f"deleted conversation {conversation_id} ({for_stream(title, sys.stdout)})")
