@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -13,6 +13,7 @@ from chatapp.cli.options import (
     BaseUrlOpt,
     ContextOpt,
     ModelOpt,
+    resolve_conversation,
     settings_from_flags,
 )
 from chatapp.errors import UsageError
@@ -64,20 +65,6 @@ def read_prompt(prompt: list[str] | None) -> str:
     if not text.strip():
         raise UsageError("empty prompt: give the prompt as an argument or pipe text on stdin")
     return text
-
-
-def resolve_conversation(store: Any, conversation: int | None, continue_: bool) -> int | None:
-    """The conversation ``--conversation ID`` / ``--continue`` name (checked before any model
-    loads, so an unknown id fails fast)."""
-    if conversation is not None and continue_:
-        raise UsageError("--conversation and --continue: give only one")
-    conversation_id = conversation
-    if continue_:
-        latest = store.latest_conversation()
-        conversation_id = latest.id if latest else None
-    if conversation_id is not None:
-        store.get_conversation(conversation_id)
-    return conversation_id
 
 
 def ask(

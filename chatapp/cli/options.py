@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from chatapp.config import Settings, load_settings
+from chatapp.errors import UsageError
 
 ModelOpt = Annotated[
     str | None, typer.Option("--model", "-m", help="Model name (chatapp models list) or GGUF path.")
@@ -66,3 +67,17 @@ def _strip_none(data: dict[str, Any]) -> dict[str, Any]:
         elif value is not None:
             out[key] = value
     return out
+
+
+def resolve_conversation(store: Any, conversation: int | None, continue_: bool) -> int | None:
+    """The conversation ``--conversation ID`` / ``--continue`` name (checked before any model
+    loads, so an unknown id fails fast)."""
+    if conversation is not None and continue_:
+        raise UsageError("--conversation and --continue: give only one")
+    conversation_id = conversation
+    if continue_:
+        latest = store.latest_conversation()
+        conversation_id = latest.id if latest else None
+    if conversation_id is not None:
+        store.get_conversation(conversation_id)
+    return conversation_id

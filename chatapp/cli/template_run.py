@@ -146,8 +146,7 @@ def run_template(
 ) -> None:
     """Run a prompt template; the reply streams to stdout (notes go to stderr) and the run is
     kept in the history like any chat (``--no-save`` leaves no trace)."""
-    from chatapp.cli.chat import resolve_conversation
-    from chatapp.cli.options import settings_from_flags
+    from chatapp.cli.options import resolve_conversation, settings_from_flags
     from chatapp.cli.turn_output import print_json, print_turn, run_json
     from chatapp.engine.factory import create_backend
     from chatapp.session import ChatSession, TemplateCall, TurnRequest

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from chatapp.prompting.languages import LANGUAGES
-from chatapp.prompting.render import coerce_variable, placeholders
+from chatapp.prompting.languages import LANGUAGES, resolve_language
+from chatapp.prompting.render import placeholders
 
 INPUT = "input"
 """The implicit variable holding the text a user runs the template on."""
@@ -36,6 +36,10 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 class VariableSpec(_Strict):
@@ -60,6 +64,37 @@ class VariableSpec(_Strict):
         if isinstance(self.options, dict):
             return dict(self.options)
         return {o: o for o in self.options or []}
+
+    def coerce(self, name: str, raw: Any) -> str:
+        """The text value ``raw`` of variable ``name`` puts into the prompt; ValueError names
+        what is wrong."""
+        if self.type == "number":
+            try:
+                number = float(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"variable {name!r}: {raw!r} is not a number") from None
+            if self.min is not None and number < self.min:
+                raise ValueError(f"variable {name!r}: {raw} is below the minimum {self.min:g}")
+            if self.max is not None and number > self.max:
+                raise ValueError(f"variable {name!r}: {raw} is above the maximum {self.max:g}")
+            return _format_number(number)
+        text = str(raw)
+        if self.type == "choice":
+            options = self.option_texts()
+            if text in options:
+                return options[text]
+            folded = {k.casefold(): v for k, v in options.items()}
+            if text.casefold() in folded:
+                return folded[text.casefold()]
+            raise ValueError(f"variable {name!r}: {text!r} is not one of {', '.join(options)}")
+        if self.type == "language":
+            language = resolve_language(text)
+            if language is None:
+                raise ValueError(
+                    f"variable {name!r}: unknown language {text!r} (e.g. {', '.join(list(LANGUAGES)[:7])})"
+                )
+            return language
+        return text
 
 
 class Example(_Strict):
@@ -249,7 +284,7 @@ def check_template(
                 add(((*where, "variables", name), f"{name!r} is not a declared variable"))
                 continue
             try:
-                coerce_variable(name, template.variables[name], raw)
+                template.variables[name].coerce(name, raw)
             except ValueError as exc:
                 add(((*where, "variables", name), str(exc)))
     return problems
@@ -269,7 +304,7 @@ def add_variable_problems(name: str, spec: VariableSpec, add: Any) -> None:
     if spec.default is None:
         return
     try:
-        coerce_variable(name, spec, spec.default)
+        spec.coerce(name, spec.default)
     except ValueError as exc:
         add(((*where, "default"), str(exc)))
 

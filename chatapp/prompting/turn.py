@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from chatapp.domain import ChatMessage, GenerationParams
 from chatapp.errors import TemplateError
 from chatapp.prompting.constraints import ParsedOutput, choices_grammar, parse_output, split_choices
-from chatapp.prompting.render import coerce_variable, render_text, resolve_variables
+from chatapp.prompting.render import render_text
 from chatapp.prompting.schema import INPUT, Example, Template
 from chatapp.prompting.selection import select_examples
+from chatapp.prompting.variables import resolve_variables
 
 if TYPE_CHECKING:
     from chatapp.retrieval.embedder import Embedder
@@ -197,7 +198,7 @@ def _set_examples(turn: TemplateTurn, chosen: Sequence[Example], values: Mapping
         example_values = dict(values)
         for name, raw in example.variables.items():
             try:
-                example_values[name] = coerce_variable(name, specs[name], raw)
+                example_values[name] = specs[name].coerce(name, raw)
             except (KeyError, ValueError) as exc:
                 raise TemplateError(f"template {template.name!r}: example: {exc}") from None
         example_values[INPUT] = example.input

@@ -95,8 +95,8 @@ def check_template(request: TurnRequest) -> None:
     if request.template is None:
         return
     from chatapp.prompting.loader import get_template
-    from chatapp.prompting.render import resolve_variables
     from chatapp.prompting.schema import INPUT
+    from chatapp.prompting.variables import resolve_variables
 
     template = get_template(request.template.name)
     needs_input = INPUT in template.all_variables()

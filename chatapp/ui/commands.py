@@ -7,14 +7,11 @@ so the palette and the help screen never disagree with the real bindings.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from chatapp.ui.extensions import PaletteCommand, UIExtensions
-
-if TYPE_CHECKING:
-    from chatapp.ui.app import ChatApp
+from chatapp.ui.extensions import ExtensionHost, PaletteCommand, UIExtensions
 
 BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("New chat", "Start a new conversation", "new_chat"),
@@ -63,7 +60,7 @@ class ChatCommands(Provider):
     """Palette entries for the chat actions and the extensions' commands."""
 
     def _commands(self) -> list[PaletteCommand]:
-        app: ChatApp = self.app  # type: ignore[assignment]
+        app: ExtensionHost = self.app  # type: ignore[assignment]
         return list(app.extensions.commands)
 
     def _help(self, command: PaletteCommand) -> str:
@@ -71,7 +68,7 @@ class ChatCommands(Provider):
         return f"{command.help}  [{keys}]" if keys else command.help
 
     def _run(self, command: PaletteCommand) -> partial[Any]:
-        app: ChatApp = self.app  # type: ignore[assignment]
+        app: ExtensionHost = self.app  # type: ignore[assignment]
         return partial(app.action_run_command, command.title)
 
     async def discover(self) -> Hits:

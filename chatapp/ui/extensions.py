@@ -15,14 +15,17 @@ import importlib.util
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from textual.screen import Screen
     from textual.widget import Widget
 
-    from chatapp.storage import Message
-    from chatapp.ui.app import ChatApp
+    from chatapp.config import Settings
+    from chatapp.session import TurnRequest
+    from chatapp.storage import ConversationStore, Message
+    from chatapp.ui.chat_context import ChatContext
+    from chatapp.ui.screens.chat import ChatScreen
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,39 @@ EXTENSION_MODULES: tuple[str, ...] = (
 )
 """Modules imported after the first frame; each may define ``register(ui: UIExtensions)``."""
 
-CommandAction = str | Callable[["ChatApp"], Awaitable[Any] | Any]
+
+class ExtensionHost(Protocol):
+    """What commands and screen factories are given: the running chat app, as far as an
+    extension may use it (the app implements it; tests may give something smaller)."""
+
+    extensions: UIExtensions
+
+    @property
+    def context(self) -> ChatContext: ...
+    @property
+    def chat_screen(self) -> ChatScreen: ...
+    @property
+    def settings(self) -> Settings | None: ...
+    @property
+    def store(self) -> ConversationStore | None: ...
+
+    def send_request(self, request: TurnRequest) -> None: ...
+    def apply_settings(self, settings: Settings, *, reload_model: bool) -> None: ...
+    def action_open_screen(self, name: str) -> None: ...
+    async def action_run_command(self, title: str) -> None: ...
+    def notify(
+        self, message: str, *, severity: Any = "information", timeout: Any = None
+    ) -> None: ...
+
+
+CommandAction = str | Callable[[ExtensionHost], Awaitable[Any] | Any]
 """An action string run on the app (``"new_chat"``, ``"open_screen('templates')"``) or a callable
 given the app."""
 
 SourcesRenderer = Callable[["Message"], "Widget | None"]
 """Builds the widget shown under an assistant reply that has ``sources`` (None: show nothing)."""
 
-ScreenFactory = Callable[["ChatApp"], "Screen[Any]"]
+ScreenFactory = Callable[[ExtensionHost], "Screen[Any]"]
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.message import Message
 
 from chatapp.errors import ChatappError
 
 if TYPE_CHECKING:
-    from textual.message_pump import MessagePump
     from textual.worker import Worker
 
     from chatapp.context import ContextPlan
@@ -108,7 +107,13 @@ class ReplyEnded(Message):
 TurnRunner = Callable[["CancelToken"], Iterator["TurnEvent"]]
 
 
-def run_reply(target: MessagePump, reply: Reply, run_turn: TurnRunner) -> None:
+class MessageTarget(Protocol):
+    """Where the worker posts ReplyStarted / ReplyEnded (the chat screen)."""
+
+    def post_message(self, message: Message) -> bool: ...
+
+
+def run_reply(target: MessageTarget, reply: Reply, run_turn: TurnRunner) -> None:
     """Body of the generation thread worker: drain the session's events into ``reply``."""
     from chatapp.session import consume
 

@@ -113,7 +113,7 @@ class CollectionPickerScreen(ModalScreen[str | None]):
         options = [Option("Off — answer without documents", id=OFF)]
         current = self.chat_screen.choices.collection
         try:
-            infos = list_collections(resolve_url(self.settings))
+            infos = list_collections(resolve_url(self.settings)) if self.settings else []
         except Exception as exc:  # a broken manifest must not trap the user in the dialog
             self.app.notify(f"collections: {exc}", severity="error")
             infos = []

@@ -25,8 +25,7 @@ from chatapp.errors import ChatappError
 
 if TYPE_CHECKING:
     from chatapp.models.listing import ModelRow
-    from chatapp.ui.app import ChatApp
-    from chatapp.ui.extensions import UIExtensions
+    from chatapp.ui.extensions import ExtensionHost, UIExtensions
 
 SCREEN_NAME = "models"
 OPEN_KEY = "f9"
@@ -97,7 +96,7 @@ class ModelPickerScreen(ModalScreen[None]):
         self._cancel: CancelToken | None = None
 
     @property
-    def chat_app(self) -> ChatApp:
+    def chat_app(self) -> ExtensionHost:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

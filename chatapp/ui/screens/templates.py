@@ -272,14 +272,13 @@ class TemplatePickerScreen(ModalScreen[None]):
 def variable_field(name: str, spec: VariableSpec) -> Input | Select[str] | TextArea:
     """The form field for one template variable, filled with its default."""
     from chatapp.prompting.languages import LANGUAGES
-    from chatapp.prompting.render import coerce_variable
 
     field_id = f"var-{name}"
     default = "" if spec.default is None else str(spec.default)
     if spec.type in ("choice", "language"):
         values = list(spec.option_texts()) if spec.type == "choice" else list(LANGUAGES)
         if spec.type == "language" and default:
-            default = coerce_variable(name, spec, default)
+            default = spec.coerce(name, default)
         choices = [(v, v) for v in values]
         blank = not spec.is_required or default not in values
         if default in values:
