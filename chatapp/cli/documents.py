@@ -342,8 +342,8 @@ def search(
         if hit.start_line is not None:
             where += f":{hit.start_line}-{hit.end_line}"
         heading = f"  § {hit.heading}" if hit.heading else ""
-        line = f"{hit.rank}. {where}  score {hit.score:.2f}  sim {hit.similarity:.2f}{heading}"
-        print(for_stream(line, sys.stdout))
+        head = f"{hit.rank}. {where}  score {hit.score:.2f}  sim {hit.similarity:.2f}{heading}"
+        print(for_stream(head, sys.stdout))
         preview = " ".join(hit.text.split())
         print(for_stream(f"   {preview[:240]}{'…' if len(preview) > 240 else ''}", sys.stdout))
 
