@@ -229,9 +229,8 @@ def _server_class() -> type:
 
         async def _make_app(self) -> Any:
             app = await super()._make_app()
-            app.middlewares.append(
-                guard(self.access, lambda: self.open_sessions, self.max_sessions)
-            )
+            check = guard(self.access, lambda: self.open_sessions, self.max_sessions)
+            app.middlewares.append(check)  # type: ignore[arg-type]
             app.on_response_prepare.append(_security_headers(self.access))
             return app
 
