@@ -164,7 +164,8 @@ def load_settings(overrides: dict[str, Any] | None = None, path: Path | None = N
     keys_path = toml_path.with_name(KEYS_FILE)
     for file in (toml_path, keys_path):
         _read_toml(file)
-    paths.make_private(keys_path)
+    for file in (toml_path, keys_path):
+        paths.make_private(file)
     Settings._toml_path, Settings._keys_path = toml_path, keys_path
     try:
         settings = Settings(**_deep_merge({}, overrides or {}))
