@@ -2,9 +2,11 @@
 
 Same GGUF (the bundled SmolLM2-135M Q4_1), same threads, one run:
 
-1. decode tokens/s through chatapp's streaming path (LlamaCppBackend.stream_chat) ÷ a bare
-   llama-cpp-python ``generate`` loop over the same prompt tokens, alternated several times,
-   medians compared (target ≥ 0.97);
+1. decode tokens/s through chatapp's streaming path ÷ a bare llama-cpp-python ``generate`` loop
+   over the same prompt tokens, alternated several times, medians compared, and token for token
+   in lockstep — both for the engine alone (LlamaCppBackend.stream_chat) and for a whole turn
+   through ChatSession with durable streaming into a real SQLite store (the reply saved as it
+   grows; target ≥ 0.97 for the session);
 2. time to first token on turn 10 of a conversation (ChatSession + a real SQLite store in a temp
    CHATAPP_HOME) ÷ the same full prompt with a cold KV cache (target ≤ 0.15), and the prompt
    tokens evaluated on that warm turn vs the tokens that are new in it (target ≤ new + 16);
@@ -133,12 +135,12 @@ def chatapp_decode(backend, messages, params, timer: TimedGenerate) -> tuple[flo
     return stats.decode_tokens_per_s, stats.completion_tokens, overhead_us
 
 
-def interleaved_round(backend, bare, messages, tokens, params, timer) -> tuple[float, float]:
-    """Decode tokens/s of chatapp's stream and of the bare loop advanced in lockstep, token for
+def interleaved_round(
+    make_stream, is_done, skip, bare, tokens, params, timer
+) -> tuple[float, float]:
+    """Decode tokens/s of one chatapp stream and of the bare loop advanced in lockstep, token for
     token, so both see the same machine load (other processes come and go within a second).
-    The prompt and first token of each are untimed."""
-    from chatapp.domain import DoneEvent
-
+    ``skip`` events are read untimed first (the prompt and first token)."""
     bare.set_seed(params.seed)
     bare_tokens = bare.generate(
         tokens,
@@ -149,15 +151,16 @@ def interleaved_round(backend, bare, messages, tokens, params, timer) -> tuple[f
         repeat_penalty=params.repeat_penalty,
     )
     timer.handed = 0
-    stream = iter(backend.stream_chat(messages, params))
-    event = next(stream)
+    stream = iter(make_stream())
+    for _ in range(skip):
+        event = next(stream)
     start_chat = timer.handed
     bare_count = 0
     while bare_count < start_chat:
         next(bare_tokens)
         bare_count += 1
     chat_s = bare_s = 0.0
-    while not isinstance(event, DoneEvent):
+    while not is_done(event):
         started = time.perf_counter()
         event = next(stream)
         chat_s += time.perf_counter() - started
@@ -166,9 +169,27 @@ def interleaved_round(backend, bare, messages, tokens, params, timer) -> tuple[f
             next(bare_tokens)
             bare_count += 1
         bare_s += time.perf_counter() - started
+    for _ in stream:  # let the session finish storing the reply
+        pass
     bare_tokens.close()
     decoded = timer.handed - start_chat
     return decoded / chat_s, (bare_count - start_chat) / bare_s
+
+
+def session_turns(backend, params):
+    """Fresh one-turn conversations through ChatSession with durable streaming into a real
+    store: each call streams a whole turn (prepare, store, stream, save as it grows, finish)."""
+    from chatapp import paths
+    from chatapp.session import ChatSession, TurnRequest
+    from chatapp.storage import ConversationStore
+
+    store = ConversationStore(paths.database_path())
+
+    def turn():
+        session = ChatSession(backend, store, params=params)
+        return session.send(TurnRequest(STORY))
+
+    return store, turn
 
 
 def measure_decode(backend, path: Path) -> dict:
@@ -193,10 +214,34 @@ def measure_decode(backend, path: Path) -> dict:
             else:
                 n = counts[-1] + 1 if counts else DECODE_TOKENS
                 bare_rates.append(bare_decode(bare, tokens, n, params))
+    from chatapp.domain import DoneEvent
+    from chatapp.session import TurnFinished
+
     lockstep = [
-        interleaved_round(backend, bare, messages, tokens, params, timer) for _ in range(ROUNDS)
+        interleaved_round(
+            lambda: backend.stream_chat(messages, params),
+            lambda e: isinstance(e, DoneEvent),
+            1,
+            bare,
+            tokens,
+            params,
+            timer,
+        )
+        for _ in range(ROUNDS)
     ]
     lock_ratios = [chat / bare_rate for chat, bare_rate in lockstep]
+    store, turn = session_turns(backend, params)
+    session_lockstep = [
+        interleaved_round(
+            turn, lambda e: isinstance(e, TurnFinished), 2, bare, tokens, params, timer
+        )
+        for _ in range(ROUNDS)
+    ]
+    saves = store._conn.query(
+        "SELECT COUNT(*) AS n FROM messages WHERE role = 'assistant' AND status = 'complete'"
+    )[0]["n"]
+    store.close()
+    session_ratios = [chat / bare_rate for chat, bare_rate in session_lockstep]
     bare.close()
     backend.llama.generate = timer.real
     default_threads = max(1, (os.cpu_count() or 2) // 2)
@@ -215,6 +260,10 @@ def measure_decode(backend, path: Path) -> dict:
         "lockstep_ratio": round(statistics.median(lock_ratios), 3),
         "lockstep_ratios": [round(r, 3) for r in lock_ratios],
         "lockstep_runs": [[round(c, 1), round(b, 1)] for c, b in lockstep],
+        "session_lockstep_ratio": round(statistics.median(session_ratios), 3),
+        "session_lockstep_ratios": [round(r, 3) for r in session_ratios],
+        "session_lockstep_runs": [[round(c, 1), round(b, 1)] for c, b in session_lockstep],
+        "session_replies_stored": saves,
         "chatapp_overhead_us_per_token": round(statistics.median(overheads), 1),
         # Share of a token's time at the bare loop's speed: 1 - share estimates the ratio on an
         # idle machine, where timings are not disturbed by other processes.
@@ -230,7 +279,7 @@ def measure_warm_turn(backend) -> dict:
 
     from chatapp import paths
     from chatapp.domain import DoneEvent, GenerationParams
-    from chatapp.session import ChatSession, TurnFinished, TurnStarted
+    from chatapp.session import ChatSession, TurnRequest, consume
     from chatapp.storage import ConversationStore
 
     store = ConversationStore(paths.database_path())
@@ -243,16 +292,11 @@ def measure_warm_turn(backend) -> dict:
     turns: list[tuple] = []
     cache_before_turn10: list[int] = []
     for number, question in enumerate(QUESTIONS, start=1):
-        plan = None
-        finished = None
         if number == len(QUESTIONS):
             cache_before_turn10 = backend.llama._input_ids.tolist()
         perf_before = llama_cpp.llama_perf_context(backend.llama.ctx)
-        for event in session.send(question):
-            if isinstance(event, TurnStarted):
-                plan = event.plan
-            elif isinstance(event, TurnFinished):
-                finished = event
+        finished = consume(session.send(TurnRequest(question)))
+        plan = finished.plan
         perf_after = llama_cpp.llama_perf_context(backend.llama.ctx)
         perf_prompt = perf_after.n_p_eval - perf_before.n_p_eval
         turns.append((plan, finished, perf_prompt))
@@ -368,6 +412,7 @@ def main() -> dict:
         "targets": {"decode_ratio_min": 0.97, "ttft_ratio_max": 0.15, "evaluated_max": "new + 16"},
         "pass": {
             "decode": decode["lockstep_ratio"] >= 0.97,
+            "decode_session": decode["session_lockstep_ratio"] >= 0.97,
             "ttft": warm["ratio"] <= 0.15,
             "evaluated": warm["evaluated_tokens_turn10"] <= warm["new_tokens_turn10"] + 16,
         },
@@ -377,6 +422,10 @@ def main() -> dict:
         ("decode tok/s: bare llama-cpp-python generate", f"{decode['bare_tokens_per_s']}"),
         ("  ratio of medians, alternated runs", f"{decode['ratio']}"),
         ("  ratio, token-for-token lockstep (target ≥ 0.97)", f"{decode['lockstep_ratio']}"),
+        (
+            "  ratio, whole turns via ChatSession + durable streaming, lockstep (≥ 0.97)",
+            f"{decode['session_lockstep_ratio']}",
+        ),
         (
             "  chatapp's own CPU per token (µs, share)",
             f"{decode['chatapp_overhead_us_per_token']} ({decode['chatapp_overhead_share']:.2%})",
