@@ -147,11 +147,16 @@ class ChatTemplate:
         )
 
     def generation_prompt(
-        self, messages: Sequence[ChatMessage], variables: Mapping[str, Any] | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        variables: Mapping[str, Any] | None = None,
+        full: str | None = None,
     ) -> str:
         """What the template adds after the chat to start the reply (``<|im_start|>assistant\n``,
-        DeepSeek-R1's ``<｜Assistant｜><think>\n``): where the reply begins."""
-        full = self.render(messages, True, variables)
+        DeepSeek-R1's ``<｜Assistant｜><think>\n``): where the reply begins. ``full``: the chat
+        already rendered with its generation prompt."""
+        if full is None:
+            full = self.render(messages, True, variables)
         try:
             bare = self.render(messages, False, variables)
         except Exception:  # some templates insist on a generation prompt
@@ -236,22 +241,22 @@ def merge_consecutive_roles(messages: Sequence[ChatMessage]) -> list[ChatMessage
 
 
 def resolve_chat(
-    template: ChatTemplate, messages: Sequence[ChatMessage]
-) -> tuple[ChatTemplate, list[ChatMessage]]:
-    """The template and messages a chat is rendered with: the template as is; else with
-    same-role neighbours merged; else (the model's own template failing on this chat) its
-    fallback family, with a logged warning. Raises when a built-in template fails."""
+    template: ChatTemplate,
+    messages: Sequence[ChatMessage],
+    variables: Mapping[str, Any] | None = None,
+) -> tuple[ChatTemplate, list[ChatMessage], str]:
+    """(template, messages, prompt) of a chat: the template as is; else with same-role
+    neighbours merged; else (the model's own template failing on this chat) its fallback
+    family, with a logged warning. Raises when a built-in template fails."""
     chat = list(messages)
     try:
-        template.render(chat)
-        return template, chat
+        return template, chat, template.render(chat, variables=variables)
     except Exception as exc:
         problem = exc
     merged = merge_consecutive_roles(chat)
     if len(merged) != len(chat):
         try:
-            template.render(merged)
-            return template, merged
+            return template, merged, template.render(merged, variables=variables)
         except Exception as exc:
             problem = exc
     if template.name != "gguf":
@@ -268,7 +273,7 @@ def resolve_chat(
         vocabulary=template.vocabulary,
     )
     fallback.control_tokens = template.control_tokens
-    return fallback, merged
+    return fallback, merged, fallback.render(merged, variables=variables)
 
 
 def render_chat(
@@ -277,8 +282,7 @@ def render_chat(
     variables: Mapping[str, Any] | None = None,
 ) -> str:
     """The prompt for ``messages`` (see ``resolve_chat`` for what renders it)."""
-    chosen, chat = resolve_chat(template, messages)
-    return chosen.render(chat, variables=variables)
+    return resolve_chat(template, messages, variables)[2]
 
 
 def end_of_turn_markers(source: str, eos_token: str | None) -> list[str]:

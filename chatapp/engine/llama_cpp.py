@@ -3,24 +3,26 @@
 ``LlamaCppBackend`` loads any GGUF (its header is checked first so a bad file gets a one-line
 error), formats chats with the model's own template, and streams replies token by token with
 stop sequences, sampling settings, a seed, optional GBNF grammar / JSON schema constraints and
-cancellation between tokens. The KV cache is kept between calls: llama-cpp-python's ``generate``
-reuses the longest common token prefix, so the next turn of a conversation only evaluates what
-is new. Only this module imports llama_cpp.
+cancellation between tokens. Only the template's own markup is tokenized with special tokens;
+text inside messages is plain text (llama_tokens.py). A model that thinks streams its thinking
+as ``ReasoningEvent``s apart from the answer, and the thinking switch of its template is set
+from ``GenerationParams.thinking`` (llama_generation.py runs the token loop). The KV cache is
+kept between calls: llama-cpp-python's ``generate`` reuses the longest common token prefix, so
+the next turn of a conversation only evaluates what is new. Only this module and its llama_*
+helpers import llama_cpp.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import ctypes
 import io
 import json
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +30,14 @@ from chatapp.config import ModelSettings
 from chatapp.domain import (
     CancelToken,
     ChatMessage,
-    DoneEvent,
     GenerationParams,
-    GenerationStats,
     ModelIdentity,
     StreamEvent,
-    TokenEvent,
 )
 from chatapp.engine.base import LoadProgress
-from chatapp.engine.chat_formats import ChatTemplate, render_chat, select_template
+from chatapp.engine.chat_formats import ChatTemplate, resolve_chat, select_template
+from chatapp.engine.control_tokens import unmark
+from chatapp.engine.llama_generation import ReplyPlan, TokenLoop
 from chatapp.engine.llama_loading import (
     cpu_has_amx,
     default_gpu_layers,
@@ -46,8 +47,9 @@ from chatapp.engine.llama_loading import (
     route_llama_logs,
     usable_cores,
 )
+from chatapp.engine.llama_tokens import ChatTokenizer
 from chatapp.engine.model_identity import Sha256Job, identity_from_gguf
-from chatapp.engine.stop_sequences import StopMatcher
+from chatapp.engine.reasoning import ReasoningFormat, ThinkingSupport
 from chatapp.errors import ContextOverflowError, ModelLoadError, UsageError
 from chatapp.models.gguf import GGUFInfo, validate_gguf
 
@@ -79,9 +81,8 @@ class LlamaCppBackend:
         self._eval_sizes: list[int] = []
         self._llm = self._load(settings, seed, progress)
         self.load_s = time.perf_counter() - started
-        self._vocab = self._llm._model.vocab
-        self._piece_cache: dict[int, bytes] = {}
         self._lock = threading.Lock()
+        self._tokenizer = ChatTokenizer(self._llm, self.info.bos_token)
         self.template: ChatTemplate = select_template(
             self.info.chat_template,
             architecture=self.info.architecture,
@@ -89,8 +90,12 @@ class LlamaCppBackend:
             bos_token=self.info.bos_token,
             eos_token=self.info.eos_token,
             vocab_size=self.info.vocab_size,
+            vocabulary=self._tokenizer.vocabulary,
         )
-        self._stop_token_ids = self._end_of_turn_token_ids()
+        self.template.control_tokens = self._tokenizer.control_tokens(self.template.source)
+        self._loop = TokenLoop(self._llm, n_ctx=self._n_ctx, eval_sizes=self._eval_sizes)
+        self._loop.stop_ids = self._end_of_turn_token_ids()
+        self._configure_reasoning(self.template.thinking.format)
         self.prefix_stable = self._check_prefix_stable()
         self._name = name
         self._sha = Sha256Job(self.path)
@@ -166,12 +171,23 @@ class LlamaCppBackend:
         """Token ids that end the assistant's turn: the end-of-turn markers of the template,
         when each is a single token of the vocabulary (llama.cpp's own end-of-generation
         tokens are checked separately)."""
-        ids: set[int] = set()
-        for marker in self.template.end_of_turn:
-            tokens = self._llm.tokenize(marker.encode("utf-8"), add_bos=False, special=True)
-            if len(tokens) == 1:
-                ids.add(tokens[0])
-        return ids
+        ids = {self._tokenizer.single_token(m) for m in self.template.end_of_turn}
+        return {i for i in ids if i is not None}
+
+    def _configure_reasoning(self, fmt: ReasoningFormat | None) -> None:
+        """Thinking markers render as text for the splitter; in the harmony format (gpt-oss)
+        ``<|end|>`` closes the thinking part and must not end the reply."""
+        if fmt is None:
+            return
+        for marker in fmt.markers:
+            token = self._tokenizer.single_token(marker)
+            if token is not None:
+                self._loop.text_ids.add(token)
+        if fmt.style == "harmony":
+            end = self._tokenizer.single_token("<|end|>")
+            if end is not None:
+                self._loop.continue_ids.add(end)
+                self._loop.stop_ids.discard(end)
 
     # -- the Backend protocol ----------------------------------------------------------------
 
@@ -192,27 +208,38 @@ class LlamaCppBackend:
         """The underlying ``llama_cpp.Llama`` (for benchmarks and diagnostics)."""
         return self._llm
 
-    def format_chat(self, messages: Sequence[ChatMessage]) -> str:
-        try:
-            return render_chat(self.template, messages)
-        except Exception as exc:
-            raise UsageError(
-                f"chat template of {self.path.name}: fails on this chat ({exc})"
-            ) from None
+    @property
+    def thinking(self) -> ThinkingSupport:
+        """Whether this model thinks, and what of it ``GenerationParams`` can switch."""
+        return self.template.thinking
+
+    def format_chat(
+        self, messages: Sequence[ChatMessage], params: GenerationParams | None = None
+    ) -> str:
+        """The exact prompt text the model receives (with ``params``' thinking setting)."""
+        return self._prompt(messages, params).text
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
-        """Prompt text -> tokens, special tokens parsed, BOS added only if the template did not."""
-        bos = self.info.bos_token or ""
-        add_special = not (bos and prompt.startswith(bos))
-        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=add_special, special=True)
+        """Trusted prompt text -> tokens, special tokens parsed everywhere, BOS added only if the
+        text does not start with it (benchmarks and raw completion; chats use tokenize_chat)."""
+        return self._tokenizer.tokenize_chat(prompt, None)
+
+    def tokenize_chat(
+        self, messages: Sequence[ChatMessage], params: GenerationParams | None = None
+    ) -> list[int]:
+        """The tokens sent for ``messages``: the template's markup as special tokens, the text
+        of every message as plain text."""
+        return self._prompt(messages, params).tokens
 
     def count_tokens(self, text: str) -> int:
         if not text:
             return 0
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def count_chat_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        return len(self.tokenize_prompt(self.format_chat(messages)))
+    def count_chat_tokens(
+        self, messages: Sequence[ChatMessage], params: GenerationParams | None = None
+    ) -> int:
+        return len(self._prompt(messages, params).tokens)
 
     def stream_chat(
         self,
@@ -221,22 +248,32 @@ class LlamaCppBackend:
         cancel: CancelToken | None = None,
     ) -> Iterator[StreamEvent]:
         # Everything the user can get wrong is checked before the stream starts.
-        tokens = self.tokenize_prompt(self.format_chat(messages))
-        if len(tokens) >= self._n_ctx:
+        prompt = self._prompt(messages, params)
+        if len(prompt.tokens) >= self._n_ctx:
             raise ContextOverflowError(
-                f"prompt too long: {len(tokens)} tokens but the model's context holds "
+                f"prompt too long: {len(prompt.tokens)} tokens but the model's context holds "
                 f"{self._n_ctx}; shorten it or raise model.n_ctx"
             )
-        grammar = self._compile_grammar(params)
-        stops = [*params.stop, *self.template.end_of_turn]
-        return self._stream(tokens, params, stops, grammar, cancel)
+        plan = ReplyPlan(
+            tokens=prompt.tokens,
+            params=params,
+            stops=list(prompt.template.end_of_turn),
+            answer_stops=list(params.stop),
+            grammar=self._compile_grammar(params),
+            reasoning=prompt.template.thinking.format,
+            generation_prompt=prompt.generation_prompt,
+        )
+        return self._stream(plan, cancel)
 
     def stream_tokens(
         self, tokens: Sequence[int], params: GenerationParams, cancel: CancelToken | None = None
     ) -> Iterator[StreamEvent]:
         """Stream a reply to already-tokenized prompt text (benchmarks, raw completion)."""
         grammar = self._compile_grammar(params)
-        return self._stream(list(tokens), params, [*params.stop], grammar, cancel)
+        plan = ReplyPlan(
+            list(tokens), params, stops=[], answer_stops=[*params.stop], grammar=grammar
+        )
+        return self._stream(plan, cancel)
 
     def close(self) -> None:
         self._sha.stop()
@@ -264,141 +301,51 @@ class LlamaCppBackend:
             except Exception as exc:
                 raise UsageError(f"JSON schema: cannot be turned into a grammar ({exc})") from None
         recent_errors.clear()
-        sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), b"root")
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            self._llm._model.vocab, text.encode("utf-8"), b"root"
+        )
         if not sampler:
             reason = recent_errors[-1] if recent_errors else "llama.cpp rejected it"
             raise UsageError(f"{what}: not valid GBNF ({reason})")
         llama_cpp.llama_sampler_free(sampler)
         return LlamaGrammar.from_string(text, verbose=False)
 
-    def _piece(self, token: int) -> bytes:
-        """Bytes of one token (special tokens render as nothing), cached per token id."""
-        piece = self._piece_cache.get(token)
-        if piece is None:
-            import llama_cpp
+    def _prompt(self, messages: Sequence[ChatMessage], params: GenerationParams | None) -> _Prompt:
+        """Render and tokenize a chat; the thinking switch and effort come from ``params``."""
+        variables: dict[str, Any] = {}
+        if params is not None:
+            constrained = bool(params.grammar or params.json_schema)
+            variables = self.template.thinking.template_variables(
+                params.thinking, params.reasoning_effort, constrained=constrained
+            )
+        try:
+            template, chat, marked = resolve_chat(self.template, messages, variables)
+            start = ""
+            if template.thinking.thinks:
+                start = unmark(template.generation_prompt(chat, variables, full=marked))
+        except Exception as exc:
+            raise UsageError(
+                f"chat template of {self.path.name}: fails on this chat ({exc})"
+            ) from None
+        tokens = self._tokenizer.tokenize_chat(marked, template.control_tokens)
+        return _Prompt(unmark(marked), tokens, template, start)
 
-            size = 64
-            while True:
-                buf = ctypes.create_string_buffer(size)
-                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
-                if n >= 0:
-                    piece = buf.raw[:n]
-                    break
-                size = -n
-            self._piece_cache[token] = piece
-        return piece
-
-    def _cached_prefix(self, tokens: Sequence[int]) -> int:
-        """Prompt tokens llama-cpp-python's generate() will take from the KV cache (it keeps
-        the longest common prefix, re-evaluating one token when the whole prompt matches)."""
-        llm = self._llm
-        common = 0
-        for a, b in zip(llm._input_ids.tolist(), tokens, strict=False):
-            if a != b:
-                break
-            common += 1
-        return min(common, len(tokens) - 1) if tokens else 0
-
-    def _stream(
-        self,
-        tokens: list[int],
-        params: GenerationParams,
-        stops: list[str],
-        grammar: Any,
-        cancel: CancelToken | None,
-    ) -> Iterator[StreamEvent]:
+    def _stream(self, plan: ReplyPlan, cancel: CancelToken | None) -> Iterator[StreamEvent]:
         with self._lock:
+            if self._llm is None:
+                raise ModelLoadError(self.path, "closed")
             self._sha.may_run.clear()  # the hashing thread steps aside while we decode
             try:
-                yield from self._generate(tokens, params, stops, grammar, cancel)
+                yield from self._loop.run(plan, cancel)
             finally:
                 self._sha.may_run.set()
 
-    def _generate(
-        self,
-        tokens: list[int],
-        params: GenerationParams,
-        stops: list[str],
-        grammar: Any,
-        cancel: CancelToken | None,
-    ) -> Iterator[StreamEvent]:
-        import llama_cpp
 
-        llm = self._llm
-        if llm is None:
-            raise ModelLoadError(self.path, "closed")
-        started = time.perf_counter()
-        stats = GenerationStats(prompt_tokens=len(tokens), n_ctx=self._n_ctx)
-        if cancel is not None and cancel.cancelled:
-            yield DoneEvent(stats=stats, finish_reason="cancelled")
-            return
-        predicted_cached = self._cached_prefix(tokens)
-        self._eval_sizes.clear()
-        room = max(0, self._n_ctx - len(tokens))
-        max_new = min(params.max_tokens, room)
-        seed = params.seed if params.seed is not None else random.randrange(2**31 - 1)
-        llm.set_seed(seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stopper = StopMatcher(stops)
-        finish = "length"
-        error: str | None = None
-        sampled = produced = 0
-        first_at = last_at = 0.0
-        stop_ids = self._stop_token_ids
-        vocab = self._vocab
-        generator = llm.generate(
-            tokens,
-            top_k=params.top_k,
-            top_p=params.top_p,
-            min_p=params.min_p,
-            temp=params.temperature,
-            repeat_penalty=params.repeat_penalty,
-            grammar=grammar,
-        )
-        stop_hit = False
-        try:
-            for token in generator if max_new > 0 else ():
-                last_at = time.perf_counter()
-                sampled += 1
-                if sampled == 1:
-                    first_at = last_at
-                if token in stop_ids or llama_cpp.llama_vocab_is_eog(vocab, token):
-                    finish = "stop"
-                    break
-                produced += 1
-                text = decoder.decode(self._piece(token))
-                if text:
-                    out, stop_hit = stopper.feed(text)
-                    if out:
-                        yield TokenEvent(out)
-                    if stop_hit:
-                        finish = "stop"
-                        break
-                if produced >= max_new:
-                    finish = "length"
-                    break
-                if cancel is not None and cancel.cancelled:
-                    finish = "cancelled"
-                    break
-        except Exception as exc:  # llama.cpp decode failures: end the stream, keep the text
-            finish, error = "error", f"llama.cpp failed while generating ({exc})"
-            log.exception("generation failed")
-        finally:
-            generator.close()
-        if not stop_hit:
-            # Bytes of a character cut off by the end, and text held back for a stop string
-            # that never completed, belong to the reply.
-            tail = stopper.feed(decoder.decode(b"", final=True))[0] + stopper.flush()
-            if tail:
-                yield TokenEvent(tail)
-        ended = time.perf_counter()
-        evaluated = self._eval_sizes[0] if self._eval_sizes else len(tokens) - predicted_cached
-        stats.cached_tokens = max(0, len(tokens) - evaluated)
-        stats.completion_tokens = produced
-        stats.ttft_s = (first_at or ended) - started
-        stats.total_s = ended - started
-        decode_s = last_at - first_at
-        stats.decode_tokens_per_s = (
-            (sampled - 1) / decode_s if sampled > 1 and decode_s > 0 else 0.0
-        )
-        yield DoneEvent(stats=stats, finish_reason=finish, error=error)  # type: ignore[arg-type]
+@dataclass
+class _Prompt:
+    """A rendered chat: the text the model reads, its tokens, and where the reply starts."""
+
+    text: str
+    tokens: list[int]
+    template: ChatTemplate
+    generation_prompt: str

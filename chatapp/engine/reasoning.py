@@ -39,6 +39,13 @@ class ReasoningFormat:
     """Wrappers around the answer that are dropped from it (Granite's ``<response>``)."""
 
     @property
+    def closing_text(self) -> str:
+        """What ends the thinking and starts the answer, to close a block the model left open."""
+        if self.style == "harmony":
+            return "<|end|><|start|>assistant<|channel|>final<|message|>"
+        return f"\n{self.close}\n\n"
+
+    @property
     def markers(self) -> tuple[str, ...]:
         """Every marker text this format reads (to render their tokens as text)."""
         if self.style == "harmony":
@@ -183,6 +190,7 @@ class ReasoningSplitter:
         self._trim_answer = False  # drop whitespace before the first answer text
         self._trim_reasoning = False  # and before the first thinking text
         self._channel = ""
+        self._header = ""  # the start of a harmony header written by the prompt
         self._state = self._initial_state(generation_prompt)
 
     def _initial_state(self, prompt: str) -> int:
@@ -199,7 +207,7 @@ class ReasoningSplitter:
                 self.reasoned = self._channel == "analysis"
                 return _BODY
             # Inside a header (after <|start|>assistant): the rest of it comes from the model.
-            self._buffer = prompt[prompt.rfind("<|start|>") + len("<|start|>") :]
+            self._header = prompt[prompt.rfind("<|start|>") + len("<|start|>") :]
             return _HEADER
         opened, closed = prompt.rfind(fmt.open), prompt.rfind(fmt.close)
         if opened > closed:
@@ -322,7 +330,8 @@ class ReasoningSplitter:
                         self._state, self._channel = _BODY, "final"  # no channels: plain answer
                         continue
                     return
-                self._channel = _channel_name(self._buffer[:at])
+                self._channel = _channel_name(self._header + self._buffer[:at])
+                self._header = ""
                 self._buffer = self._buffer[at + len("<|message|>") :]
                 self._state = _BODY
                 if self._channel == "analysis":
