@@ -127,3 +127,55 @@ async def test_regenerate_goes_through_the_template_again(make_app) -> None:
     assert again is not first
     assert again.messages[-1].content == first.messages[-1].content
     assert again.params.grammar == 'root ::= "bug" | "idea"\n'
+
+
+async def test_regenerate_and_edit_a_template_turn_after_restarting_the_app(tmp_path) -> None:
+    """The second app knows nothing of the first: the template and its variables come back from
+    the stored turn, so Ctrl+R and an edit go through the template again."""
+    from chatapp.config import Settings
+    from chatapp.storage import ConversationStore
+    from chatapp.ui.app import ChatApp
+    from chatapp.ui.screens.dialogs import EditMessageScreen
+
+    path = tmp_path / "chat.db"
+    backend = FakeBackend()
+    backend.enqueue("bug")
+    with ConversationStore(path) as store:
+        first_app = ChatApp(Settings(), store, lambda: backend, extensions=extensions(),
+                            load_extensions=False)  # fmt: skip
+        async with first_app.run_test(size=(120, 44)) as pilot:
+            await settle(pilot)
+            screen = await open_picker(pilot)
+            await choose(pilot, screen, "classify")
+            screen.query_one("#var-labels", TextArea).load_text("bug, idea")
+            screen.query_one("#template-input", TextArea).load_text("it crashes")
+            await pilot.click("#template-run")
+            await wait_for(pilot, lambda: first_app.chat_screen.replies_started == 1)
+            await settle(pilot)
+        conversation_id = store.latest_conversation().id
+    first = backend.last_call
+    with ConversationStore(path) as store:
+        app = ChatApp(Settings(), store, lambda: backend, conversation_id=conversation_id,
+                      load_extensions=False)  # fmt: skip
+        async with app.run_test(size=(120, 44)) as pilot:
+            await settle(pilot)
+            backend.enqueue("idea")
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: app.chat_screen.replies_started == 1)
+            await settle(pilot)
+            regenerated = backend.last_call
+            assert regenerated.messages == first.messages
+            assert regenerated.params.grammar == 'root ::= "bug" | "idea"\n'
+            await pilot.press("f4")
+            await wait_for(pilot, lambda: isinstance(app.screen, EditMessageScreen))
+            app.screen.query_one(TextArea).load_text("add dark mode")
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: app.chat_screen.replies_started == 2)
+            await settle(pilot)
+        edited = backend.last_call
+        assert "add dark mode" in edited.messages[-1].content
+        assert (
+            "bug" in edited.messages[-1].content and edited.params.grammar == first.params.grammar
+        )
+        user = store.thread(conversation_id)[-2]
+        assert user.content == "add dark mode" and user.template == "classify"
