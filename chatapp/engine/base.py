@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from chatapp.domain import CancelToken, ChatMessage, GenerationParams, ModelIdentity, StreamEvent
+from chatapp.engine.reasoning import ThinkingSupport
 
 LoadProgress = Callable[[float, str], None]
 """Called while a model loads with (fraction 0..1, what is happening)."""
@@ -15,9 +16,13 @@ LoadProgress = Callable[[float, str], None]
 class Backend(Protocol):
     """Streams a reply to chat messages; cancellable between tokens.
 
-    ``stream_chat`` yields ``TokenEvent``s and ends with exactly one ``DoneEvent`` (also on
-    cancellation, with finish_reason ``cancelled``). It raises ``ChatappError`` subclasses for
-    problems the user can fix (a server that is down, a prompt that cannot fit).
+    ``stream_chat`` yields ``TokenEvent``s (the answer) and ``ReasoningEvent``s (a thinking
+    model's reasoning, never part of the answer; it comes before the answer) and ends with
+    exactly one ``DoneEvent`` (also on cancellation, with finish_reason ``cancelled``). It
+    raises ``ChatappError`` subclasses for problems the user can fix (a server that is down, a
+    prompt that cannot fit). ``params`` given to ``format_chat``/``count_chat_tokens`` make them
+    exact for that reply (the thinking switch changes the prompt); without, the template's
+    defaults are used.
     """
 
     @property
@@ -39,11 +44,20 @@ class Backend(Protocol):
         """Tokens in plain text (no chat formatting)."""
         ...
 
-    def count_chat_tokens(self, messages: Sequence[ChatMessage]) -> int:
+    @property
+    def thinking(self) -> ThinkingSupport:
+        """Whether the model thinks, which switch and efforts its template takes."""
+        ...
+
+    def count_chat_tokens(
+        self, messages: Sequence[ChatMessage], params: GenerationParams | None = None
+    ) -> int:
         """Tokens of the full prompt these messages format to, generation prompt included."""
         ...
 
-    def format_chat(self, messages: Sequence[ChatMessage]) -> str:
+    def format_chat(
+        self, messages: Sequence[ChatMessage], params: GenerationParams | None = None
+    ) -> str:
         """The exact prompt text the model receives (after its chat template)."""
         ...
 

@@ -6,6 +6,13 @@ Plain httpx, no SDK. What each server understands beyond the OpenAI fields diffe
 backend looks once at ``GET /models`` (and ``/props`` on llama.cpp) to tell them apart:
 llama.cpp-family servers get ``top_k``/``min_p``/``repeat_penalty``/``grammar`` as extra fields,
 vLLM gets its own names, other servers only the standard fields.
+
+Thinking: servers that split it off themselves send it as ``reasoning_content`` (llama.cpp's
+``--reasoning-format``, vLLM's reasoning parsers, DeepSeek) or ``reasoning`` (Ollama,
+OpenRouter); a reply whose text starts with ``<think>…</think>`` is split here. Both stream as
+``ReasoningEvent``s. ``GenerationParams.thinking`` goes to llama.cpp and vLLM servers as
+``chat_template_kwargs.enable_thinking``, ``reasoning_effort`` as the standard field. On a
+llama.cpp server the model's chat template (``/props``) tells whether it thinks.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ from chatapp.domain import (
     GenerationParams,
     GenerationStats,
     ModelIdentity,
+    ReasoningEvent,
     StreamEvent,
-    TokenEvent,
 )
+from chatapp.engine.reasoning import NO_THINKING, THINK, ReasoningSplitter, ThinkingSupport
 from chatapp.errors import BackendUnavailableError, ContextOverflowError, ModelNotFoundError
 
 Flavor = Literal["llama.cpp", "llama-cpp-python", "vllm", "openai"]
@@ -74,6 +82,7 @@ class OpenAIBackend:
         self.model = model or served[0]
         meta = next(m for m in listed if m.get("id") == self.model)
         self.flavor: Flavor = self._detect_flavor(meta)
+        self._props: dict[str, Any] = {}
         self._n_ctx = self._server_n_ctx(meta) or fallback_n_ctx
         self._token_route: str | None = None
 
@@ -147,6 +156,7 @@ class OpenAIBackend:
             return None
         try:
             props = self._client.get(f"{self.root_url}/props").json()
+            self._props = props if isinstance(props, dict) else {}
             n_ctx = props.get("default_generation_settings", {}).get("n_ctx") or props.get("n_ctx")
             return int(n_ctx) if n_ctx else None
         except (httpx.HTTPError, ValueError, AttributeError, TypeError):
@@ -162,6 +172,21 @@ class OpenAIBackend:
     @property
     def n_ctx(self) -> int:
         return self._n_ctx
+
+    @property
+    def thinking(self) -> ThinkingSupport:
+        """From the served model's chat template where the server shows it (llama.cpp's
+        ``/props``); other servers keep it to themselves, so this then says "no" even for a
+        model that thinks (its thinking still streams apart)."""
+        source = self._props.get("chat_template")
+        if not isinstance(source, str) or not source:
+            return NO_THINKING
+        from chatapp.engine.chat_formats import ChatTemplate
+
+        try:
+            return ChatTemplate(source=source, name="gguf").thinking
+        except Exception:  # a template our renderer cannot parse tells us nothing
+            return NO_THINKING
 
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text``: exact on llama.cpp (``POST /tokenize``) and llama-cpp-python
@@ -182,21 +207,26 @@ class OpenAIBackend:
                 pass
         return math.ceil(len(text) / _CHARS_PER_TOKEN)
 
-    def count_chat_tokens(self, messages: Sequence[ChatMessage]) -> int:
+    def count_chat_tokens(
+        self, messages: Sequence[ChatMessage], params: GenerationParams | None = None
+    ) -> int:
         """The server applies the chat template, so this is the messages' tokens plus a few per
         turn for the template's markers: close, not exact."""
         text = "\n".join(m.content for m in messages)
         return self.count_tokens(text) + _PER_MESSAGE_TOKENS * len(messages) + 3
 
-    def format_chat(self, messages: Sequence[ChatMessage]) -> str:
+    def format_chat(
+        self, messages: Sequence[ChatMessage], params: GenerationParams | None = None
+    ) -> str:
         """The prompt as llama.cpp's server renders it (``POST /apply-template``); other servers
         keep their template to themselves, so this is then a plain ``role: text`` transcript."""
         if self.flavor == "llama.cpp":
             try:
-                response = self._client.post(
-                    f"{self.root_url}/apply-template",
-                    json={"messages": [m.to_dict() for m in messages]},
-                )
+                body: dict[str, Any] = {"messages": [m.to_dict() for m in messages]}
+                kwargs = self._template_kwargs(params) if params is not None else {}
+                if kwargs:
+                    body["chat_template_kwargs"] = kwargs
+                response = self._client.post(f"{self.root_url}/apply-template", json=body)
                 if response.status_code == 200:
                     return str(response.json()["prompt"])
             except (httpx.HTTPError, ValueError, KeyError):
@@ -230,6 +260,11 @@ class OpenAIBackend:
                 min_p=params.min_p,
                 repetition_penalty=params.repeat_penalty,
             )
+        kwargs = self._template_kwargs(params)
+        if kwargs and self.flavor in ("llama.cpp", "vllm"):
+            body["chat_template_kwargs"] = kwargs
+        if params.reasoning_effort is not None:
+            body["reasoning_effort"] = params.reasoning_effort
         if params.json_schema is not None:
             if self.flavor == "llama-cpp-python":
                 body["response_format"] = {"type": "json_object", "schema": params.json_schema}
@@ -239,6 +274,15 @@ class OpenAIBackend:
                     "json_schema": {"name": "reply", "schema": params.json_schema},
                 }
         return body
+
+    def _template_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        """Chat template variables for the thinking setting (servers pass them through)."""
+        constrained = bool(params.grammar or params.json_schema)
+        if params.thinking == "on":
+            return {"enable_thinking": True}
+        if params.thinking == "off" or (constrained and params.thinking == "default"):
+            return {"enable_thinking": False}
+        return {}
 
     def stream_chat(
         self,
@@ -254,6 +298,10 @@ class OpenAIBackend:
         finish = "stop"
         error: str | None = None
         usage: dict[str, Any] | None = None
+        splitter = ReasoningSplitter(THINK)  # for servers that leave <think> in the text
+        reasoning_chunks = 0
+        answer_at: float | None = None
+        last_thought_at: float | None = None
         try:
             with self._client.stream(
                 "POST", f"{self.base_url}/chat/completions", json=body
@@ -266,12 +314,26 @@ class OpenAIBackend:
                     if payload.get("usage"):
                         usage = payload["usage"]
                     for choice in payload.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
+                        delta = choice.get("delta") or {}
+                        thought = delta.get("reasoning_content") or delta.get("reasoning")
+                        text = delta.get("content")
+                        if thought or text:
+                            now = time.perf_counter()
                             if first_at is None:
-                                first_at = time.perf_counter()
+                                first_at = now
                             chunks += 1
-                            yield TokenEvent(text)
+                        if isinstance(thought, str) and thought:
+                            reasoning_chunks += 1
+                            last_thought_at = now
+                            yield ReasoningEvent(thought)
+                        if isinstance(text, str) and text:
+                            for piece in splitter.feed(text):
+                                if isinstance(piece, ReasoningEvent):
+                                    reasoning_chunks += 1
+                                    last_thought_at = now
+                                elif answer_at is None:
+                                    answer_at = now
+                                yield piece
                         if choice.get("finish_reason") == "length":
                             finish = "length"
                 if cancel is not None and cancel.cancelled:
@@ -280,8 +342,14 @@ class OpenAIBackend:
             if first_at is None:
                 raise self._unreachable(exc) from None
             finish, error = "error", f"server {self.base_url}: connection lost mid-reply"
+        yield from splitter.flush()
         ended = time.perf_counter()
         completion = int(usage["completion_tokens"]) if usage else chunks
+        details = (usage or {}).get("completion_tokens_details") or {}
+        if reasoning_chunks or details.get("reasoning_tokens"):
+            stats.reasoning_tokens = int(details.get("reasoning_tokens") or reasoning_chunks)
+            thought_until = answer_at or last_thought_at or ended
+            stats.reasoning_s = max(0.0, thought_until - (first_at or ended))
         stats.prompt_tokens = (
             int(usage["prompt_tokens"]) if usage else self.count_chat_tokens(messages)
         )

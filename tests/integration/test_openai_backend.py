@@ -142,3 +142,89 @@ def test_server_down_is_one_line_naming_the_url(capsys: pytest.CaptureFixture[st
     code, _, err = run_cli(["ask", "--backend", "openai", "--base-url", url, "hello"], capsys)
     assert code == 3
     assert_one_line_error(err, url, "cannot be reached")
+
+
+# -- thinking, from servers that send it apart or leave it in the text --------------------------
+
+
+@pytest.fixture
+def thinker() -> Iterator:
+    from tests.support.reasoning_server import ReasoningServer
+
+    template = Path(__file__).parent.parent / "data" / "chat_templates" / "Qwen-Qwen3-0.6B.jinja"
+    with ReasoningServer(template.read_text(encoding="utf-8")) as running:
+        yield running
+
+
+def _split(backend: OpenAIBackend, params: GenerationParams):
+    from chatapp.domain import ReasoningEvent
+
+    events = list(backend.stream_chat(CHAT, params))
+    thinking = "".join(e.text for e in events if isinstance(e, ReasoningEvent))
+    answer = "".join(e.text for e in events if isinstance(e, TokenEvent))
+    return thinking, answer, events[-1]
+
+
+def test_reasoning_content_from_the_server_streams_apart(thinker) -> None:
+    thinker.script(
+        [
+            {"reasoning_content": "Red, "},
+            {"reasoning_content": "green."},
+            {"content": "Red, green, blue."},
+        ],
+        usage={
+            "prompt_tokens": 12,
+            "completion_tokens": 9,
+            "completion_tokens_details": {"reasoning_tokens": 4},
+        },
+    )
+    thinker.script([{"reasoning": "Ollama's name for it."}, {"content": "Blue."}])
+    backend = OpenAIBackend(thinker.base_url)
+    try:
+        assert backend.flavor == "llama.cpp"
+        support = backend.thinking  # read from the template the server shows at /props
+        assert support.thinks and support.switch == "enable_thinking"
+        thinking, answer, done = _split(backend, GenerationParams())
+        assert (thinking, answer) == ("Red, green.", "Red, green, blue.")
+        assert done.stats.reasoning_tokens == 4 and done.stats.completion_tokens == 9
+        assert _split(backend, GenerationParams())[:2] == ("Ollama's name for it.", "Blue.")
+    finally:
+        backend.close()
+
+
+def test_think_tags_left_in_the_text_are_split(thinker) -> None:
+    thinker.script(
+        [{"content": "<thi"}, {"content": "nk>\nHmm.\n</think>"}, {"content": "\n\nYes."}]
+    )
+    backend = OpenAIBackend(thinker.base_url)
+    try:
+        thinking, answer, done = _split(backend, GenerationParams())
+        assert (thinking, answer) == ("Hmm.", "Yes.") and done.stats.reasoning_tokens > 0
+    finally:
+        backend.close()
+
+
+def test_thinking_setting_reaches_the_servers_template(thinker) -> None:
+    backend = OpenAIBackend(thinker.base_url)
+    try:
+        for params, sent in [
+            (GenerationParams(), None),
+            (GenerationParams(thinking="off"), {"enable_thinking": False}),
+            (GenerationParams(thinking="on"), {"enable_thinking": True}),
+            (GenerationParams(json_schema={"type": "object"}), {"enable_thinking": False}),
+        ]:
+            thinker.script([{"content": "ok"}])
+            list(backend.stream_chat(CHAT, params))
+            assert thinker.requests[-1].get("chat_template_kwargs") == sent
+        thinker.script([{"content": "ok"}])
+        list(backend.stream_chat(CHAT, GenerationParams(reasoning_effort="low")))
+        assert thinker.requests[-1]["reasoning_effort"] == "low"
+    finally:
+        backend.close()
+
+
+def test_a_server_without_a_template_says_nothing_about_thinking(backend: OpenAIBackend) -> None:
+    assert not backend.thinking.thinks  # llama-cpp-python's server does not show its template
+    assert "chat_template_kwargs" not in backend.request_body(
+        CHAT, GenerationParams(thinking="off")
+    )
