@@ -98,10 +98,19 @@ def index(
         str | None,
         typer.Option(
             "--embedder",
-            help="bundled (MiniLM), fast (static, ~100x faster), or a "
-            "sentence-transformers model; only for a new collection.",
+            help="auto (default: MiniLM for English, USE multilingual for Korean and other "
+            "scripts), bundled (MiniLM), use-multilingual, fast (static, ~40x faster), or a "
+            "sentence-transformers model; for a new collection, or with --reembed.",
         ),
     ] = None,
+    reembed: Annotated[
+        bool,
+        typer.Option(
+            "--reembed",
+            help="Switch an existing collection to --embedder (default: auto) and re-embed "
+            "its chunks; it stays searchable meanwhile, and an interrupted run resumes.",
+        ),
+    ] = False,
     max_file_mb: Annotated[
         float, typer.Option("--max-file-mb", min=0.001, help="Skip files larger than this.")
     ] = 50.0,
@@ -113,10 +122,15 @@ def index(
 ) -> None:
     """Index files and folders so answers can come from them (only changes are re-done)."""
     from chatapp.retrieval import collection as coll_mod
-    from chatapp.retrieval.embedder import create_embedder
+    from chatapp.retrieval.embedder import DEFAULT_EMBEDDER, create_embedder, embedder_key
     from chatapp.retrieval.indexing import IndexOptions, index_paths
 
     settings = _settings(chroma_url, embedder)
+    # Unless the user named one (flag, config or environment), a new collection gets the
+    # default pipeline, which suits English, Korean and mixed folders alike.
+    chosen = settings.retrieval.embedder
+    if "embedder" not in settings.retrieval.model_fields_set:
+        chosen = DEFAULT_EMBEDDER
     name = coll_mod.check_name(collection or settings.retrieval.collection)
     url = coll_mod.resolve_url(settings)
     roots = [str(p) for p in paths or []]
@@ -130,17 +144,22 @@ def index(
     for root in roots:
         if not Path(root).expanduser().exists():
             raise UsageError(f"path {root}: no such file or folder")
-    if not coll_mod.collection_exists(name, url):
-        # A new collection: make sure its embedder loads before recording it.
-        create_embedder(settings.retrieval.embedder)
+    exists = coll_mod.collection_exists(name, url)
+    if reembed and not exists:
+        raise UsageError(f"collection {name}: not found (--reembed switches an existing one)")
+    if not exists or reembed:
+        # Make sure the embedder loads before recording it.
+        create_embedder(chosen)
     coll = coll_mod.create_or_open(
         name,
-        embedder=settings.retrieval.embedder,
+        embedder=chosen,
         chunk_tokens=settings.retrieval.chunk_tokens,
         chunk_overlap=settings.retrieval.chunk_overlap,
         chroma_url=url,
-        strict=embedder is not None,
+        strict=embedder is not None and not reembed,
     )
+    if reembed and coll.embedder_setting != embedder_key(chosen):
+        coll.switch_embedder(chosen)
     options = IndexOptions(
         include=include or [],
         exclude=exclude or [],
@@ -148,6 +167,7 @@ def index(
         respect_gitignore=not no_gitignore,
         follow_symlinks=follow_symlinks,
         max_file_bytes=int(max_file_mb * 1024 * 1024),
+        reembed=reembed,
     )
     setting = coll.embedder_setting
 
@@ -288,7 +308,7 @@ def search(
 ) -> None:
     """Find the passages of your documents that best match a query."""
     from chatapp.retrieval import collection as coll_mod
-    from chatapp.retrieval.search import Searcher, relevance_threshold
+    from chatapp.retrieval.search import Searcher, explicit_min_score
 
     if mode not in ("hybrid", "dense", "bm25"):
         raise UsageError(f"--mode {mode}: use hybrid, dense or bm25")
@@ -312,23 +332,23 @@ def search(
     settings = _settings(chroma_url)
     name = coll_mod.check_name(collection or settings.retrieval.collection)
     with coll_mod.open_collection(name, coll_mod.resolve_url(settings)) as coll:
-        threshold = (
-            min_score
-            if min_score is not None
-            else relevance_threshold(settings, coll.embedder_setting)
-        )
+        # Thresholds are per embedder and query language unless one is given.
+        bar = min_score if min_score is not None else explicit_min_score(settings)
         searcher = Searcher(coll)
         if batch is not None:
             for q in queries:
-                hits = searcher.search(q, k, min_score=threshold, mode=mode)  # type: ignore[arg-type]
-                print(
-                    json.dumps(
-                        {"query": q, "results": [h.to_dict() for h in hits]}, ensure_ascii=False
-                    ),
-                    flush=True,
-                )
+                hits = searcher.search(q, k, min_score=bar, mode=mode, calibrated=True)  # type: ignore[arg-type]
+                plan = searcher.plan(q, bar, calibrated=True)
+                line = {
+                    "query": q,
+                    "language": plan.language,
+                    "threshold": plan.threshold,
+                    "results": [h.to_dict() for h in hits],
+                }
+                print(json.dumps(line, ensure_ascii=False), flush=True)
             return
-        hits = searcher.search(text, k, min_score=threshold, mode=mode)  # type: ignore[arg-type]
+        hits = searcher.search(text, k, min_score=bar, mode=mode, calibrated=True)  # type: ignore[arg-type]
+        threshold = searcher.plan(text, bar, calibrated=True).threshold
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return

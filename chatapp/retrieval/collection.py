@@ -3,7 +3,10 @@
 Layout under ``paths.collections_dir()``: ``chroma/`` holds the embedded vector store shared by
 all collections; ``manifests/<name>/`` holds a collection's manifest and BM25 index. Collections
 in a Chroma server keep their manifest under ``servers/<host-port>/<name>/``. A collection
-remembers its embedder and chunk size; searching it always uses that embedder.
+remembers its embedder and chunk size; searching it always uses that embedder. An ``auto``
+collection holds several embedding spaces (one chroma collection each, see store.py); each chunk
+records its space, so a collection switched to another embedder (``chatapp index --reembed``)
+stays searchable while it is re-embedded, and an old single-embedder collection works as it was.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from urllib.parse import urlparse
 from chatapp import paths
 from chatapp.config import Settings
 from chatapp.errors import NotFoundError, UsageError
-from chatapp.retrieval.embedder import embedder_key
+from chatapp.retrieval.embedder import embedder_key, embedder_plan
 from chatapp.retrieval.manifest import Manifest
 from chatapp.retrieval.store import VectorStore, open_client
 
@@ -60,6 +63,8 @@ class CollectionInfo:
     chunk_tokens: int
     chunk_overlap: int
     roots: list[str] = field(default_factory=list)
+    spaces: dict[str, int] = field(default_factory=dict)
+    """Chunks per embedding space (embedder)."""
     created_at: float | None = None
     updated_at: float | None = None
     store: str = "local"
@@ -77,19 +82,65 @@ class Collection:
         self.folder = folder
         self.chroma_url = chroma_url
         self.manifest = Manifest(folder / MANIFEST_FILE)
-        self._store: VectorStore | None = None
+        self._client: Any = None
+        self._stores: dict[str, VectorStore] = {}
 
     @property
     def store(self) -> VectorStore:
-        """The vector store, opened lazily (chromadb costs about a second to import)."""
-        if self._store is None:
-            client = open_client(self.chroma_url, paths.collections_dir() / "chroma")
-            self._store = VectorStore(client, self.name, url=self.chroma_url)
-        return self._store
+        """The vector store of the first space (the only one of a single-embedder collection)."""
+        return self.store_for(self.primary_space)
+
+    def store_for(self, space: str) -> VectorStore:
+        """The vector store of one embedding space, opened lazily (chromadb costs about a
+        second to import)."""
+        space = space or self.primary_space
+        if space not in self._stores:
+            if self._client is None:
+                self._client = open_client(self.chroma_url, paths.collections_dir() / "chroma")
+            plain = space == self.primary_space
+            self._stores[space] = VectorStore(
+                self._client, self.name, url=self.chroma_url, space=None if plain else space
+            )
+            if space not in self.known_spaces():
+                self.manifest.set_meta("spaces", [*self.known_spaces(), space])
+        return self._stores[space]
 
     @property
     def embedder_setting(self) -> str:
         return str(self.manifest.get_meta("embedder", "bundled"))
+
+    @property
+    def plan(self) -> dict[str, str]:
+        """Language → embedder key (``{"*": key}`` for a single-embedder collection)."""
+        return embedder_plan(self.embedder_setting)
+
+    @property
+    def primary_space(self) -> str:
+        """The space whose store has the collection's plain chroma name; chunks recorded
+        before spaces existed ('') are in it."""
+        recorded = self.manifest.get_meta("primary_space")
+        if recorded:
+            return str(recorded)
+        return next(iter(self.plan.values()))
+
+    def known_spaces(self) -> list[str]:
+        """Every space this collection has written vectors to (its stores to drop)."""
+        return list(self.manifest.get_meta("spaces", [])) or [self.primary_space]
+
+    def space_counts(self) -> dict[str, int]:
+        """Chunks per space, '' counted as the primary space."""
+        out: dict[str, int] = {}
+        for space, n in self.manifest.space_counts().items():
+            key = space or self.primary_space
+            out[key] = out.get(key, 0) + n
+        return out
+
+    def switch_embedder(self, setting: str) -> None:
+        """Record a new embedder; chunks keep their vectors (and stay searchable) until the
+        next index run re-embeds them (``Indexer`` with ``IndexOptions.reembed``)."""
+        if self.manifest.get_meta("primary_space") is None:
+            self.manifest.set_meta("primary_space", self.primary_space)
+        self.manifest.set_meta("embedder", embedder_key(setting))
 
     @property
     def bm25_dir(self) -> Path:
@@ -107,6 +158,7 @@ class Collection:
             chunk_tokens=int(meta("chunk_tokens", 0)),
             chunk_overlap=int(meta("chunk_overlap", 0)),
             roots=list(meta("roots", [])),
+            spaces=self.space_counts(),
             created_at=meta("created_at"),
             updated_at=meta("updated_at"),
             store=self.chroma_url or "local",
@@ -168,12 +220,14 @@ def create_or_open(
             collection.close()
             raise UsageError(
                 f"collection {name}: built with embedder '{have}', not '{wanted}' "
-                f"(use another collection name, or `chatapp collections rm {name}` first)"
+                f"(switch it with `chatapp index -C {name} --reembed --embedder {wanted}`, "
+                "or use another collection name)"
             )
         return collection
     manifest = collection.manifest
     manifest.set_meta("name", name)
     manifest.set_meta("embedder", wanted)
+    manifest.set_meta("primary_space", next(iter(embedder_plan(wanted).values())))
     manifest.set_meta("chunk_tokens", chunk_tokens)
     manifest.set_meta("chunk_overlap", chunk_overlap)
     manifest.set_meta("created_at", time.time())
@@ -197,7 +251,8 @@ def remove_collection(name: str, chroma_url: str | None = None) -> CollectionInf
     collection = open_collection(name, chroma_url)
     try:
         info = collection.info()
-        collection.store.drop()
+        for space in collection.known_spaces():
+            collection.store_for(space).drop()
     finally:
         collection.close()
     shutil.rmtree(collection.folder, ignore_errors=True)

@@ -1,12 +1,17 @@
 """Text embedders behind one small interface.
 
 ``SentenceTransformerEmbedder`` runs the bundled all-MiniLM-L6-v2 (or any sentence-transformers
-model by name) and is the only module that imports sentence_transformers. ``StaticEmbedder`` is
+model by name) and is the only module that imports sentence_transformers; on CPUs with native
+bf16 (AVX512-BF16 or AMX) it runs under bf16 autocast when that reproduces the fp32 vectors
+(checked once at load: cosine ≥ ``BF16_MIN_COSINE``), fp32 elsewhere. ``StaticEmbedder`` is
 the ``fast`` mode: static token vectors distilled once from the bundled MiniLM with model2vec
 (offline, cached under the cache dir), about two orders of magnitude faster to run.
 ``HashingEmbedder`` is a deterministic, dependency-free real implementation for fast tests.
-``create_embedder`` turns a setting value (``bundled``, ``fast``, ``hashing`` or a model name)
-into one of them.
+``use-multilingual`` is Google's USE multilingual v3 (multilingual_embedder.py). ``auto``, the
+default for new collections, is a ``RoutedEmbedder``: each text goes to the embedder of its
+language (Latin-script text to MiniLM, Korean and other scripts to USE multilingual), decided
+by script ratio per chunk and per query (language.py). ``create_embedder`` turns a setting value
+(``auto``, ``bundled``, ``use-multilingual``, ``fast``, ``hashing`` or a model name) into one.
 """
 
 from __future__ import annotations
@@ -24,17 +29,28 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from chatapp.errors import ModelNotFoundError
+from chatapp.retrieval.language import ENGLISH, detect_language
+from chatapp.retrieval.multilingual_embedder import MULTILINGUAL, UniversalSentenceEncoder
 
 BUNDLED = "bundled"
 FAST = "fast"
 HASHING = "hashing"
+AUTO = "auto"
 FAST_PCA_DIMS = 256
+BF16_MIN_COSINE = 0.999
+AUTO_PLAN = {ENGLISH: BUNDLED, "*": MULTILINGUAL}
+"""What ``auto`` embeds each language with: Latin-script text with MiniLM (best and fastest on
+English here), everything else with USE multilingual."""
+DEFAULT_EMBEDDER = AUTO
+"""The embedder of a new collection unless ``retrieval.embedder`` is set explicitly."""
 
 
 @runtime_checkable
 class Embedder(Protocol):
     name: str
-    dimension: int
+
+    @property
+    def dimension(self) -> int: ...
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text."""
@@ -109,23 +125,56 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self._model.max_seq_length or 256)
         backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
         self._counter = _plain_tokenizer(backend) if backend is not None else None
+        self.precision = "fp32"
+        if device == "cpu" and _cpu_has_bf16() and os.environ.get("CHATAPP_EMBED_BF16") != "0":
+            self.precision = "bf16" if self._bf16_matches() else "fp32"
+
+    def _encode(self, texts: list[str], bf16: bool) -> np.ndarray:
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return _normalise(np.asarray(vectors, dtype=np.float32))
+
+    def _bf16_matches(self) -> bool:
+        """Whether bf16 autocast gives this model's fp32 vectors on this machine."""
+        probe = [
+            "The quick brown fox jumps over the lazy dog.",
+            "def rotate_logs(path: str, keep: int = 5) -> None: ...",
+            "컴포넌트의 state는 렌더링 사이에 유지됩니다.",
+        ]
+        try:
+            exact = self._encode(probe, bf16=False)
+            fast = self._encode(probe, bf16=True)
+        except RuntimeError:  # an op without a bf16 kernel on this build
+            return False
+        return bool(np.min(np.sum(exact * fast, axis=1)) >= BF16_MIN_COSINE)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self._encode(list(texts), bf16=self.precision == "bf16")
 
     def count_tokens(self, text: str) -> int:
         if self._counter is not None:
             return len(self._counter.encode(text, add_special_tokens=False).ids)
         return len(self._model.tokenizer.tokenize(text))
+
+
+def _cpu_has_bf16() -> bool:
+    """Native bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere bf16 is emulated and
+    slower than fp32."""
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
 def fast_model_dir() -> Path:
@@ -224,21 +273,88 @@ def embedder_key(setting: str) -> str:
         return BUNDLED
     if value.startswith("hashing"):
         return HASHING
+    if value.lower() in (MULTILINGUAL, "multilingual", "use", "use-multilingual-v3"):
+        return MULTILINGUAL
+    if value.lower() in (AUTO, "default"):
+        return AUTO
     return value
+
+
+def embedder_plan(setting: str) -> dict[str, str]:
+    """Language → embedder key for a setting: ``auto`` routes (``AUTO_PLAN``); any other
+    setting embeds every language with one embedder (``{"*": key}``)."""
+    key = embedder_key(setting)
+    return dict(AUTO_PLAN) if key == AUTO else {"*": key}
+
+
+class RoutedEmbedder:
+    """The Embedder interface over several embedders, one per language (a *space*): texts go
+    to the embedder of their language. ``embed`` puts one call's texts in one space — the one
+    of their joined language — so vectors of one call are always comparable (a citation check
+    embeds an answer and its sources together); the indexer and the searcher ask per space."""
+
+    def __init__(
+        self, plan: dict[str, str], loaded: dict[str, Embedder] | None = None, name: str = AUTO
+    ) -> None:
+        self.plan = dict(plan)
+        self.name = name
+        self._loaded: dict[str, Embedder] = dict(loaded or {})
+        self.max_tokens = 512
+
+    @classmethod
+    def single(cls, embedder: Embedder, key: str) -> RoutedEmbedder:
+        """One embedder for every language (what a non-``auto`` collection has)."""
+        return cls({"*": key}, {key: embedder}, name=getattr(embedder, "name", key))
+
+    @property
+    def spaces(self) -> list[str]:
+        return list(dict.fromkeys(self.plan.values()))
+
+    def space_for_language(self, language: str) -> str:
+        return self.plan.get(language, self.plan.get("*", BUNDLED))
+
+    def space_for(self, text: str) -> str:
+        if len(self.plan) == 1:
+            return next(iter(self.plan.values()))
+        return self.space_for_language(detect_language(text))
+
+    def get(self, space: str) -> Embedder:
+        """The embedder of a space (loaded on first use)."""
+        if space not in self._loaded:
+            self._loaded[space] = create_embedder(space)
+        return self._loaded[space]
+
+    def embedder_for(self, text: str) -> Embedder:
+        return self.get(self.space_for(text))
+
+    @property
+    def dimension(self) -> int:
+        return self.get(self.spaces[0]).dimension
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.embedder_for("\n".join(texts)).embed(texts)
+
+    def count_tokens(self, text: str) -> int:
+        return self.embedder_for(text).count_tokens(text)
 
 
 _LOADED: dict[str, Embedder] = {}
 
 
 def create_embedder(setting: str, *, reuse: bool = True) -> Embedder:
-    """An embedder for a setting value: ``bundled`` (MiniLM), ``fast`` (static, distilled from
-    it), ``hashing`` (tests and demos) or any sentence-transformers model name. Loaded models are
-    kept per process so a batch of searches loads each once."""
+    """An embedder for a setting value: ``auto`` (routed by language), ``bundled`` (MiniLM),
+    ``use-multilingual``, ``fast`` (static, distilled from MiniLM), ``hashing`` (tests and
+    demos) or any sentence-transformers model name. Loaded models are kept per process so a
+    batch of searches loads each once."""
     key = embedder_key(setting)
     if reuse and key in _LOADED:
         return _LOADED[key]
     embedder: Embedder
-    if key == FAST:
+    if key == AUTO:
+        embedder = RoutedEmbedder(embedder_plan(AUTO))
+    elif key == MULTILINGUAL:
+        embedder = UniversalSentenceEncoder()
+    elif key == FAST:
         embedder = StaticEmbedder()
     elif key == HASHING:
         embedder = HashingEmbedder()

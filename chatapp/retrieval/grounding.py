@@ -19,7 +19,7 @@ from chatapp.config import Settings
 from chatapp.retrieval.citations import CitationReport, check_answer
 from chatapp.retrieval.collection import check_name, open_collection, resolve_url
 from chatapp.retrieval.embedder import Embedder
-from chatapp.retrieval.search import Searcher, SearchHit, relevance_threshold
+from chatapp.retrieval.search import Searcher, SearchHit, explicit_min_score
 
 __all__ = ["CitationReport", "DocumentRetriever", "Retrieval", "check_answer"]
 
@@ -37,6 +37,8 @@ class Retrieval:
     """The similarity a chunk needed to count as a source."""
     embedder: str = ""
     top_k: int = 0
+    language: str = ""
+    """The question's language as retrieval decided it (``ko``, ``en``, …)."""
 
     def settings_summary(self) -> dict[str, Any]:
         """What is stored with the reply: how the sources were chosen."""
@@ -45,6 +47,7 @@ class Retrieval:
             "embedder": self.embedder,
             "top_k": self.top_k,
             "threshold": self.threshold,
+            "language": self.language,
             "found": len(self.sources),
             "best_similarity": max((s["similarity"] for s in self.sources), default=None),
         }
@@ -87,17 +90,20 @@ class DocumentRetriever:
         searcher = self._searcher(collection)
         coll = searcher.collection
         k = top_k or self.settings.retrieval.top_k
-        threshold = relevance_threshold(self.settings, coll.embedder_setting)
+        # Thresholds per embedder and question language, unless the user set one.
+        bar = explicit_min_score(self.settings)
         with self._lock:  # a Searcher is not safe for two threads at once
-            hits = searcher.search(query, k, min_score=threshold)
+            hits = searcher.search(query, k, min_score=bar, calibrated=True)
+            plan = searcher.plan(query, bar, calibrated=True)
         roots = list(coll.manifest.get_meta("roots", []))
         return Retrieval(
             collection=coll.name,
             query=query,
             sources=[self._source(hit, roots, coll.name, coll.embedder_setting) for hit in hits],
-            threshold=threshold,
+            threshold=plan.threshold or 0.0,
             embedder=coll.embedder_setting,
             top_k=k,
+            language=plan.language,
         )
 
     @staticmethod

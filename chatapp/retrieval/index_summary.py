@@ -24,6 +24,9 @@ class IndexOptions:
     """Follow symlinks that lead outside the folders being indexed (off: they are skipped)."""
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     batch_chunks: int = EMBED_BATCH
+    reembed: bool = False
+    """Also redo unchanged files whose chunks are not in the space their language routes to
+    now (after ``Collection.switch_embedder``)."""
 
 
 @dataclass

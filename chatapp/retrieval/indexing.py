@@ -8,6 +8,11 @@ removed. Each file switches from its old chunks to its new ones atomically: new 
 written first (listed in the manifest's intent log), then the manifest switches in one
 transaction, then old vectors are deleted. A run stopped at any point (Ctrl+C, ``stop``) leaves
 every file fully old or fully new, and the next run resumes where it stopped.
+
+Each chunk goes to the embedding space of its language (``RoutedEmbedder.space_for``: MiniLM for
+Latin-script text, USE multilingual for Korean in an ``auto`` collection) and is sized in that
+embedder's tokens; with ``IndexOptions.reembed`` every file with a chunk outside the space its
+language now routes to is re-chunked and re-embedded (switching a collection's embedder).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from chatapp.retrieval.chunking import Chunk, chunk_blocks
 from chatapp.retrieval.collection import Collection
 from chatapp.retrieval.collection_lock import collection_lock
 from chatapp.retrieval.discovery import Discovery, FoundFile, discover
-from chatapp.retrieval.embedder import Embedder
+from chatapp.retrieval.embedder import Embedder, RoutedEmbedder
 from chatapp.retrieval.index_summary import IndexOptions, IndexProgress, IndexSummary
 from chatapp.retrieval.loaders import SkipFile, parse_file, read_file
 from chatapp.retrieval.manifest import ChunkRecord, FileRecord
@@ -87,12 +92,24 @@ class Indexer:
         self.chunk_tokens = int(self.manifest.get_meta("chunk_tokens", 200))
         self.chunk_overlap = int(self.manifest.get_meta("chunk_overlap", 32))
         self._renamed_from: dict[str, str] = {}
+        self._single: RoutedEmbedder | None = None
+        self._force: set[str] = set()  # files to redo although unchanged (re-embedding)
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = self._embedder_factory()
         return self._embedder
+
+    @property
+    def router(self) -> RoutedEmbedder:
+        """The embedder per space (one space unless the collection routes by language)."""
+        embedder = self.embedder
+        if isinstance(embedder, RoutedEmbedder):
+            return embedder
+        if self._single is None:
+            self._single = RoutedEmbedder.single(embedder, self.collection.primary_space)
+        return self._single
 
     # -- the run --------------------------------------------------------------------------
 
@@ -131,7 +148,11 @@ class Indexer:
         work = []
         for item in found.files:
             record = known.get(str(item.path))
-            if record and record.size == item.size and record.mtime_ns == item.mtime_ns:
+            same = record and record.size == item.size and record.mtime_ns == item.mtime_ns
+            if same and self.options.reembed and self._needs_reembed(str(item.path)):
+                self._force.add(str(item.path))
+                work.append(item)
+            elif same:
                 summary.unchanged += 1
             else:
                 work.append(item)
@@ -148,15 +169,39 @@ class Indexer:
         if self.stop.is_set():
             summary.interrupted = True
             summary.indexed.extend(self._renamed_from.values())  # copies made before the stop
+        elif self.options.reembed:
+            self._drop_unused_spaces()
         summary.elapsed_s = time.perf_counter() - started
         return summary
+
+    def _needs_reembed(self, path: str) -> bool:
+        """Whether a chunk of the file is in another space than its language routes to now."""
+        primary = self.collection.primary_space
+        router = self.router
+        return any(
+            (c.space or primary) != router.space_for(c.text) for c in self.manifest.chunks_of(path)
+        )
+
+    def _drop_unused_spaces(self) -> None:
+        """After a complete re-embedding: drop the stores of spaces no chunk is in any more."""
+        used = set(self.collection.space_counts())
+        keep = [s for s in self.collection.known_spaces() if s in used]
+        for space in self.collection.known_spaces():
+            if space not in used:
+                self.collection.store_for(space).drop()
+        self.manifest.set_meta("spaces", keep)
 
     def _recover(self) -> None:
         """Delete vectors an earlier run wrote or replaced but never recorded or removed."""
         orphans = self.manifest.pending_cleanup()
         if orphans:
-            self.collection.store.delete(orphans)
+            self._delete_from_stores(orphans)
             self.manifest.clear_pending(orphans)
+
+    def _delete_from_stores(self, ids: list[str]) -> None:
+        # Ids do not say their space; deleting an id a store does not hold is a no-op.
+        for space in self.collection.known_spaces():
+            self.collection.store_for(space).delete(ids)
 
     def _remember_roots(self, roots: Sequence[Path]) -> None:
         have = list(self.manifest.get_meta("roots", []))
@@ -180,7 +225,8 @@ class Indexer:
         try:
             data, prepared.sha256 = read_file(item.path, self.options.max_file_bytes)
             record = known.get(str(item.path))
-            if record is not None and record.sha256 == prepared.sha256:
+            forced = str(item.path) in self._force
+            if record is not None and record.sha256 == prepared.sha256 and not forced:
                 prepared.touch = True
                 return prepared
             prepared.kind, blocks = parse_file(item.path, data)
@@ -200,7 +246,7 @@ class Indexer:
         return prepared
 
     def _count_tokens(self, text: str) -> int:
-        return self.embedder.count_tokens(text)
+        return self.router.count_tokens(text)  # in the tokens of the space the text goes to
 
     def _reader(
         self,
@@ -221,8 +267,16 @@ class Indexer:
                     except queue.Full:
                         continue
         finally:
-            with contextlib.suppress(queue.Full):
-                out.put(None, timeout=1)
+            # The end-of-work mark must arrive however long the writer spends on a batch (a
+            # dropped mark left the writer waiting forever); only a stopped run, whose writer
+            # no longer waits for it, may go without.
+            while True:
+                try:
+                    out.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self.stop.is_set():
+                        break
 
     # -- writer (calling thread) --------------------------------------------------------------
 
@@ -289,6 +343,7 @@ class Indexer:
             summary.removed.append(path)
 
     def _write(self, batch: list[_Prepared], summary: IndexSummary) -> None:
+        router = self.router
         records: list[tuple[_Prepared, list[ChunkRecord]]] = []
         for prepared in batch:
             path = str(prepared.found.path)
@@ -303,30 +358,32 @@ class Indexer:
                     c.page,
                     c.heading_text,
                     c.tokens,
+                    router.space_for(c.text),
                 )
                 for i, c in enumerate(prepared.chunks)
             ]
             records.append((prepared, chunks))
+        flat = [c for _, chunks in records for c in chunks]
         vectors = self._vectors(records, summary)
-        ids = [c.id for _, chunks in records for c in chunks]
-        metadatas = [
-            {
-                "path": c.path,
-                "start_line": c.start_line,
-                "end_line": c.end_line,
-                "page": c.page,
-                "heading": c.heading,
-                "ord": c.ord,
-            }
-            for _, chunks in records
-            for c in chunks
-        ]
-        documents = [c.text for _, chunks in records for c in chunks]
-        self.manifest.mark_pending_adds(ids)
-        store = self.collection.store
-        store.upsert(ids, vectors, metadatas, documents)
-        if self.manifest.get_meta("dimension") is None:
-            self.manifest.set_meta("dimension", int(vectors.shape[1]))
+        self.manifest.mark_pending_adds([c.id for c in flat])
+        for space in dict.fromkeys(c.space for c in flat):
+            rows = [i for i, c in enumerate(flat) if c.space == space]
+            metadatas = [
+                {
+                    "path": flat[i].path,
+                    "start_line": flat[i].start_line,
+                    "end_line": flat[i].end_line,
+                    "page": flat[i].page,
+                    "heading": flat[i].heading,
+                    "ord": flat[i].ord,
+                }
+                for i in rows
+            ]
+            matrix = np.vstack([vectors[i] for i in rows]).astype(np.float32)
+            self.collection.store_for(space).upsert(
+                [flat[i].id for i in rows], matrix, metadatas, [flat[i].text for i in rows]
+            )
+            self._remember_dimension(space, int(matrix.shape[1]))
         stale: list[str] = []
         now = time.time()
         for prepared, chunks in records:
@@ -353,38 +410,58 @@ class Indexer:
         self._delete_vectors(stale)
         self._report()
 
+    def _remember_dimension(self, space: str, dimension: int) -> None:
+        if self.manifest.get_meta("dimension") is None:
+            self.manifest.set_meta("dimension", dimension)
+        dimensions = dict(self.manifest.get_meta("dimensions", {}))
+        if dimensions.get(space) != dimension:
+            dimensions[space] = dimension
+            self.manifest.set_meta("dimensions", dimensions)
+
     def _vectors(
         self, records: list[tuple[_Prepared, list[ChunkRecord]]], summary: IndexSummary
-    ) -> np.ndarray:
-        """Vectors for the batch: copied from an identical indexed file where there is one,
-        embedded otherwise."""
+    ) -> list[np.ndarray]:
+        """One vector per chunk of the batch, in its space: copied from an identical indexed
+        file whose chunks are in the same spaces where there is one, embedded otherwise."""
         rows: list[np.ndarray | None] = []
+        primary = self.collection.primary_space
         for prepared, chunks in records:
             reused: list[np.ndarray | None] = [None] * len(chunks)
             if prepared.reuse_from is not None:
-                source = self.manifest.chunk_ids(prepared.reuse_from)
-                stored = self.collection.store.embeddings(source) if source else {}
-                if len(source) == len(chunks) and all(i in stored for i in source):
-                    reused = [stored[i] for i in source]
+                source = self.manifest.chunks_of(prepared.reuse_from)
+                same = len(source) == len(chunks) and all(
+                    (s.space or primary) == c.space for s, c in zip(source, chunks, strict=True)
+                )
+                stored: dict[str, np.ndarray] = {}
+                if same:
+                    for space in {c.space for c in chunks}:
+                        ids = [
+                            s.id for s, c in zip(source, chunks, strict=True) if c.space == space
+                        ]
+                        stored.update(self.collection.store_for(space).embeddings(ids))
+                if same and all(s.id in stored for s in source):
+                    reused = [stored[s.id] for s in source]
                     summary.chunks_reused += len(chunks)
                 else:
                     prepared.reuse_from = None
             rows.extend(reused)
+        flat = [c for _, chunks in records for c in chunks]
         missing = [i for i, row in enumerate(rows) if row is None]
-        flat = [(p, c) for p, chunks in records for c in chunks]
         if missing:
-            texts = [embed_text(flat[i][1].path, flat[i][1]) for i in missing]
             began = time.perf_counter()
-            embedded = self.embedder.embed(texts)
+            for space in dict.fromkeys(flat[i].space for i in missing):
+                part = [i for i in missing if flat[i].space == space]
+                texts = [embed_text(flat[i].path, flat[i]) for i in part]
+                embedded = self.router.get(space).embed(texts)
+                for i, vector in zip(part, embedded, strict=True):
+                    rows[i] = vector
             summary.embed_s += time.perf_counter() - began
             summary.chunks_added += len(missing)
-            for i, vector in zip(missing, embedded, strict=True):
-                rows[i] = vector
-        return np.vstack([r for r in rows if r is not None]).astype(np.float32)
+        return [r for r in rows if r is not None]
 
     def _delete_vectors(self, ids: list[str]) -> None:
         if ids:
-            self.collection.store.delete(ids)
+            self._delete_from_stores(ids)
             self.manifest.clear_pending(ids)
 
     def _remove_vanished(

@@ -1,10 +1,12 @@
 """Keyword search: BM25 (bm25s) over a collection's chunks, persisted next to its manifest and
 rebuilt when the manifest's generation changes.
 
-The tokenizer works for English, code and Korean alike: lowercase words, English ones stemmed
-(Snowball); identifiers also split at ``_`` and camelCase (``EXCLUDE_FROM_ALL`` →
-exclude_from_all, exclud, from, all); runs of
-Hangul, CJK or kana become overlapping character bigrams, so "설치하려면" matches "설치".
+The tokenizer works for English, code, Korean and mixed text alike, each script by its own rule
+within the same text: lowercase words, English ones stemmed (Snowball); identifiers also split at
+``_`` and camelCase (``EXCLUDE_FROM_ALL`` → exclude_from_all, exclud, from, all); Hangul by Kiwi
+morphemes (``korean.korean_terms``: "설치하려면" → 설치); runs of Han or kana become overlapping
+character bigrams. ``TOKENIZER_VERSION`` is saved with an index, so an index built by an older
+tokenizer is rebuilt rather than searched with different tokens.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from typing import Any
 
 import numpy as np
 
-_TOKEN = re.compile(
-    r"[\uac00-\ud7a3\u3130-\u318f\u4e00-\u9fff\u3040-\u30ff]+|[^\W_]+(?:_+[^\W_]+)*"
-)
-_CJK = re.compile(r"[\uac00-\ud7a3\u3130-\u318f\u4e00-\u9fff\u3040-\u30ff]")
+from chatapp.retrieval.language import has_hangul
+
+TOKENIZER_VERSION = 2
+"""1: character bigrams for Hangul; 2: Kiwi morphemes for Hangul."""
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]+")
+_TOKEN = re.compile(r"[\u4e00-\u9fff\u3040-\u30ff]+|[^\W_]+(?:_+[^\W_]+)*")
+_CJK = re.compile(r"[\u4e00-\u9fff\u3040-\u30ff]")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _STOPWORDS_TEXT = """a an and are as at be but by for from has have how i if in into is it its of
 on or that the their then there these this to was what when where which who why will with do
@@ -32,6 +37,11 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 def tokenize(text: str) -> list[str]:
     """Search tokens for BM25 (see the module docstring)."""
     tokens: list[str] = []
+    if has_hangul(text):
+        from chatapp.retrieval.korean import korean_terms
+
+        tokens.extend(korean_terms(text))
+        text = _HANGUL.sub(" ", text)
     for match in _TOKEN.finditer(text):
         word = match.group(0)
         if _CJK.match(word):
@@ -90,7 +100,8 @@ class LexicalIndex:
         if self.ids:
             self._retriever.save(str(partial))  # type: ignore[attr-defined]
         (partial / "chatapp_ids.json").write_text(
-            json.dumps({"generation": generation, "ids": self.ids}), encoding="utf-8"
+            json.dumps({"generation": generation, "tokenizer": TOKENIZER_VERSION, "ids": self.ids}),
+            encoding="utf-8",
         )
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
@@ -104,7 +115,7 @@ class LexicalIndex:
             saved = json.loads((folder / "chatapp_ids.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if saved.get("generation") != generation:
+        if saved.get("generation") != generation or saved.get("tokenizer") != TOKENIZER_VERSION:
             return None
         ids = list(saved.get("ids", []))
         if not ids:

@@ -4,7 +4,9 @@ One SQLite file per collection (WAL). It is the source of truth for what a colle
 vector store may briefly hold extra vectors (a run interrupted between writing new vectors and
 recording them), which are listed in ``pending`` first and removed by ``pending_cleanup`` on the
 next run, so search never sees them (hits are joined with the chunks table). ``generation``
-increases with every change, so derived indexes (BM25) know when to rebuild.
+increases with every change, so derived indexes (BM25) know when to rebuild. Each chunk records
+its ``space``: the embedder whose vector store holds its vector ('' in collections made before
+spaces existed: the collection's first embedder).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path, ord);
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, op TEXT NOT NULL);
 """
+_CHUNK_COLUMNS = "id, path, ord, text, start_line, end_line, page, heading, tokens, space"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class ChunkRecord:
     page: int | None
     heading: str
     tokens: int = 0
+    space: str = ""
 
 
 class Manifest:
@@ -72,8 +76,19 @@ class Manifest:
             self._conn = SharedConnection(path, busy_timeout_s=30)
             self._db = self._conn.db
             self._db.executescript(_SCHEMA)
+            self._add_space_column()
         except sqlite3.DatabaseError as exc:
             raise RetrievalError(f"collection manifest {path}: cannot be opened ({exc})") from None
+
+    def _add_space_column(self) -> None:
+        """Manifests written before embedding spaces existed get the column (default '')."""
+        columns = {row[1] for row in self._run("PRAGMA table_info(chunks)")}
+        if "space" not in columns:
+            try:
+                self._run("ALTER TABLE chunks ADD COLUMN space TEXT NOT NULL DEFAULT ''")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         self._conn.close()
@@ -133,8 +148,7 @@ class Manifest:
 
     def chunks_of(self, path: str) -> list[ChunkRecord]:
         rows = self._run(
-            "SELECT id, path, ord, text, start_line, end_line, page, heading, tokens "
-            "FROM chunks WHERE path = ? ORDER BY ord",
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE path = ? ORDER BY ord",
             (path,),
         )
         return [ChunkRecord(*r) for r in rows]
@@ -146,19 +160,20 @@ class Manifest:
             part = wanted[start : start + 500]
             marks = ",".join("?" * len(part))
             rows = self._run(
-                "SELECT id, path, ord, text, start_line, end_line, page, heading, tokens "
-                f"FROM chunks WHERE id IN ({marks})",
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})",
                 part,
             )
             out.update({r[0]: ChunkRecord(*r) for r in rows})
         return out
 
     def all_chunks(self) -> list[ChunkRecord]:
-        rows = self._run(
-            "SELECT id, path, ord, text, start_line, end_line, page, heading, tokens "
-            "FROM chunks ORDER BY path, ord"
-        )
+        rows = self._run(f"SELECT {_CHUNK_COLUMNS} FROM chunks ORDER BY path, ord")
         return [ChunkRecord(*r) for r in rows]
+
+    def space_counts(self) -> dict[str, int]:
+        """Chunks per embedding space ('' for chunks of a collection made before spaces)."""
+        rows = self._run("SELECT space, COUNT(*) FROM chunks GROUP BY space")
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def counts(self) -> tuple[int, int]:
         files = self._run("SELECT COUNT(*) FROM files")[0][0]
@@ -177,8 +192,8 @@ class Manifest:
         with self.transaction() as db:
             db.execute("DELETE FROM chunks WHERE path = ?", (record.path,))
             db.executemany(
-                "INSERT OR REPLACE INTO chunks(id, path, ord, text, start_line, end_line, page, "
-                "heading, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO chunks({_CHUNK_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         c.id,
@@ -190,6 +205,7 @@ class Manifest:
                         c.page,
                         c.heading,
                         c.tokens,
+                        c.space,
                     )
                     for c in chunks
                 ],

@@ -1,9 +1,15 @@
-"""Hybrid search over a collection: dense (the collection's embedder + chroma) and keyword
-(BM25) rankings fused by reciprocal rank, then a relevance threshold on the dense similarity.
+"""Hybrid search over a collection: dense rankings (one per embedding space: the collection's
+embedder, or for an ``auto`` collection MiniLM for Latin-script chunks and USE multilingual for
+Korean and other scripts) and a keyword ranking (BM25) fused by weighted reciprocal rank, then a
+relevance threshold on the dense similarity.
 
-``score`` is the fused score scaled so 1.0 means "ranked first by both"; ``similarity`` is the
-cosine similarity between the query and the chunk, which ``min_score`` thresholds (chunks below
-it are not returned, so a question the documents do not answer gets no sources).
+The query's language is decided by script ratio (language.py). It sets how much each ranker
+counts (``DENSE_WEIGHT``: MiniLM is close to noise on Korean, so a Korean query leans on the
+multilingual space and Kiwi keywords) and the similarity a chunk needs (``DEFAULT_MIN_SCORE``,
+per embedder and query language). ``score`` is the fused score scaled so 1.0 means "ranked first
+by every ranker"; ``similarity`` is the cosine between the query and the chunk in the chunk's
+space, which the threshold applies to (so a question the documents do not answer gets no
+sources). Every hit reports the threshold it was held to and the query's language.
 """
 
 from __future__ import annotations
@@ -16,30 +22,90 @@ import numpy as np
 
 from chatapp.config import Settings
 from chatapp.retrieval.collection import Collection
-from chatapp.retrieval.embedder import Embedder, create_embedder
+from chatapp.retrieval.embedder import (
+    BUNDLED,
+    FAST,
+    HASHING,
+    Embedder,
+    RoutedEmbedder,
+    create_embedder,
+    embedder_key,
+    embedder_plan,
+)
+from chatapp.retrieval.language import ENGLISH, KOREAN, query_language
 from chatapp.retrieval.lexical import LexicalIndex
+from chatapp.retrieval.multilingual_embedder import MULTILINGUAL
 
 Mode = Literal["hybrid", "dense", "bm25"]
 RRF_K = 60
 CANDIDATES = 30
 
-DEFAULT_MIN_SCORE = {"bundled": 0.3, "fast": 0.6, "hashing": 0.1}
-"""Relevance thresholds per embedder, used unless ``retrieval.min_score`` is set explicitly:
-similarities are not comparable across embedders (static embeddings score unrelated text
-higher), so one number cannot serve all. Chosen on benchmarks/retrieval_eval (round values that
-refuse most unanswerable questions while refusing at most 1 in 50 answerable ones)."""
+DEFAULT_MIN_SCORE: dict[str, dict[str, float]] = {
+    BUNDLED: {"*": 0.3},
+    FAST: {"*": 0.6},
+    HASHING: {"*": 0.1},
+    MULTILINGUAL: {"*": 0.32},
+}
+"""Relevance thresholds per embedder and query language (``*``: any other language), used
+unless ``retrieval.min_score`` is set explicitly: similarities are not comparable across
+embedders, so one number cannot serve all. MiniLM and fast: chosen on benchmarks/retrieval_eval
+(English). MiniLM cannot tell Korean texts apart (unrelated Korean questions score as high as
+answerable ones), so no bar of its own works there: a single-MiniLM collection keeps its old
+bar, and ``auto`` collections decide Korean refusals in the USE space. USE multilingual: where
+the answerable questions begin in the score distributions of both eval sets (Korean
+retrieval_eval_ko and English CMake: answerable 5th percentile 0.33 / 0.39, most unanswerable
+below 0.32) — tuned on those sets."""
+OTHER_MIN_SCORE = 0.45
+"""For sentence-transformers models named by the user (their scale is unknown to us)."""
 
-DENSE_WEIGHT = {"fast": 0.5}
-"""How much the dense ranking counts in the fusion, per embedder (1.0 unless listed): static
-embeddings rank worse than MiniLM, so their vote counts half and keyword search leads. Chosen on
-benchmarks/retrieval_eval."""
+DENSE_WEIGHT: dict[str, dict[str, float]] = {
+    BUNDLED: {ENGLISH: 1.0, "*": 0.0},
+    FAST: {ENGLISH: 0.5, "*": 0.0},
+    MULTILINGUAL: {"*": 1.0},
+}
+"""How much a space's dense ranking counts in the fusion, per embedder and query language
+(1.0 unless listed). MiniLM and its static distillation are English models: their ranking of a
+Korean query is noise and only drags the keyword ranking down (measured: hybrid 0.81 recall@5
+against 0.97 for Kiwi BM25 alone), so it does not count for non-Latin queries. Static
+embeddings rank worse than MiniLM on English, so their vote counts half there."""
+BM25_WEIGHT: dict[str, float] = {KOREAN: 1.0, "*": 1.0}
+"""How much the keyword ranking counts, per query language."""
 
 
-def relevance_threshold(settings: Settings, embedder_setting: str) -> float:
-    """The similarity a chunk needs to count as a source for this collection's embedder."""
+def _per_language(table: dict[str, float], language: str, default: float) -> float:
+    return table.get(language, table.get("*", default))
+
+
+def default_threshold(embedder_setting: str, language: str = ENGLISH) -> float:
+    """The similarity a chunk embedded by this embedder needs for a query in this language."""
+    key = embedder_key(embedder_setting)
+    table = DEFAULT_MIN_SCORE.get(key)
+    return OTHER_MIN_SCORE if table is None else _per_language(table, language, OTHER_MIN_SCORE)
+
+
+def explicit_min_score(settings: Settings) -> float | None:
+    """``retrieval.min_score`` when the user set it (config, environment or flag), else None."""
     if "min_score" in settings.retrieval.model_fields_set:
         return settings.retrieval.min_score
-    return DEFAULT_MIN_SCORE.get(embedder_setting, settings.retrieval.min_score)
+    return None
+
+
+def relevance_threshold(
+    settings: Settings, embedder_setting: str, language: str = ENGLISH
+) -> float:
+    """The similarity a chunk needs to count as a source: ``retrieval.min_score`` when set,
+    else the default of the space a query in ``language`` goes to (for ``auto``: MiniLM for
+    English, USE multilingual for Korean)."""
+    explicit = explicit_min_score(settings)
+    if explicit is not None:
+        return explicit
+    plan = embedder_plan(embedder_setting)
+    return default_threshold(plan.get(language, plan.get("*", BUNDLED)), language)
+
+
+def dense_weight(space: str, language: str) -> float:
+    table = DENSE_WEIGHT.get(embedder_key(space))
+    return 1.0 if table is None else _per_language(table, language, 1.0)
 
 
 @dataclass
@@ -54,6 +120,12 @@ class SearchHit:
     heading: str
     text: str
     chunk_id: str
+    space: str = ""
+    """The embedder whose vectors the similarity compares."""
+    language: str = ""
+    """The query's language (``ko``, ``en``, …) as decided by script ratio."""
+    threshold: float | None = None
+    """The similarity this hit needed (None: no threshold applied)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` shape of one result."""
@@ -61,6 +133,9 @@ class SearchHit:
             "rank": self.rank,
             "score": round(self.score, 4),
             "similarity": round(self.similarity, 4),
+            "threshold": self.threshold,
+            "language": self.language,
+            "space": self.space,
             "path": self.path,
             "start_line": self.start_line,
             "end_line": self.end_line,
@@ -93,20 +168,48 @@ def fuse(
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
+@dataclass
+class QueryPlan:
+    """What one search decided: the query's language and the bar each space's chunks need."""
+
+    language: str
+    thresholds: dict[str, float | None]
+    threshold: float | None
+    """The bar of the space the query's language goes to (what a refusal reports)."""
+    home: str = ""
+    """The space that reads the query's language: no chunk of it passing its bar means the
+    documents do not answer the question (the gate)."""
+
+
 class Searcher:
-    """Searches one collection; keeps the embedder and BM25 index loaded between queries."""
+    """Searches one collection; keeps the embedders and BM25 index loaded between queries."""
 
     def __init__(self, collection: Collection, embedder: Embedder | None = None) -> None:
         self.collection = collection
         self._embedder = embedder
+        self._router: RoutedEmbedder | None = None
         self._lexical: LexicalIndex | None = None
         self._lexical_generation = -1
+        self._spaces: list[str] = []
+        self._spaces_generation = -1
+
+    @property
+    def router(self) -> RoutedEmbedder:
+        if self._router is None:
+            embedder = self._embedder or create_embedder(self.collection.embedder_setting)
+            if isinstance(embedder, RoutedEmbedder):
+                self._router = embedder
+            else:
+                self._router = RoutedEmbedder.single(embedder, self.collection.primary_space)
+        return self._router
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = create_embedder(self.collection.embedder_setting)
-        return self._embedder
+        """The collection's embedder (for an ``auto`` collection, the routed one)."""
+        router = self.router
+        if len(router.spaces) == 1:
+            return router.get(router.spaces[0])
+        return router
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -116,8 +219,41 @@ class Searcher:
             self._lexical_generation = generation
         return self._lexical
 
-    def embed_query(self, query: str) -> np.ndarray:
-        return self.embedder.embed([query])[0]
+    def spaces(self) -> list[str]:
+        """The spaces that hold chunks (an empty collection: the plan's spaces)."""
+        generation = self.collection.manifest.generation
+        if generation != self._spaces_generation:
+            held = list(self.collection.space_counts())
+            self._spaces = held or self.router.spaces
+            self._spaces_generation = generation
+        return self._spaces
+
+    def embed_query(self, query: str, space: str | None = None) -> np.ndarray:
+        router = self.router
+        return router.get(space or router.space_for(query)).embed([query])[0]
+
+    def plan(
+        self, query: str, min_score: float | None = None, calibrated: bool = False
+    ) -> QueryPlan:
+        """The query's language, its home space and the similarity bar per space:
+        ``min_score`` for all when given; with ``calibrated`` the default of each space that
+        reads the language (dense weight > 0) — chunks of a space that cannot read it (MiniLM
+        for a Korean question) were found by keywords and carry no bar, the home space's
+        gate vouches for them; else no bar."""
+        language = query_language(query)
+        spaces = self.spaces()
+        home = self.router.space_for_language(language)
+        if home not in spaces:
+            home = spaces[0]
+        bars: dict[str, float | None] = {}
+        for space in spaces:
+            if min_score is not None:
+                bars[space] = min_score
+            elif calibrated and (space == home or dense_weight(space, language) > 0):
+                bars[space] = default_threshold(space, language)
+            else:
+                bars[space] = None
+        return QueryPlan(language, bars, bars.get(home), home)
 
     def search(
         self,
@@ -127,41 +263,38 @@ class Searcher:
         min_score: float | None = None,
         mode: Mode = "hybrid",
         candidates: int = CANDIDATES,
+        calibrated: bool = False,
     ) -> list[SearchHit]:
-        """The k best chunks for the query, best first; none below ``min_score`` similarity."""
+        """The k best chunks for the query, best first. A chunk needs ``min_score``
+        similarity when given; with ``calibrated`` (and no ``min_score``) it needs the
+        default for its space's embedder and the query's language."""
         if not query.strip():
             return []
+        plan = self.plan(query, min_score, calibrated)
         pool = max(candidates, k * 3)
-        vector = self.embed_query(query)
-        dense: list[tuple[str, float]] = []
-        lexical: list[tuple[str, float]] = []
+        vectors = {space: self.embed_query(query, space) for space in self.spaces()}
+        dense: dict[str, list[tuple[str, float]]] = {}
         if mode in ("hybrid", "dense"):
-            dense = self.collection.store.query(vector, pool)
-        if mode in ("hybrid", "bm25"):
-            lexical = self.lexical.top(query, pool)
-        if mode == "dense":
-            ranked = dense
-        elif mode == "bm25":
-            ranked = lexical
-        else:
-            weights = [DENSE_WEIGHT.get(self.collection.embedder_setting, 1.0), 1.0]
-            best = sum(weights) / (RRF_K + 1)
-            fused = fuse([[i for i, _ in dense], [i for i, _ in lexical]], weights=weights)
-            ranked = [(i, s / best) for i, s in fused]
-        similarity = dict(dense)
-        missing = [i for i, _ in ranked if i not in similarity]
-        if missing:
-            stored = self.collection.store.embeddings(missing)
-            for chunk_id, stored_vector in stored.items():
-                similarity[chunk_id] = float(np.dot(stored_vector, vector))
+            for space, vector in vectors.items():
+                if mode == "hybrid" and dense_weight(space, plan.language) <= 0:
+                    continue
+                dense[space] = self.collection.store_for(space).query(vector, pool)
+        lexical = self.lexical.top(query, pool) if mode in ("hybrid", "bm25") else []
+        ranked = self._rank(mode, plan.language, dense, lexical)
         records = self.collection.manifest.chunks_by_id([i for i, _ in ranked])
+        similarity = self._similarities(ranked, records, dense, vectors)
+        primary = self.collection.primary_space
+        if plan.threshold is not None and not self._gate_open(plan, dense, records, similarity):
+            return []
         hits: list[SearchHit] = []
         for chunk_id, score in ranked:
             record = records.get(chunk_id)
             if record is None:  # a vector the manifest does not own (cleanup pending)
                 continue
+            space = record.space or primary
             sim = similarity.get(chunk_id, 0.0)
-            if min_score is not None and sim < min_score:
+            bar = plan.thresholds.get(space)
+            if bar is not None and sim < bar:
                 continue
             hits.append(
                 SearchHit(
@@ -175,8 +308,75 @@ class Searcher:
                     record.heading,
                     record.text,
                     chunk_id,
+                    space,
+                    plan.language,
+                    bar,
                 )
             )
             if len(hits) >= k:
                 break
         return hits
+
+    def _gate_open(
+        self,
+        plan: QueryPlan,
+        dense: dict[str, list[tuple[str, float]]],
+        records: dict[str, Any],
+        similarity: dict[str, float],
+    ) -> bool:
+        """Whether some chunk of the home space is similar enough to the question."""
+        bar = plan.threshold if plan.threshold is not None else -1.0
+        primary = self.collection.primary_space
+        best = max((s for _, s in dense.get(plan.home, [])), default=-1.0)
+        for chunk_id, sim in similarity.items():
+            record = records.get(chunk_id)
+            if record is not None and (record.space or primary) == plan.home:
+                best = max(best, sim)
+        return best >= bar
+
+    def _rank(
+        self,
+        mode: Mode,
+        language: str,
+        dense: dict[str, list[tuple[str, float]]],
+        lexical: list[tuple[str, float]],
+    ) -> list[tuple[str, float]]:
+        if mode == "bm25":
+            return lexical
+        if mode == "dense" and len(dense) == 1:
+            return next(iter(dense.values()))
+        rankings = [[i for i, _ in ranking] for ranking in dense.values()]
+        weights = [dense_weight(space, language) if mode == "hybrid" else 1.0 for space in dense]
+        if mode == "hybrid":
+            rankings.append([i for i, _ in lexical])
+            weights.append(_per_language(BM25_WEIGHT, language, 1.0))
+        present = [w for w, r in zip(weights, rankings, strict=True) if r]
+        best = (sum(present) or 1.0) / (RRF_K + 1)
+        return [(i, s / best) for i, s in fuse(rankings, weights=weights)]
+
+    def _similarities(
+        self,
+        ranked: list[tuple[str, float]],
+        records: dict[str, Any],
+        dense: dict[str, list[tuple[str, float]]],
+        vectors: dict[str, np.ndarray],
+    ) -> dict[str, float]:
+        """Cosine of the query and each ranked chunk, in the chunk's own space."""
+        similarity: dict[str, float] = {}
+        for ranking in dense.values():
+            similarity.update(ranking)
+        primary = self.collection.primary_space
+        missing: dict[str, list[str]] = {}
+        for chunk_id, _ in ranked:
+            record = records.get(chunk_id)
+            if record is not None and chunk_id not in similarity:
+                missing.setdefault(record.space or primary, []).append(chunk_id)
+        for space, ids in missing.items():
+            vector = vectors.get(space)
+            if vector is None:  # a space that appeared since the query was embedded
+                continue
+            stored = self.collection.store_for(space).embeddings(ids)
+            for chunk_id, stored_vector in stored.items():
+                if stored_vector.shape == vector.shape:
+                    similarity[chunk_id] = float(np.dot(stored_vector, vector))
+        return similarity

@@ -66,11 +66,16 @@ def open_client(chroma_url: str | None, local_path: Path) -> Any:
 
 
 class VectorStore:
-    """One chatapp collection's vectors in chroma; ids are chunk ids from the manifest."""
+    """One chatapp collection's vectors of one embedding space in chroma; ids are chunk ids
+    from the manifest. The collection's first space keeps the plain name (collections made
+    before spaces existed are found as they were); others are named ``<collection>@<space>``."""
 
-    def __init__(self, client: Any, name: str, *, url: str | None = None) -> None:
+    def __init__(
+        self, client: Any, name: str, *, url: str | None = None, space: str | None = None
+    ) -> None:
         self._client = client
-        self.name = chroma_name(name)
+        self.space = space
+        self.name = chroma_name(f"{name}@{space}" if space else name)
         self.url = url
         try:
             self._collection = client.get_or_create_collection(

@@ -14,8 +14,8 @@ import pytest
 from chatapp.retrieval.embedder import StaticEmbedder
 from tests.support.documents import CORPUS, run_cli, write_corpus
 
-RESULT_KEYS = {"rank", "score", "similarity", "path", "start_line", "end_line", "page", "heading",
-               "text"}  # fmt: skip
+RESULT_KEYS = {"rank", "score", "similarity", "threshold", "language", "space", "path",
+               "start_line", "end_line", "page", "heading", "text"}  # fmt: skip
 
 
 @pytest.fixture

@@ -1,0 +1,99 @@
+"""Which language a text is in, decided by the scripts of its letters.
+
+Retrieval decides per chunk and per query (never per collection, so a mixed folder works) which
+keyword rules and which embedding space suit a text. Letters are counted by script: Hangul
+syllables and jamo, Han ideographs, kana, and Latin (everything else that is a letter counts as
+Latin's neighbour "other"). A Hangul syllable carries about as much as a short Latin word piece,
+so it weighs ``HANGUL_WEIGHT`` Latin letters; a text is Korean when its weighted Hangul share is
+at least ``KOREAN_SHARE``. Code in a Korean page (mostly Latin identifiers) therefore counts as
+English-like text, and a Korean question naming ``useEffect`` stays Korean.
+
+Language codes: ``ko`` Korean, ``ja`` Japanese (kana present), ``zh`` Chinese (Han without kana),
+``en`` for Latin-script and everything else (English keyword rules, the English embedder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KOREAN = "ko"
+JAPANESE = "ja"
+CHINESE = "zh"
+ENGLISH = "en"
+LANGUAGES = (ENGLISH, KOREAN, JAPANESE, CHINESE)
+
+HANGUL_WEIGHT = 2.5
+"""One Hangul syllable ≈ 2.5 Latin letters of content (Korean words are 2–4 syllables, English
+ones 5–8 letters)."""
+HAN_WEIGHT = 3.0
+KOREAN_SHARE = 0.4
+"""Weighted Hangul share above which a text is Korean; round, and far from both sides: Korean
+prose scores 0.8–1.0, a Korean question about an API ~0.5–0.7, English with one Korean word < 0.2."""
+QUERY_KOREAN_SHARE = 0.25
+"""The share for a question: Korean particles and endings around long identifiers
+("babel-plugin-react-compiler 설치와 Vite 설정 방법", 0.38) still make it a Korean question."""
+
+
+@dataclass(frozen=True)
+class ScriptCounts:
+    hangul: int = 0
+    han: int = 0
+    kana: int = 0
+    latin: int = 0
+    other: int = 0
+
+    @property
+    def letters(self) -> int:
+        return self.hangul + self.han + self.kana + self.latin + self.other
+
+
+def _script(char: str) -> str | None:
+    code = ord(char)
+    if 0xAC00 <= code <= 0xD7A3 or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F:
+        return "hangul"
+    if 0x3040 <= code <= 0x30FF or 0x31F0 <= code <= 0x31FF:
+        return "kana"
+    if 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF:
+        return "han"
+    if char.isalpha():
+        return "latin" if code < 0x0250 or 0x1E00 <= code <= 0x1EFF else "other"
+    return None
+
+
+def count_scripts(text: str) -> ScriptCounts:
+    """Letters of the text by script (digits, spaces and punctuation are not counted)."""
+    counts = {"hangul": 0, "han": 0, "kana": 0, "latin": 0, "other": 0}
+    for char in text:
+        if char.isascii():
+            if char.isalpha():
+                counts["latin"] += 1
+            continue
+        script = _script(char)
+        if script is not None:
+            counts[script] += 1
+    return ScriptCounts(**counts)
+
+
+def has_hangul(text: str) -> bool:
+    return any(0xAC00 <= ord(c) <= 0xD7A3 or 0x3130 <= ord(c) <= 0x318F for c in text)
+
+
+def detect_language(text: str, share: float = KOREAN_SHARE) -> str:
+    """``ko``, ``ja``, ``zh`` or ``en`` for a chunk (for a query: ``query_language``)."""
+    counts = count_scripts(text)
+    if not counts.letters:
+        return ENGLISH
+    hangul = counts.hangul * HANGUL_WEIGHT
+    han = counts.han * HAN_WEIGHT
+    kana = counts.kana * HANGUL_WEIGHT
+    weighted = hangul + han + kana + counts.latin + counts.other
+    if hangul / weighted >= share:
+        return KOREAN
+    if (han + kana) / weighted >= share:
+        return JAPANESE if counts.kana else CHINESE
+    return ENGLISH
+
+
+def query_language(text: str) -> str:
+    """The language of a question (a lower bar than for chunks, see ``QUERY_KOREAN_SHARE``)."""
+    return detect_language(text, QUERY_KOREAN_SHARE)
