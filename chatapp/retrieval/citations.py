@@ -1,7 +1,8 @@
 """Checking a grounded answer against its sources.
 
 Every ``[n]`` must name a source that was given (others are reported as invalid). Each answer
-sentence that makes a claim (four words or more) is checked against the sources it cites (all
+sentence that makes a claim (four words or more; a Korean one: three content morphemes or more,
+since particles and endings glue to its words) is checked against the sources it cites (all
 sources when it cites none) in two ways, and flagged as unsupported when either fails:
 
 - ``support``: the best cosine similarity between the sentence and the cited chunk or any
@@ -10,6 +11,11 @@ sources when it cites none) in two ways, and flagged as unsupported when either 
 - ``coverage``: the share of the sentence's content words (stemmed, as keyword search sees them)
   found in the cited sources, plus every number in the sentence must appear there. Invented
   specifics (a version, a count, an option name that is not in the text) fail this check.
+  Korean words are compared as Kiwi morphemes (``lexical.tokenize``), so "컴포넌트는" in an
+  answer matches "컴포넌트의" in a source.
+
+With a routed (``auto``) embedder the answer and its sources are embedded by the embedder of the
+answer's language, together, so their vectors are comparable.
 """
 
 from __future__ import annotations
@@ -20,18 +26,22 @@ from typing import Any
 
 import numpy as np
 
-from chatapp.retrieval.embedder import Embedder
+from chatapp.retrieval.embedder import Embedder, RoutedEmbedder
+from chatapp.retrieval.language import KOREAN, query_language
 
 _CITATION = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|-|–)\s*\d+)*)\s*\]")
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 _SOURCE_SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n|\n(?=\s*[-*•]|\s*\d+\.)")
 MIN_CLAIM_WORDS = 4
+MIN_CLAIM_MORPHEMES_KO = 3
 MIN_COVERAGE = 0.5
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 
-SUPPORT_THRESHOLDS = {"all-MiniLM-L6-v2": 0.5, "fast": 0.6}
+SUPPORT_THRESHOLDS = {"all-MiniLM-L6-v2": 0.5, "fast": 0.6, "use-multilingual-v3": 0.3}
 """Cosine below which a sentence counts as unsupported, per embedder (others: 0.45). Static
-embeddings score unrelated text higher, so their bar is higher."""
+embeddings score unrelated text higher, so their bar is higher. USE multilingual: between the
+medians of a Korean sentence against its own chunk (0.41) and against an unrelated page (0.20),
+measured on benchmarks/retrieval_eval_ko."""
 
 
 @dataclass
@@ -97,6 +107,15 @@ def _source_units(text: str) -> list[str]:
     return [text, *units]
 
 
+def is_claim(sentence: str) -> bool:
+    """Whether a sentence says enough to be checked (see the module docstring)."""
+    if query_language(sentence) == KOREAN:
+        from chatapp.retrieval.korean import korean_terms
+
+        return len(korean_terms(sentence)) >= MIN_CLAIM_MORPHEMES_KO
+    return len(sentence.split()) >= MIN_CLAIM_WORDS
+
+
 def support_threshold(embedder: Embedder) -> float:
     name = getattr(embedder, "name", "")
     if name.startswith("hashing"):
@@ -114,13 +133,15 @@ def check_answer(
     """Check an answer's citations and score each claim's support (see the module docstring).
     ``sources`` are the GroundedTurn sources: dicts with ``n`` and ``text``."""
     by_number = {int(s["n"]): str(s.get("text", "")) for s in sources}
+    if isinstance(embedder, RoutedEmbedder):
+        embedder = embedder.embedder_for(answer)
     bar = support_threshold(embedder) if threshold is None else threshold
     report = CitationReport()
     for number in parse_citations(answer):
         target = report.citations if number in by_number else report.invalid_citations
         if number not in target:
             target.append(number)
-    claims = [(t, c) for t, c in split_answer(answer) if len(t.split()) >= MIN_CLAIM_WORDS]
+    claims = [(t, c) for t, c in split_answer(answer) if is_claim(t)]
     if not claims or not by_number:
         for text, cites in claims:
             check = SentenceCheck(text, cites, 0.0, False, bool(cites), 0.0, "no sources")

@@ -149,13 +149,13 @@ def prepare_turn(
         retrieval = retriever.retrieve(request.text, request.collection, request.top_k)
         prepared.retrieval = retrieval
         if not retrieval.sources:
-            prepared.refusal = grounded.refusal_text(retrieval.collection)
+            prepared.refusal = grounded.refusal_text(retrieval.collection, retrieval.language)
             return prepared
         draft.sources = retrieval.sources
         draft.source_text = grounded.source_block
         draft.shorten_source = grounded.shorten_source
         draft.render = lambda sources, input_text: grounded.grounded_text(
-            user_text(input_text), sources
+            user_text(input_text), sources, retrieval.language
         )
     plan = fit_to_context(
         system,
