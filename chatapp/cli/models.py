@@ -184,6 +184,7 @@ def _info_payload(spec: str) -> dict[str, Any]:
     info = read_gguf_info(path)
     model = find_installed(spec)
     sha = model.sha256 if model and model.sha256 else file_sha256(path)
+    thinking = _template_of(path, info).thinking
     return {
         "name": model.name if model else path.stem,
         "path": str(path),
@@ -196,10 +197,41 @@ def _info_payload(spec: str) -> dict[str, Any]:
         "quant": info.quant,
         "context_length": info.context_length,
         "chat_template": info.chat_template is not None,
+        "thinking": {
+            "thinks": thinking.thinks,
+            "format": thinking.format.name if thinking.format else None,
+            "switch": thinking.switch,
+            "default_on": thinking.default_on if thinking.thinks else None,
+            "efforts": list(thinking.efforts),
+        },
+        "korean": _speaks_korean(model.name if model else None, path),
         "file_size": info.file_size,
         "gguf_version": info.version,
         "sha256": sha,
     }
+
+
+def _template_of(path: Path, info: Any = None) -> Any:
+    """The chat template LlamaCppBackend would use for this GGUF (read without loading it)."""
+    from chatapp.engine.chat_formats import select_template
+    from chatapp.models.gguf import read_gguf_info
+
+    info = info or read_gguf_info(path)
+    return select_template(
+        info.chat_template,
+        architecture=info.architecture,
+        name=info.name or path.stem,
+        bos_token=info.bos_token,
+        eos_token=info.eos_token,
+        vocab_size=info.vocab_size,
+    )
+
+
+def _speaks_korean(name: str | None, path: Path) -> bool | None:
+    from chatapp.models.catalog import speaks_korean
+
+    known = speaks_korean(name) if name else None
+    return known if known is not None else speaks_korean(path)
 
 
 @models_app.command("info")
@@ -207,7 +239,8 @@ def info(
     name: Annotated[str, typer.Argument(help="Installed name, or a path to a .gguf.")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Architecture, parameters, quantization, context length, chat template, sha256."""
+    """Architecture, parameters, quantization, context length, chat template, whether the model
+    thinks (and what switches it), Korean, sha256."""
     payload = _info_payload(name)
     if as_json:
         print(json.dumps(payload, ensure_ascii=False))
@@ -222,17 +255,26 @@ def info(
         "quant": "quantization",
         "context_length": "trained context",
         "chat_template": "chat template",
+        "thinking": "thinks",
+        "korean": "Korean",
         "file_size": "size",
         "sha256": "sha256",
     }
     for key, label in labels.items():
         value = payload[key]
+        if key == "korean" and value is None:
+            print(f"{label:>16}  unknown (not in the catalog; the file names no languages)")
+            continue
         if value is None:
             continue
         if key == "file_size":
             value = _gb(value)
         elif key == "chat_template":
             value = "yes (in the GGUF)" if value else "no (a fallback format is used)"
+        elif key == "thinking":
+            value = _template_of(Path(payload["path"])).thinking.describe()
+        elif key == "korean":
+            value = "yes (listed as supported)" if value else "not listed as supported"
         elif key == "context_length":
             value = f"{value:,} tokens"
         print(f"{label:>16}  {value}")

@@ -2,20 +2,28 @@
 
 The file ships inside the package; ``load_catalog`` validates it into typed entries (unknown keys
 are an error naming the file and the field) so a typo in the data never reaches a user as a
-confusing download failure.
+confusing download failure. ``korean_models`` lists the catalog models that speak Korean with
+their size, fit on this machine and the command that pulls one; ``speaks_korean`` tells whether a
+loaded model has the Korean flag (for the notice shown when Korean goes to a model without it).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chatapp.errors import ConfigError, ModelNotFoundError
+from chatapp.errors import ChatappError, ConfigError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from chatapp.domain import ModelIdentity
+    from chatapp.models.hardware import FitHint, MachineMemory
 
 ChatFamily = Literal["chatml", "llama3", "gemma", "phi", "mistral", "exaone"]
 GIB = 1024**3
@@ -34,6 +42,8 @@ class QuantFile(_Strict):
     """Approximate download size in GB (the hub's own size is used when downloading)."""
     ram_gb: float = Field(gt=0)
     """Approximate RAM needed on CPU with a 4096-token context."""
+    verified: str | None = None
+    """How repo + file name were checked against the Hub (see catalog.toml); None: not checked."""
 
     @field_validator("file")
     @classmethod
@@ -63,6 +73,8 @@ class CatalogModel(_Strict):
     license: str
     languages: list[str]
     korean: bool
+    thinking: bool = False
+    """The model reasons before it answers (its chat template says whether that can be off)."""
     quants: dict[str, QuantFile]
 
     @field_validator("quants")
@@ -150,3 +162,95 @@ def parse_catalog(path: Path) -> Catalog:
 def load_catalog() -> Catalog:
     """The shipped catalog (parsed once per process)."""
     return parse_catalog(catalog_file())
+
+
+@dataclass(frozen=True)
+class KoreanOption:
+    """A catalog model that speaks Korean, as the Korean notice names it."""
+
+    name: str
+    title: str
+    parameters: str
+    quant: str
+    size_bytes: int
+    ram_bytes: int
+    fit: FitHint
+    thinking: bool
+
+    @property
+    def pull_command(self) -> str:
+        return f"chatapp models pull {self.name}"
+
+    def describe(self) -> str:
+        """``EXAONE 3.5 2.4B Instruct (1.6 GB, fits): chatapp models pull exaone-3.5-2.4b-instruct``"""
+        return f"{self.title} ({self.size_bytes / 1e9:.1f} GB, {self.fit}): {self.pull_command}"
+
+
+_FIT_ORDER = {"fits": 0, "tight": 1, "too big": 2}
+
+
+def korean_models(memory: MachineMemory | None = None) -> list[KoreanOption]:
+    """Catalog models that speak Korean, with the size and fit of their default quantization on
+    this machine: the ones that fit first, smallest first within each fit."""
+    from chatapp.models.hardware import fit_hint, machine_memory
+
+    catalog = load_catalog()
+    mem = memory or machine_memory()
+    options = []
+    for entry in catalog.models:
+        if not entry.korean:
+            continue
+        quant, file = entry.quant(None, catalog.default_quant)
+        options.append(
+            KoreanOption(
+                name=entry.name,
+                title=entry.title,
+                parameters=entry.parameters,
+                quant=quant,
+                size_bytes=file.size_bytes,
+                ram_bytes=file.ram_bytes,
+                fit=fit_hint(file.ram_bytes, mem),
+                thinking=entry.thinking,
+            )
+        )
+    return sorted(options, key=lambda o: (_FIT_ORDER[o.fit], o.size_bytes))
+
+
+def catalog_entry_for(model: str | os.PathLike[str] | ModelIdentity) -> CatalogModel | None:
+    """The catalog entry a model name, GGUF path or ModelIdentity belongs to (by catalog name,
+    installed name, or the file name of one of its quantizations), or None."""
+    catalog = load_catalog()
+    names: list[str] = []
+    if isinstance(model, (str, os.PathLike)):
+        names.append(os.fspath(model))
+    else:
+        names += [n for n in (model.name, model.path) if n]
+    for name in names:
+        entry = catalog.get(name) or catalog.get(name.split(":")[0])
+        if entry is not None:
+            return entry
+        base = Path(name).name.lower()
+        for entry in catalog.models:
+            if any(q.file.lower() == base for q in entry.quants.values()):
+                return entry
+    return None
+
+
+def speaks_korean(model: str | os.PathLike[str] | ModelIdentity) -> bool | None:
+    """Whether a model has the Korean flag: from the catalog; else, for a GGUF file, from the
+    languages it names itself (``general.languages``; the bundled SmolLM2 says English only);
+    None when nothing says."""
+    entry = catalog_entry_for(model)
+    if entry is not None:
+        return entry.korean
+    path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model.path
+    if path and path.lower().endswith(".gguf") and Path(path).is_file():
+        from chatapp.models.gguf import read_gguf_info
+
+        try:
+            languages = read_gguf_info(path).languages
+        except ChatappError:
+            return None
+        if languages:
+            return "ko" in {lang.lower().split("-")[0] for lang in languages}
+    return None

@@ -121,6 +121,7 @@ FILE_TYPES: dict[int, str] = {
 }
 
 _TOKENS_KEY = "tokenizer.ggml.tokens"
+_LANGUAGES_KEY = "general.languages"
 _SPECIAL_TOKEN_KEYS = {
     "bos": "tokenizer.ggml.bos_token_id",
     "eos": "tokenizer.ggml.eos_token_id",
@@ -171,6 +172,8 @@ class GGUFInfo:
     eot_token: str | None = None
     """End-of-turn token, when the vocabulary names one separately from eos."""
     vocab_size: int | None = None
+    languages: list[str] = field(default_factory=list)
+    """Languages the file says the model speaks (``general.languages``), often empty."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Every scalar key/value (numbers, booleans, strings); arrays are left out."""
     tensors: list[TensorInfo] = field(default_factory=list, repr=False)
@@ -246,12 +249,15 @@ def _read_value(reader: _Reader, value_type: int, keep_strings: bool = True) -> 
 
 
 def _read_array(reader: _Reader, key: str) -> list[Any] | int:
-    """The array's items for the token list; otherwise skip it and return its length."""
+    """The array's items for the token list and the model's languages; otherwise skip it and
+    return its length."""
     item_type = reader.unpack("<I")
     count = reader.unpack("<Q")
     if item_type == _STRING:
         if key == _TOKENS_KEY:
             return [reader.raw_string() for _ in range(count)]
+        if key == _LANGUAGES_KEY:
+            return [reader.string() for _ in range(count)]
         for _ in range(count):
             reader.skip(reader.unpack("<Q"))
         return count
@@ -310,12 +316,15 @@ def _parse(path: Path, buf: Any, size: int) -> GGUFInfo:
     metadata: dict[str, Any] = {}
     tokens: list[bytes] | None = None
     vocab_size: int | None = None
+    languages: list[str] = []
     for _ in range(kv_count):
         key = reader.string()
         value_type = reader.unpack("<I")
         if value_type == _ARRAY:
             items = _read_array(reader, key)
-            if isinstance(items, list):
+            if isinstance(items, list) and key == _LANGUAGES_KEY:
+                languages = items
+            elif isinstance(items, list):
                 tokens = items
                 vocab_size = len(items)
         else:
@@ -363,6 +372,7 @@ def _parse(path: Path, buf: Any, size: int) -> GGUFInfo:
         eos_token=specials["eos"],
         eot_token=specials["eot"],
         vocab_size=vocab_size,
+        languages=languages,
         metadata=metadata,
         tensors=tensors,
     )
