@@ -141,10 +141,16 @@ class _Reply:
         finish, error = "length", None
         sampled = 0
         first_at = last_at = 0.0
+        import llama_cpp
+
+        # Locals for the per-token path: it runs once per token, beside llama.cpp's decode.
+        is_eog, vocab = llama_cpp.llama_vocab_is_eog, loop.vocab
+        stop_ids, continue_ids, piece = loop.stop_ids, loop.continue_ids, loop.piece
+        kept, cancel, plain = self.kept, self.cancel, self.splitter is None
         while True:
             restart = False
             generator = loop.llm.generate(
-                plan.tokens + self.kept,
+                plan.tokens + kept,
                 top_k=params.top_k,
                 top_p=params.top_p,
                 min_p=params.min_p,
@@ -152,33 +158,39 @@ class _Reply:
                 repeat_penalty=params.repeat_penalty,
                 grammar=self.grammar,
             )
+            decode = self.decoder.decode
             try:
-                for token in generator if len(self.kept) < max_new else ():
+                for token in generator if len(kept) < max_new else ():
                     last_at = time.perf_counter()
                     sampled += 1
                     if sampled == 1:
                         first_at = last_at
-                    if self._ends_reply(token):
+                    if token in stop_ids or (token not in continue_ids and is_eog(vocab, token)):
                         finish = "stop"
                         break
-                    self.kept.append(token)
-                    text = self.decoder.decode(loop.piece(token))
+                    kept.append(token)
+                    text = decode(piece(token))
                     if text:
-                        yield from self._text(text)
+                        if plain:
+                            out, self.stop_hit = self.stopper.feed(text)
+                            if out:
+                                yield TokenEvent(out)
+                        else:
+                            yield from self._text(text)
                         if self.stop_hit:
                             finish = "stop"
                             break
                     if self.deferred is not None and self.splitter is not None:
-                        if self.splitter.in_reasoning and len(self.kept) >= max_new // 2:
+                        if self.splitter.in_reasoning and len(kept) >= max_new // 2:
                             self._close_thinking()
                         if self.splitter.in_answer:
                             self._start_answer(last_at)
                             restart = True
                             break
-                    if len(self.kept) >= max_new:
+                    if len(kept) >= max_new:
                         finish = "length"
                         break
-                    if self.cancel is not None and self.cancel.cancelled:
+                    if cancel is not None and cancel.cancelled:
                         finish = "cancelled"
                         break
             except Exception as exc:  # llama.cpp decode failures: end the stream, keep the text
@@ -212,16 +224,6 @@ class _Reply:
             stats.reasoning_tokens = self.answer_at
             stats.reasoning_s = max(0.0, (self.answer_started_at or last_at) - first_at)
         yield DoneEvent(stats=stats, finish_reason=finish, error=error)  # type: ignore[arg-type]
-
-    def _ends_reply(self, token: int) -> bool:
-        import llama_cpp
-
-        loop = self.loop
-        if token in loop.stop_ids:
-            return True
-        return token not in loop.continue_ids and bool(
-            llama_cpp.llama_vocab_is_eog(loop.vocab, token)
-        )
 
     def _text(self, text: str, final: bool = False) -> Iterator[StreamEvent]:
         """Events for decoded reply text (``final``: the end of the reply, flush everything)."""
