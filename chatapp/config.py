@@ -79,6 +79,11 @@ class GenerationSettings(_Section):
     max_tokens: int = Field(512, ge=1)
     seed: int | None = None
     """Fixed seed for reproducible replies; unset means a fresh random seed each reply."""
+    thinking: Literal["default", "on", "off"] = "default"
+    """For models that think before answering: "on" / "off" set their chat template's switch;
+    "default" keeps the model's own default (thinking off under an output constraint)."""
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    """For models whose template takes a reasoning effort (gpt-oss)."""
 
 
 class ChatSettings(_Section):

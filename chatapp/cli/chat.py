@@ -13,8 +13,11 @@ from chatapp.cli.options import (
     BaseUrlOpt,
     ContextOpt,
     ModelOpt,
+    ShowThinkingOpt,
+    ThinkingOpt,
     resolve_conversation,
     settings_from_flags,
+    thinking_override,
 )
 from chatapp.errors import UsageError
 
@@ -104,6 +107,8 @@ def ask(
         list[str] | None,
         typer.Option("--var", "-v", help="A template variable as NAME=VALUE (@file reads a file)."),
     ] = None,
+    thinking: ThinkingOpt = None,
+    show_thinking: ShowThinkingOpt = False,
 ) -> None:
     """Ask one question; the reply streams to stdout and the turn is kept in the history."""
     text = read_prompt(prompt)
@@ -129,6 +134,7 @@ def ask(
         text,
         template=TemplateCall(template, parse_vars(var)) if template else None,
         collection=collection,
+        params=thinking_override(thinking),
     )
     store = open_store()
     conversation_id = resolve_conversation(store, conversation, continue_)
@@ -139,6 +145,6 @@ def ask(
     if collection is not None and session.retriever is not None:
         session.retriever.check(collection)  # an unknown collection fails before the model loads
     check_template(request)  # likewise an unknown template or a wrong variable
-    result = print_turn(session, request, stream=not as_json)
+    result = print_turn(session, request, stream=not as_json, show_thinking=show_thinking)
     if as_json:
         print_json(ask_json(result))

@@ -22,6 +22,24 @@ BaseUrlOpt = Annotated[
 ]
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key for --base-url.")]
 ContextOpt = Annotated[int | None, typer.Option("--n-ctx", help="Context size in tokens.")]
+ThinkingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--thinking", help="on / off: let a thinking model reason before it answers (if it can)."
+    ),
+]
+ShowThinkingOpt = Annotated[
+    bool, typer.Option("--show-thinking", help="Print a thinking model's reasoning (on stderr).")
+]
+
+
+def thinking_override(value: str | None) -> dict[str, str]:
+    """``--thinking on|off`` as a per-turn generation override."""
+    if value is None:
+        return {}
+    if value not in ("on", "off", "default"):
+        raise UsageError(f"--thinking {value!r}: choose on or off")
+    return {"thinking": value}
 
 
 def settings_from_flags(

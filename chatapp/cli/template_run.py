@@ -9,7 +9,16 @@ from typing import Annotated, Any
 
 import typer
 
-from chatapp.cli.options import ApiKeyOpt, BackendOpt, BaseUrlOpt, ContextOpt, ModelOpt
+from chatapp.cli.options import (
+    ApiKeyOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    ContextOpt,
+    ModelOpt,
+    ShowThinkingOpt,
+    ThinkingOpt,
+    thinking_override,
+)
 from chatapp.errors import UsageError
 
 VarOpt = Annotated[
@@ -143,6 +152,8 @@ def run_template(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     n_ctx: ContextOpt = None,
+    thinking: ThinkingOpt = None,
+    show_thinking: ShowThinkingOpt = False,
 ) -> None:
     """Run a prompt template; the reply streams to stdout (notes go to stderr) and the run is
     kept in the history like any chat (``--no-save`` leaves no trace)."""
@@ -165,7 +176,7 @@ def run_template(
             extra_examples=[e.model_dump(exclude_none=True) for e in load_examples_file(examples)],
         ),
         collection=collection,
-        params={k: v for k, v in overrides.items() if v is not None},
+        params={k: v for k, v in overrides.items() if v is not None} | thinking_override(thinking),
         store=not no_save and not show_prompt,
     )
     check_template(request)  # before loading a model, so a typo fails fast
@@ -188,7 +199,7 @@ def run_template(
             else:
                 print(engine.format_chat(prepared.plan.messages), end="")
             return
-        result = print_turn(session, request, stream=not as_json)
+        result = print_turn(session, request, stream=not as_json, show_thinking=show_thinking)
     finally:
         engine.close()
     if as_json:

@@ -1,8 +1,9 @@
 """How a turn looks from the shell: the one printer behind ``chatapp ask`` and ``chatapp run``.
 
 The reply streams to stdout as it arrives; everything else goes to stderr so a pipe gets only the
-answer: the budget's notes before the reply, then an error line, a template's parsed answer or
-validity note, and the sources with the citation check. ``--json`` prints one object instead.
+answer: the budget's notes before the reply, a thinking model's reasoning when asked for
+(``--show-thinking``; otherwise only how long it thought), then an error line, a template's
+parsed answer or validity note, and the sources with the citation check. ``--json`` prints one object instead.
 Text from the model or documents that would drive the terminal (escape sequences, other control
 characters) is shown escaped when stdout/stderr is a terminal.
 """
@@ -34,23 +35,44 @@ def _is_terminal(stream: TextIO) -> bool:
 class TurnPrinter:
     """Prints one turn's events as they come (``stream``), or nothing until the JSON."""
 
-    def __init__(self, *, stream: bool) -> None:
+    def __init__(self, *, stream: bool, show_thinking: bool = False) -> None:
         self.stream = stream
+        self.show_thinking = show_thinking
+        self._thinking = False
         self.out = sys.stdout
         self.err = sys.stderr
         self._ends_with_newline = True
         self._printed = False
+        self._noted: set[str] = set()
 
     def note(self, text: str) -> None:
+        if text in self._noted:
+            return
+        self._noted.add(text)
         print(f"note: {_shown(text, self.err)}", file=self.err)
 
     def on_start(self, event: TurnStarted) -> None:
         for note in event.notes:
             self.note(note)
 
+    def on_reasoning(self, text: str) -> None:
+        if not self.stream or not self.show_thinking or not text:
+            return
+        if not self._thinking:
+            self._thinking = True
+            print("thinking:", file=self.err)
+        self.err.write(_shown(text, self.err))
+        self.err.flush()
+
+    def _end_thinking(self) -> None:
+        if self._thinking:
+            self._thinking = False
+            print("\n", file=self.err)
+
     def on_token(self, text: str) -> None:
         if not self.stream or not text:
             return
+        self._end_thinking()
         self.out.write(_shown(text, self.out))
         self.out.flush()
         self._printed = True
@@ -60,12 +82,17 @@ class TurnPrinter:
         """What follows the reply: a refusal's text, the closing newline, errors, checks."""
         if not self.stream:
             return
+        self._end_thinking()
         if result.kind == "refusal":
             self.on_token(result.text)
+        if result.reasoning and not self.show_thinking:
+            seconds = result.stats.reasoning_s
+            took = f" for {seconds:.1f} s" if seconds else ""
+            self.note(f"the model thought{took} before answering (--show-thinking shows it)")
         if self._printed and not self._ends_with_newline:
             self.out.write("\n")
             self.out.flush()
-        for note in result.notes[len(result.notes) - _new_notes(result) :]:
+        for note in result.notes:  # those added after the start (the others were printed)
             self.note(note)
         if result.error:
             print(f"error: {_shown(result.error, self.err)}", file=self.err)
@@ -107,12 +134,6 @@ class TurnPrinter:
             print(_shown(f"unsupported ({why}): {item['text']}", err), file=err)
 
 
-def _new_notes(result: TurnResult) -> int:
-    """Notes added after the turn started (the plan's were printed before the reply)."""
-    plan_notes = len(result.plan.notes()) if result.plan is not None else 0
-    return max(0, len(result.notes) - plan_notes)
-
-
 def stats_json(result: TurnResult) -> dict[str, Any]:
     stats = result.stats
     return {
@@ -129,6 +150,7 @@ def ask_json(result: TurnResult) -> dict[str, Any]:
     """The ``chatapp ask --json`` object."""
     data: dict[str, Any] = {
         "text": result.text,
+        "reasoning": result.reasoning or None,
         "kind": result.kind,
         "conversation_id": result.conversation_id,
         "message_id": result.message.id if result.message is not None else None,
@@ -185,6 +207,7 @@ def run_json(result: TurnResult) -> dict[str, Any]:
         "output": template["output"],
         "parsed": template["parsed"],
         "reasoning": template["reasoning"],
+        "thinking": result.reasoning or None,
         "valid": template["valid"],
         "error": template["error"],
         "raw": result.text,
@@ -203,6 +226,7 @@ def print_turn(
     request: TurnRequest,
     *,
     stream: bool,
+    show_thinking: bool = False,
     cancel: CancelToken | None = None,
 ) -> TurnResult:
     """Run ``request`` in ``session`` and print it (see the module docstring).
@@ -211,10 +235,13 @@ def print_turn(
     partial reply as interrupted and the interrupt reaches main(), which sets the exit code."""
     from chatapp.session import consume
 
-    printer = TurnPrinter(stream=stream)
+    printer = TurnPrinter(stream=stream, show_thinking=show_thinking)
     try:
         result = consume(
-            session.send(request, cancel), on_start=printer.on_start, on_token=printer.on_token
+            session.send(request, cancel),
+            on_start=printer.on_start,
+            on_token=printer.on_token,
+            on_reasoning=printer.on_reasoning,
         )
     except KeyboardInterrupt:
         if stream and printer._printed and not printer._ends_with_newline:

@@ -27,6 +27,8 @@ def generation_params(settings: Settings) -> GenerationParams:
         repeat_penalty=gen.repeat_penalty,
         max_tokens=gen.max_tokens,
         seed=gen.seed,
+        thinking=gen.thinking,
+        reasoning_effort=gen.reasoning_effort,
     )
 
 

@@ -22,7 +22,14 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from chatapp.domain import CancelToken, ChatMessage, DoneEvent, GenerationParams, TokenEvent
+from chatapp.domain import (
+    CancelToken,
+    ChatMessage,
+    DoneEvent,
+    GenerationParams,
+    ReasoningEvent,
+    TokenEvent,
+)
 from chatapp.engine.base import Backend
 from chatapp.errors import ChatappError, UsageError
 from chatapp.session.preparation import PreparedTurn, prepare_turn
@@ -273,12 +280,17 @@ class ChatSession:
         assert prepared.plan is not None
         result.stats.prompt_tokens = prepared.plan.prompt_tokens
         pieces: list[str] = []
+        thoughts: list[str] = []
         finish, error = "error", None
         try:
             for event in backend.stream_chat(prepared.plan.messages, params, cancel):
                 if isinstance(event, TokenEvent):
                     pieces.append(event.text)
-                    writer.grow(pieces)
+                    writer.grow(pieces, thoughts)
+                    yield event
+                elif isinstance(event, ReasoningEvent):
+                    thoughts.append(event.text)
+                    writer.grow(pieces, thoughts)
                     yield event
                 elif isinstance(event, DoneEvent):
                     result.stats, finish, error = event.stats, event.finish_reason, event.error
@@ -290,6 +302,7 @@ class ChatSession:
             raise
         finally:
             result.text, result.finish_reason, result.error = "".join(pieces), finish, error
+            result.reasoning = "".join(thoughts)
             if finish not in ("cancelled", "error"):
                 self._check_reply(prepared, result)
             self._finish(prepared, writer, result)
@@ -331,4 +344,5 @@ class ChatSession:
             stats=result.stats.to_dict(),
             error=result.error,
             turn=record,
+            reasoning=result.reasoning or None,
         )

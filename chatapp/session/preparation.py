@@ -162,7 +162,8 @@ def prepare_turn(
         history,
         draft,
         examples=template_turn.examples if template_turn is not None else (),
-        count_chat_tokens=backend.count_chat_tokens,
+        # The prompt as this reply's settings render it (the thinking switch changes it).
+        count_chat_tokens=lambda messages: backend.count_chat_tokens(messages, params),
         count_tokens=backend.count_tokens,
         n_ctx=backend.n_ctx,
         max_tokens=params.max_tokens,
@@ -171,4 +172,31 @@ def prepare_turn(
     prepared.plan = plan
     prepared.sources = [{**s, "n": n} for n, s in enumerate(plan.sources, start=1)]
     prepared.notes = plan.notes()
+    notice = korean_notice(request.text, backend, history)
+    if notice:
+        prepared.notes.append(notice)
     return prepared
+
+
+def korean_notice(text: str, backend: Backend, history: Sequence[ChatMessage]) -> str | None:
+    """For the first Korean message of a conversation sent to a model without the Korean flag:
+    say so, naming catalog models that speak Korean with their size and fit on this machine."""
+    from chatapp.retrieval.language import KOREAN, query_language
+
+    if query_language(text) != KOREAN:
+        return None
+    if any(m.role == "user" and query_language(m.content) == KOREAN for m in history):
+        return None  # said once, at the conversation's first Korean message
+    from chatapp.models.catalog import korean_models, speaks_korean
+
+    identity = backend.identity
+    if speaks_korean(identity.path or identity.name) is not False:
+        return None
+    options = [o for o in korean_models() if o.fit != "too big"][:3] or korean_models()[:3]
+    if not options:
+        return None
+    named = "; ".join(o.describe() for o in options)
+    return (
+        f"{identity.name} does not speak Korean (its replies to Korean will be poor). Models "
+        f"that do: {named} — or pick one with F9 in the chat."
+    )

@@ -37,27 +37,29 @@ class ReplyWriter:
     ) -> None:
         self.store = store
         self.message: Message | None = None
-        self._saved_chars = 0
+        self._saved = (0, 0)
         self._next_save = time.monotonic() + SAVE_INTERVAL_S
         if store is not None and conversation_id is not None:
             self.message = store.add_message(
                 conversation_id, "assistant", "", parent_id=parent_id, status="streaming", **fields
             )
 
-    def grow(self, pieces: list[str]) -> None:
-        """Called after each piece of text: saves the text so far when the interval is up."""
+    def grow(self, pieces: list[str], reasoning: list[str]) -> None:
+        """Called after each piece of answer or reasoning: saves both so far when the interval
+        is up."""
         if self.message is None or time.monotonic() < self._next_save:
             return
-        self._save("".join(pieces))
+        self._save("".join(pieces), "".join(reasoning) if reasoning else None)
 
-    def _save(self, text: str) -> None:
+    def _save(self, text: str, reasoning: str | None) -> None:
         assert self.store is not None and self.message is not None
         self._next_save = time.monotonic() + SAVE_INTERVAL_S
-        if len(text) == self._saved_chars:
+        sizes = (len(text), len(reasoning or ""))
+        if sizes == self._saved:
             return
         try:
-            self.store.save_streamed_text(self.message.id, text)
-            self._saved_chars = len(text)
+            self.store.save_streamed_text(self.message.id, text, reasoning)
+            self._saved = sizes
         except ChatappError as exc:  # a full disk must not stop the reply; the end retries
             log.warning("reply text not saved while streaming: %s", exc)
         except Exception as exc:  # sqlite3 errors (disk full, I/O) likewise

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from chatapp.domain import GenerationStats, TokenEvent
+from chatapp.domain import GenerationStats, ReasoningEvent, TokenEvent
 
 if TYPE_CHECKING:
     from chatapp.context import ContextPlan
@@ -114,6 +114,8 @@ class TurnResult:
     request: TurnRequest
     kind: TurnKind = "reply"
     text: str = ""
+    """The answer (a thinking model's reasoning is apart, in ``reasoning``)."""
+    reasoning: str = ""
     finish_reason: str = "stop"
     """stop | length | cancelled | error | refused (no relevant sources: the model was not asked)."""
     error: str | None = None
@@ -165,7 +167,7 @@ class TurnFinished:
     result: TurnResult
 
 
-TurnEvent = TurnStarted | TokenEvent | TurnFinished
+TurnEvent = TurnStarted | TokenEvent | ReasoningEvent | TurnFinished
 
 
 def consume(
@@ -173,14 +175,19 @@ def consume(
     *,
     on_start: Callable[[TurnStarted], None] | None = None,
     on_token: Callable[[str], None] | None = None,
+    on_reasoning: Callable[[str], None] | None = None,
 ) -> TurnResult:
     """Read a turn's events to the end: the one loop every front end uses. ``on_start`` sees the
-    prepared turn, ``on_token`` every piece of reply text as it arrives."""
+    prepared turn, ``on_token`` every piece of the answer as it arrives, ``on_reasoning`` every
+    piece of a thinking model's reasoning (which comes before the answer)."""
     result: TurnResult | None = None
     for event in events:
         if isinstance(event, TokenEvent):
             if on_token is not None:
                 on_token(event.text)
+        elif isinstance(event, ReasoningEvent):
+            if on_reasoning is not None:
+                on_reasoning(event.text)
         elif isinstance(event, TurnStarted):
             if on_start is not None:
                 on_start(event)

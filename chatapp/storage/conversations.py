@@ -202,6 +202,7 @@ class ConversationStore:
         stats: dict[str, Any] | None = None,
         error: str | None = None,
         turn: dict[str, Any] | None = None,
+        reasoning: str | None = None,
         make_active: bool = True,
     ) -> Message:
         """Add a message. Without ``parent_id`` it continues the active branch. A message added
@@ -214,8 +215,8 @@ class ConversationStore:
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, parent_id, role, content, created_at,"
                 " status, model_json, params_json, seed, template, sources_json, stats_json,"
-                " error, turn_json, stream_owner)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " error, turn_json, stream_owner, reasoning)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     parent,
@@ -232,6 +233,7 @@ class ConversationStore:
                     error,
                     json_text(turn),
                     owner,
+                    reasoning,
                 ),
             )
             message_id = int(cur.lastrowid or 0)
@@ -253,6 +255,7 @@ class ConversationStore:
         sources: list[dict[str, Any]] | None = None,
         error: str | None = None,
         turn: dict[str, Any] | None = None,
+        reasoning: str | None = None,
     ) -> Message:
         message = self.get_message(message_id)
         changes: dict[str, Any] = {}
@@ -264,6 +267,8 @@ class ConversationStore:
                 changes["stream_owner"] = None
         if turn is not None:
             changes["turn_json"] = json_text(turn)
+        if reasoning is not None:
+            changes["reasoning"] = reasoning
         if stats is not None:
             changes["stats_json"] = json_text(stats)
         if model is not None:
@@ -285,13 +290,16 @@ class ConversationStore:
                 )
         return self.get_message(message_id)
 
-    def save_streamed_text(self, message_id: int, content: str) -> None:
-        """Save the text of a reply that is still streaming: one short transaction of its own,
-        nothing else touched (called every ~0.5 s while a reply grows)."""
+    def save_streamed_text(
+        self, message_id: int, content: str, reasoning: str | None = None
+    ) -> None:
+        """Save the text (and reasoning) of a reply that is still streaming: one short
+        transaction of its own, nothing else touched (called every ~0.5 s while a reply grows)."""
         with self._write() as db:
             db.execute(
-                "UPDATE messages SET content = ? WHERE id = ? AND status = 'streaming'",
-                (content, message_id),
+                "UPDATE messages SET content = ?, reasoning = COALESCE(?, reasoning)"
+                " WHERE id = ? AND status = 'streaming'",
+                (content, reasoning, message_id),
             )
 
     def get_message(self, message_id: int) -> Message:
@@ -409,4 +417,5 @@ class ConversationStore:
             stats=from_json_text(data["stats_json"]),
             error=data["error"],
             turn=from_json_text(data.get("turn_json")),
+            reasoning=data.get("reasoning"),
         )

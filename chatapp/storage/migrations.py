@@ -147,10 +147,17 @@ def m003_turn_records_and_streaming(db: sqlite3.Connection) -> None:
     )
 
 
+def m004_message_reasoning(db: sqlite3.Connection) -> None:
+    """A thinking model's reasoning is kept apart from the answer (the answer is ``content``,
+    what history and search see)."""
+    db.execute("ALTER TABLE messages ADD COLUMN reasoning TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     m001_conversations_and_messages,
     m002_message_search,
     m003_turn_records_and_streaming,
+    m004_message_reasoning,
 ]
 
 

@@ -50,6 +50,8 @@ class Message:
     sources: list[dict[str, Any]] | None = None
     stats: dict[str, Any] | None = None
     error: str | None = None
+    reasoning: str | None = None
+    """A thinking model's reasoning before the answer (None when it did not think)."""
     turn: dict[str, Any] | None = None
     """What produced it: the turn request (template + variables, collection, overrides) and,
     on replies, the retrieval settings, the context plan's summary and the citation check."""

@@ -273,3 +273,31 @@ def test_a_reply_left_streaming_by_a_dead_process_becomes_interrupted(tmp_path: 
         assert recovered.status == "interrupted" and recovered.content == "half a reply"
         # Still owned by this (live) process: left alone.
         assert reopened.get_message(live.id).status == "streaming"
+
+
+def test_reasoning_streams_apart_and_is_saved_while_it_grows(tmp_path: Path) -> None:
+    """A thinking model's reasoning is stored in its own field, saved as it streams like the
+    answer, and never part of the answer or of the next turn's history."""
+    from chatapp.domain import ReasoningEvent
+
+    path = tmp_path / "chat.db"
+    fake = FakeBackend(thinks=True, token_delay_s=0.02)
+    fake.enqueue("The answer is four.", reasoning=" ".join(["two plus two"] * 20))
+    with ConversationStore(path) as store, ConversationStore(path) as reader:
+        session = ChatSession(fake, store)
+        saved_mid_thought = ""
+        for event in session.send(TurnRequest("2+2?")):
+            if isinstance(event, ReasoningEvent) and not saved_mid_thought:
+                row = reader.thread(session.conversation_id)[-1]
+                if row.status == "streaming" and row.reasoning:
+                    saved_mid_thought = row.reasoning
+            if isinstance(event, TurnFinished):
+                result = event.result
+        assert saved_mid_thought.startswith("two plus two")
+        stored = reader.get_message(result.message.id)
+        assert stored.content == "The answer is four." == result.text
+        assert stored.reasoning == result.reasoning and "two plus two" in stored.reasoning
+        _run(session.send(TurnRequest("and 3+3?")))
+        history = fake.last_call.messages
+        assert [m.content for m in history[-3:]] == ["2+2?", "The answer is four.", "and 3+3?"]
+        assert all(m.reasoning is None for m in history)
