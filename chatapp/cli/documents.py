@@ -133,6 +133,9 @@ def index(
         chosen = DEFAULT_EMBEDDER
     name = coll_mod.check_name(collection or settings.retrieval.collection)
     url = coll_mod.resolve_url(settings)
+    exists = coll_mod.collection_exists(name, url)
+    if reembed and not exists:
+        raise UsageError(f"collection {name}: not found (--reembed switches an existing one)")
     roots = [str(p) for p in paths or []]
     if not roots:
         if not coll_mod.collection_exists(name, url):
@@ -144,9 +147,6 @@ def index(
     for root in roots:
         if not Path(root).expanduser().exists():
             raise UsageError(f"path {root}: no such file or folder")
-    exists = coll_mod.collection_exists(name, url)
-    if reembed and not exists:
-        raise UsageError(f"collection {name}: not found (--reembed switches an existing one)")
     if not exists or reembed:
         # Make sure the embedder loads before recording it.
         create_embedder(chosen)

@@ -1,8 +1,8 @@
 """Checking a grounded answer against its sources.
 
 Every ``[n]`` must name a source that was given (others are reported as invalid). Each answer
-sentence that makes a claim (four words or more; a Korean one: three content morphemes or more,
-since particles and endings glue to its words) is checked against the sources it cites (all
+sentence that makes a claim (four words or more; a Korean one: three content morphemes, Latin
+words or numbers or more, since particles and endings glue to its words) is checked against the sources it cites (all
 sources when it cites none) in two ways, and flagged as unsupported when either fails:
 
 - ``support``: the best cosine similarity between the sentence and the cited chunk or any
@@ -112,7 +112,8 @@ def is_claim(sentence: str) -> bool:
     if query_language(sentence) == KOREAN:
         from chatapp.retrieval.korean import korean_terms
 
-        return len(korean_terms(sentence)) >= MIN_CLAIM_MORPHEMES_KO
+        latin = re.findall(r"[A-Za-z0-9]+", sentence)  # names and numbers count as words too
+        return len(korean_terms(sentence)) + len(latin) >= MIN_CLAIM_MORPHEMES_KO
     return len(sentence.split()) >= MIN_CLAIM_WORDS
 
 

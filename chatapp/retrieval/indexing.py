@@ -108,7 +108,9 @@ class Indexer:
         if isinstance(embedder, RoutedEmbedder):
             return embedder
         if self._single is None:
-            self._single = RoutedEmbedder.single(embedder, self.collection.primary_space)
+            self._single = RoutedEmbedder.single(
+                embedder, next(iter(self.collection.plan.values()))
+            )
         return self._single
 
     # -- the run --------------------------------------------------------------------------

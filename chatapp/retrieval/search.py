@@ -200,7 +200,9 @@ class Searcher:
             if isinstance(embedder, RoutedEmbedder):
                 self._router = embedder
             else:
-                self._router = RoutedEmbedder.single(embedder, self.collection.primary_space)
+                self._router = RoutedEmbedder.single(
+                    embedder, next(iter(self.collection.plan.values()))
+                )
         return self._router
 
     @property

@@ -239,3 +239,34 @@ def test_ctrl_c_stops_the_cli_with_a_summary_and_the_next_run_resumes(tmp_path: 
     final = json.loads(resumed.stdout)
     assert final["interrupted"] is False
     assert len(final["indexed"]) + final["unchanged"] == 800
+
+
+class SlowEmbedder(HashingEmbedder):
+    """The hashing embedder, taking longer per batch than the reader's old one-second wait."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        threading.Event().wait(1.3)
+        return super().embed(texts)
+
+
+def test_index_returns_when_the_writer_is_busy_as_the_reader_finishes(
+    tmp_path: Path, collection: Collection
+) -> None:
+    # 256 files fill the reader's queue; two batches of 64 more make the reader's last file
+    # take the last free slot just as the writer starts embedding a batch. The end-of-work
+    # mark used to be dropped after a second, and the writer then waited forever.
+    docs = tmp_path / "many"
+    docs.mkdir()
+    for i in range(256 + 2 * 64):
+        (docs / f"note{i:03}.txt").write_text(f"Note {i} about topic {i % 7}.\n", encoding="utf-8")
+    outcome: dict = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(summary=index_paths(collection, [docs], SlowEmbedder)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=300)  # a hang guard, not a speed check
+    assert not worker.is_alive(), "chatapp index never returned"
+    summary = outcome["summary"]
+    assert len(summary.indexed) == 384 and not summary.interrupted
+    assert collection.manifest.counts() == (384, 384)

@@ -110,6 +110,12 @@ def test_reindex_without_paths_uses_recorded_roots(indexed: Path, capsys) -> Non
         (["search", "x", "--mode", "magic", "-C", "home"], "error: --mode magic: use hybrid"),
         (["index", "/no/such/folder"], "error: path /no/such/folder: no such file or folder"),
         (["index", "-C", "fresh"], "error: no PATH given: name the files or folders to index"),
+        (["index", "-C", "nope", "--reembed"], "error: collection nope: not found (--reembed"),
+        (
+            ["index", "-C", "home", "--embedder", "fast"],
+            "error: collection home: built with embedder 'hashing', not 'fast' (switch it with "
+            "`chatapp index -C home --reembed --embedder fast`",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(indexed: Path, capsys, argv, message) -> None:
@@ -239,3 +245,27 @@ def test_unknown_embedder_model_is_one_line_and_creates_nothing(tmp_path: Path, 
     assert err.startswith("error: embedder no-such-org/no-such-model: cannot be loaded offline")
     assert err.count("\n") == 1
     assert run_cli(["collections", "list", "--json"], capsys)[1].strip() == "[]"
+
+
+@pytest.mark.slow  # loads USE multilingual
+def test_reembed_switches_a_collection_and_keeps_it_searchable(
+    indexed: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatapp.retrieval.collection import open_collection
+
+    with open_collection("home") as coll:
+        before = coll.manifest.counts()
+    monkeypatch.delenv("CHATAPP_RETRIEVAL__EMBEDDER")
+    code, out, err = run_cli(
+        ["index", "-C", "home", "--reembed", "--embedder", "use-multilingual", "--json"], capsys
+    )
+    assert code == 0, err
+    assert len(json.loads(out)["indexed"]) == 4
+    with open_collection("home") as coll:
+        assert coll.embedder_setting == "use-multilingual"
+        assert coll.space_counts() == {"use-multilingual": coll.manifest.counts()[1]}
+        assert coll.known_spaces() == ["use-multilingual"]  # the old store was dropped
+        assert coll.manifest.counts()[0] == before[0]
+    code, out, _ = run_cli(["search", "pruning roses in winter", "-C", "home", "--json"], capsys)
+    results = json.loads(out)
+    assert code == 0 and results and results[0]["space"] == "use-multilingual"

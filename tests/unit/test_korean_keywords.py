@@ -1,0 +1,93 @@
+"""Korean keywords by Kiwi morphemes, and the language of chunks and queries by script ratio."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatapp.retrieval.korean import korean_terms
+from chatapp.retrieval.language import count_scripts, detect_language, query_language
+from chatapp.retrieval.lexical import LexicalIndex, tokenize
+
+
+def test_particles_and_endings_are_dropped_stems_kept() -> None:
+    terms = korean_terms("컴포넌트의 state를 보존하려면 key를 바꾸지 마세요.")
+    assert "컴포넌트" in terms and "보존" in terms
+    for glue in ("의", "를", "려면", "세요", "마"):
+        assert glue not in terms
+    assert not any(t.isascii() for t in terms)  # Latin words are left to the English rules
+
+
+def test_the_same_word_with_other_particles_gives_the_same_terms() -> None:
+    assert set(korean_terms("설치하려면")) == set(korean_terms("설치를")) == {"설치"}
+    assert "업데이트" in korean_terms("상태 업데이트가") and "업데이트" in korean_terms(
+        "업데이트를"
+    )
+
+
+def test_question_words_are_not_keywords() -> None:
+    terms = korean_terms("렌더링은 어떻게 해야 하나요? 알려 주세요")
+    assert terms == ["렌더링"]
+
+
+def test_mixed_text_gets_every_rule() -> None:
+    tokens = tokenize("useEffect는 EXCLUDE_FROM_ALL 옵션을 deleting 할 때 설치하세요")
+    assert {"useeffect", "use", "effect"} <= set(tokens)  # camelCase split
+    assert {"exclude_from_all", "exclud", "all"} <= set(tokens)  # identifier kept and split
+    assert "delet" in tokens  # English stemmed
+    assert {"옵션", "설치"} <= set(tokens)  # Korean morphemes
+    assert "는" not in tokens and "때" not in tokens
+
+
+def test_other_cjk_keeps_bigrams() -> None:
+    assert tokenize("日本語") == ["日本", "本語"]
+
+
+def test_keyword_search_finds_a_korean_chunk_through_other_endings() -> None:
+    texts = [
+        "State를 보존하고 초기화하기: 같은 위치의 컴포넌트는 state를 유지합니다.",
+        "이벤트 핸들러를 추가하려면 onClick prop에 함수를 전달합니다.",
+        "배열을 렌더링할 때 각 항목에 key를 지정하세요.",
+    ]
+    index = LexicalIndex.build(["state", "events", "lists"], texts)
+    assert index.top("컴포넌트의 state를 초기화하는 방법", 3)[0][0] == "state"
+    assert index.top("클릭 이벤트 핸들러 추가", 3)[0][0] == "events"
+    assert index.top("리스트를 렌더링하면서 키 지정", 3)[0][0] == "lists"
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("State는 컴포넌트의 메모리입니다. 렌더링 사이에 값을 유지합니다.", "ko"),
+        ("Rotate the log files every night and keep five of them.", "en"),
+        ("const [count, setCount] = useState(0);\nfunction handleClick() { setCount(1); }", "en"),
+        # code in a Korean page stays English-like: its words are identifiers
+        (
+            "export default function Gallery() {\n  // 갤러리\n  return <section>...</section>;\n}",
+            "en",
+        ),
+        ("日本語のテキストです", "ja"),
+        ("中文文本检索", "zh"),
+        ("12345 --- !!!", "en"),
+    ],
+)
+def test_chunk_language_by_script_ratio(text: str, language: str) -> None:
+    assert detect_language(text) == language
+
+
+@pytest.mark.parametrize(
+    ("query", "language"),
+    [
+        ("useEffect는 언제 쓰나요?", "ko"),
+        ("babel-plugin-react-compiler 설치와 Vite 설정 방법", "ko"),
+        ("default export와 named export의 차이", "ko"),
+        ("How do I rotate the logs?", "en"),
+        ("How do I translate the word 상태 into English in my notes?", "en"),
+    ],
+)
+def test_query_language(query: str, language: str) -> None:
+    assert query_language(query) == language
+
+
+def test_script_counts() -> None:
+    counts = count_scripts("React 컴포넌트 日本 かな")
+    assert (counts.latin, counts.hangul, counts.han, counts.kana) == (5, 4, 2, 2)
