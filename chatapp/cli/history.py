@@ -139,9 +139,5 @@ def remove(conversation_id: Annotated[int, typer.Argument(metavar="ID")]) -> Non
     """Delete a conversation and all its messages (nothing of them stays in the database)."""
     store = _store()
     title = store.get_conversation(conversation_id).title
-    store.delete_conversation(conversation_id)
-    if store.path != ":memory:":
-        from chatapp.sqlite_connection import purge_deleted
-
-        purge_deleted(store.path)  # its words leave the search index and the WAL too
+    store.delete_conversation(conversation_id)  # its words leave the search index and WAL too
     print(f"deleted conversation {conversation_id} ({for_stream(title, sys.stdout)})")

@@ -179,10 +179,14 @@ class ConversationStore:
         return self.update_conversation(conversation_id, title=title.strip())
 
     def delete_conversation(self, conversation_id: int) -> None:
+        """Delete a conversation for good: its rows, their words in the search index and the
+        old pages in the WAL (``secure_delete`` zeroes the freed space)."""
         self.get_conversation(conversation_id)
         with self._write() as db:
             db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
             db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        if self.path != ":memory:":
+            self._conn.purge_deleted()
 
     # -- messages -------------------------------------------------------------------------
 
