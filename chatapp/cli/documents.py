@@ -148,6 +148,7 @@ def index(
         if not Path(root).expanduser().exists():
             raise UsageError(f"path {root}: no such file or folder")
     if not exists or reembed:
+        _warn_embedder_fit(embedder_key(chosen))
         # Make sure the embedder loads before recording it.
         create_embedder(chosen)
     coll = coll_mod.create_or_open(
@@ -195,6 +196,17 @@ def index(
 
 def _say_waiting(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _warn_embedder_fit(key: str) -> None:
+    """Say so before loading an embedder this machine has too little memory for."""
+    from chatapp.models.hardware import embedder_fit
+
+    known = embedder_fit(key)
+    if known is not None and known[0] != "fits":
+        need = known[1].ram_bytes / 1e9
+        print(f"warning: embedder {key} needs about {need:.1f} GB of RAM: {known[0]} here",
+              file=sys.stderr)  # fmt: skip
 
 
 def _watch(roots: list[str], run_once: Any, as_json: bool) -> None:

@@ -106,6 +106,45 @@ def fit_hint(ram_needed: int, memory: MachineMemory | None = None) -> FitHint:
     return "too big"
 
 
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """What an embedder needs (RAM while indexing, fp32 on CPU) and whether it reads Korean."""
+
+    ram_bytes: int
+    korean: bool
+    note: str = ""
+
+
+EMBEDDERS: dict[str, EmbedderSpec] = {
+    "auto": EmbedderSpec(700_000_000, True, "MiniLM for English + USE multilingual (default)"),
+    "bundled": EmbedderSpec(400_000_000, False, "all-MiniLM-L6-v2, English only"),
+    "fast": EmbedderSpec(200_000_000, False, "static, distilled from MiniLM"),
+    "use-multilingual": EmbedderSpec(400_000_000, True, "USE multilingual v3, 16 languages"),
+    "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2": EmbedderSpec(
+        1_000_000_000, True, "50+ languages"
+    ),
+    "intfloat/multilingual-e5-small": EmbedderSpec(1_000_000_000, True, "prefix-free use works"),
+    "intfloat/multilingual-e5-base": EmbedderSpec(2_000_000_000, True),
+    "intfloat/multilingual-e5-large": EmbedderSpec(4_000_000_000, True),
+    "BAAI/bge-m3": EmbedderSpec(4_000_000_000, True, "8k tokens, strong on Korean"),
+    "nlpai-lab/KURE-v1": EmbedderSpec(4_000_000_000, True, "bge-m3 tuned for Korean retrieval"),
+    "jhgan/ko-sroberta-multitask": EmbedderSpec(1_000_000_000, True, "Korean only"),
+    "sentence-transformers/LaBSE": EmbedderSpec(3_000_000_000, True),
+}
+"""Embedders chatapp knows the needs of (others: any sentence-transformers model by name, whose
+needs it cannot tell before downloading it with sentence-transformers yourself)."""
+
+
+def embedder_fit(
+    name: str, memory: MachineMemory | None = None
+) -> tuple[FitHint, EmbedderSpec] | None:
+    """The fit hint and spec of a known embedder setting (None for one chatapp does not know)."""
+    spec = EMBEDDERS.get(name)
+    if spec is None:
+        return None
+    return fit_hint(spec.ram_bytes, memory), spec
+
+
 def estimated_ram(file_size: int, n_ctx: int = 4096) -> int:
     """Rough bytes needed to run a GGUF of ``file_size`` bytes with ``n_ctx`` context on CPU."""
     return file_size + n_ctx * _KV_BYTES_PER_TOKEN + _RUNTIME_OVERHEAD_BYTES
