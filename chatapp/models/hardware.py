@@ -123,7 +123,7 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
     "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2": EmbedderSpec(
         1_000_000_000, True, "50+ languages"
     ),
-    "intfloat/multilingual-e5-small": EmbedderSpec(1_000_000_000, True, "prefix-free use works"),
+    "intfloat/multilingual-e5-small": EmbedderSpec(1_000_000_000, True),
     "intfloat/multilingual-e5-base": EmbedderSpec(2_000_000_000, True),
     "intfloat/multilingual-e5-large": EmbedderSpec(4_000_000_000, True),
     "BAAI/bge-m3": EmbedderSpec(4_000_000_000, True, "8k tokens, strong on Korean"),
