@@ -9,7 +9,7 @@ delete, export, branches, copy); replies are driven by its ``ReplyController``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,9 +22,10 @@ from textual.widgets import Footer
 from chatapp.errors import ChatappError
 from chatapp.ui.branches import branch_positions, switch_branch
 from chatapp.ui.chat_context import ChatContext, TurnChoices
-from chatapp.ui.clipboard_export import copy_text, export_conversation, export_directory
+from chatapp.ui.clipboard_export import copy_text
 from chatapp.ui.generation import Reply, ReplyEnded, ReplyStarted
 from chatapp.ui.messages import ReplyFinished
+from chatapp.ui.screens.conversation_dialogs import ask_to_delete, ask_to_export, ask_to_rename
 from chatapp.ui.screens.replies import ReplyController
 from chatapp.ui.widgets.chat_view import ChatView
 from chatapp.ui.widgets.header import ChatHeader
@@ -308,22 +309,7 @@ class ChatScreen(Screen[None]):
         self.prompt.focus()
 
     def action_rename(self) -> None:
-        if self.conversation_id is None or self.context.store is None:
-            self.notify("Nothing to rename yet: send a first message.", severity="warning")
-            return
-        from chatapp.ui.screens.dialogs import TextInputScreen
-
-        conversation_id = self.conversation_id
-        current = self.context.store.get_conversation(conversation_id).title
-
-        def renamed(title: str | None) -> None:
-            if title and self.context.store is not None:
-                self.context.store.rename_conversation(conversation_id, title)
-                if self.conversation_id == conversation_id:
-                    self.header.set_title(title)
-                self.refresh_sidebar()
-
-        self.app.push_screen(TextInputScreen("Rename conversation", current), renamed)
+        ask_to_rename(self)
 
     def action_delete(self) -> None:
         if self.conversation_id is None:
@@ -332,21 +318,7 @@ class ChatScreen(Screen[None]):
         self.confirm_delete(self.conversation_id)
 
     def confirm_delete(self, conversation_id: int) -> None:
-        from chatapp.ui.screens.dialogs import ConfirmScreen
-
-        store = self.context.store
-        if store is None:
-            return
-        title = store.get_conversation(conversation_id).title or "Untitled"
-
-        async def answered(yes: bool | None) -> None:
-            if yes:
-                await self.delete_conversation(conversation_id)
-
-        self.app.push_screen(
-            ConfirmScreen(f"Delete “{title}” and all its messages? This cannot be undone."),
-            answered,
-        )
+        ask_to_delete(self, conversation_id)
 
     async def delete_conversation(self, conversation_id: int) -> None:
         """Delete a conversation; a reply being generated for it is stopped first."""
@@ -361,19 +333,7 @@ class ChatScreen(Screen[None]):
         self.notify("Conversation deleted.")
 
     def action_export(self) -> None:
-        if self.conversation_id is None:
-            self.notify("Nothing to export yet: send a first message.", severity="warning")
-            return
-        from chatapp.ui.screens.dialogs import ExportScreen
-
-        conversation_id = self.conversation_id
-
-        def chosen(answer: Any) -> None:
-            if answer and self.context.store is not None:
-                fmt, folder = answer
-                export_conversation(self.app, self.context.store, conversation_id, fmt, folder)
-
-        self.app.push_screen(ExportScreen(export_directory()), chosen)
+        ask_to_export(self)
 
     # -- branches and messages ------------------------------------------------------------
 
