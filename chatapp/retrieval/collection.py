@@ -135,6 +135,30 @@ class Collection:
             out[key] = out.get(key, 0) + n
         return out
 
+    def delete_vectors(self, ids: list[str]) -> None:
+        """Delete chunk vectors from every space's store (ids do not say their space; deleting
+        an id a store does not hold is a no-op)."""
+        for space in self.known_spaces():
+            self.store_for(space).delete(ids)
+
+    def remember_dimension(self, space: str, dimension: int) -> None:
+        if self.manifest.get_meta("dimension") is None:
+            self.manifest.set_meta("dimension", dimension)
+        dimensions = dict(self.manifest.get_meta("dimensions", {}))
+        if dimensions.get(space) != dimension:
+            dimensions[space] = dimension
+            self.manifest.set_meta("dimensions", dimensions)
+
+    def drop_unused_spaces(self) -> None:
+        """After a complete re-embedding: drop the stores of spaces no chunk is in any more."""
+        used = set(self.space_counts())
+        keep = [s for s in self.known_spaces() if s in used]
+        for space in self.known_spaces():
+            if space not in used:
+                self.store_for(space).drop()
+                self._stores.pop(space, None)
+        self.manifest.set_meta("spaces", keep)
+
     def switch_embedder(self, setting: str) -> None:
         """Record a new embedder; chunks keep their vectors (and stay searchable) until the
         next index run re-embeds them (``Indexer`` with ``IndexOptions.reembed``)."""

@@ -172,7 +172,7 @@ class Indexer:
             summary.interrupted = True
             summary.indexed.extend(self._renamed_from.values())  # copies made before the stop
         elif self.options.reembed:
-            self._drop_unused_spaces()
+            self.collection.drop_unused_spaces()
         summary.elapsed_s = time.perf_counter() - started
         return summary
 
@@ -184,26 +184,12 @@ class Indexer:
             (c.space or primary) != router.space_for(c.text) for c in self.manifest.chunks_of(path)
         )
 
-    def _drop_unused_spaces(self) -> None:
-        """After a complete re-embedding: drop the stores of spaces no chunk is in any more."""
-        used = set(self.collection.space_counts())
-        keep = [s for s in self.collection.known_spaces() if s in used]
-        for space in self.collection.known_spaces():
-            if space not in used:
-                self.collection.store_for(space).drop()
-        self.manifest.set_meta("spaces", keep)
-
     def _recover(self) -> None:
         """Delete vectors an earlier run wrote or replaced but never recorded or removed."""
         orphans = self.manifest.pending_cleanup()
         if orphans:
-            self._delete_from_stores(orphans)
+            self.collection.delete_vectors(orphans)
             self.manifest.clear_pending(orphans)
-
-    def _delete_from_stores(self, ids: list[str]) -> None:
-        # Ids do not say their space; deleting an id a store does not hold is a no-op.
-        for space in self.collection.known_spaces():
-            self.collection.store_for(space).delete(ids)
 
     def _remember_roots(self, roots: Sequence[Path]) -> None:
         have = list(self.manifest.get_meta("roots", []))
@@ -385,7 +371,7 @@ class Indexer:
             self.collection.store_for(space).upsert(
                 [flat[i].id for i in rows], matrix, metadatas, [flat[i].text for i in rows]
             )
-            self._remember_dimension(space, int(matrix.shape[1]))
+            self.collection.remember_dimension(space, int(matrix.shape[1]))
         stale: list[str] = []
         now = time.time()
         for prepared, chunks in records:
@@ -411,14 +397,6 @@ class Indexer:
             self._progress.chunks_done += len(chunks)
         self._delete_vectors(stale)
         self._report()
-
-    def _remember_dimension(self, space: str, dimension: int) -> None:
-        if self.manifest.get_meta("dimension") is None:
-            self.manifest.set_meta("dimension", dimension)
-        dimensions = dict(self.manifest.get_meta("dimensions", {}))
-        if dimensions.get(space) != dimension:
-            dimensions[space] = dimension
-            self.manifest.set_meta("dimensions", dimensions)
 
     def _vectors(
         self, records: list[tuple[_Prepared, list[ChunkRecord]]], summary: IndexSummary
@@ -463,7 +441,7 @@ class Indexer:
 
     def _delete_vectors(self, ids: list[str]) -> None:
         if ids:
-            self._delete_from_stores(ids)
+            self.collection.delete_vectors(ids)
             self.manifest.clear_pending(ids)
 
     def _remove_vanished(
