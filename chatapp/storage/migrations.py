@@ -29,6 +29,24 @@ def run_script(db: sqlite3.Connection, script: str) -> None:
         raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:60]}")
 
 
+SEARCH_TRIGGERS = """
+        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+        END;
+        CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+"""
+"""Keep the full-text index in step with messages (made by m002; m003 rebuilds the table and
+makes them again, unchanged)."""
+
+
 def m001_conversations_and_messages(db: sqlite3.Connection) -> None:
     run_script(
         db,
@@ -77,19 +95,8 @@ def m002_message_search(db: sqlite3.Connection) -> None:
         CREATE VIRTUAL TABLE messages_fts USING fts5(
             content, content='messages', content_rowid='id', tokenize='unicode61'
         );
-        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-        END;
-        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, content)
-                VALUES ('delete', old.id, old.content);
-        END;
-        CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, content)
-                VALUES ('delete', old.id, old.content);
-            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-        END;
-        """,
+        """
+        + SEARCH_TRIGGERS,
     )
 
 
@@ -131,19 +138,8 @@ def m003_turn_records_and_streaming(db: sqlite3.Connection) -> None:
         CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
         CREATE INDEX messages_by_parent ON messages(parent_id);
         CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming';
-        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-        END;
-        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, content)
-                VALUES ('delete', old.id, old.content);
-        END;
-        CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, content)
-                VALUES ('delete', old.id, old.content);
-            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-        END;
-        """,
+        """
+        + SEARCH_TRIGGERS,
     )
 
 

@@ -13,11 +13,8 @@ import pytest
 
 from chatapp.config import Settings
 from chatapp.engine.fake import FakeBackend
-from chatapp.retrieval.collection import create_or_open
-from chatapp.retrieval.embedder import HashingEmbedder
-from chatapp.retrieval.indexing import index_paths
 from chatapp.storage import ConversationStore, open_store
-from tests.support.documents import CORPUS, run_cli, write_corpus
+from tests.support.documents import CORPUS, index_corpus, run_cli
 from tests.ui.conftest import settle, wait_for
 
 QUESTION = "How much sun and water do tomatoes need?"
@@ -38,10 +35,7 @@ def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def garden(tmp_path: Path) -> None:
-    corpus = write_corpus(tmp_path / "docs", CORPUS)
-    coll = create_or_open("garden", embedder="hashing", chunk_tokens=120, chunk_overlap=0)
-    index_paths(coll, [corpus], HashingEmbedder)
-    coll.close()
+    index_corpus(tmp_path / "docs", "garden", CORPUS)
 
 
 def conversation_with_history(store: ConversationStore) -> int:

@@ -75,6 +75,22 @@ def write_corpus(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def index_corpus(root: Path, name: str, files: dict[str, str]) -> Path:
+    """Write ``files`` under ``root`` and index them as collection ``name`` with the
+    deterministic hashing embedder (real chromadb, in the test's CHATAPP_HOME)."""
+    from chatapp.retrieval.collection import create_or_open
+    from chatapp.retrieval.embedder import HashingEmbedder
+    from chatapp.retrieval.indexing import index_paths
+
+    corpus = write_corpus(root, files)
+    coll = create_or_open(name, embedder="hashing", chunk_tokens=120, chunk_overlap=0)
+    try:
+        index_paths(coll, [corpus], HashingEmbedder)
+    finally:
+        coll.close()
+    return corpus
+
+
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Run ``chatapp ARGV`` in-process; the exit code, stdout and stderr."""
     from chatapp.cli import main

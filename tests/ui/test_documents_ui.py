@@ -12,24 +12,17 @@ from textual.widgets import OptionList, Static
 
 from chatapp.config import RetrievalSettings, Settings
 from chatapp.engine.fake import FakeBackend
-from chatapp.retrieval.collection import create_or_open
-from chatapp.retrieval.embedder import HashingEmbedder
 from chatapp.prompting.grounded import RULES
-from chatapp.retrieval.indexing import index_paths
 from chatapp.ui.extensions import UIExtensions
 from chatapp.ui.screens.collections import PICKER_TITLE, CollectionPickerScreen, register
 from chatapp.ui.widgets.sources import SourcesPanel
-from tests.support.documents import CORPUS, write_corpus
+from tests.support.documents import CORPUS, index_corpus
 from tests.ui.conftest import send, settle, wait_for
 
 
 @pytest.fixture
 def garden(tmp_path: Path) -> Path:
-    corpus = write_corpus(tmp_path / "docs", CORPUS)
-    coll = create_or_open("garden", embedder="hashing", chunk_tokens=120, chunk_overlap=0)
-    index_paths(coll, [corpus], HashingEmbedder)
-    coll.close()
-    return corpus
+    return index_corpus(tmp_path / "docs", "garden", CORPUS)
 
 
 def build_app(store, backend: FakeBackend, settings: Settings | None = None):
