@@ -1,32 +1,31 @@
-"""Retrieval benchmark: quality on the shipped eval set and speed, side by side in one run.
+"""Retrieval benchmark: quality on the shipped English and Korean eval sets and speed, side by
+side in one run.
 
-Quality (benchmarks/retrieval_eval: CMake's command reference, 134 files, 50 questions each with
-the file that answers it, 10 questions it cannot answer):
-  recall@5 (a top-5 chunk comes from the answering file) and MRR@10 for dense, BM25 and hybrid,
-  with the default embedder (bundled MiniLM) and the fast one (static, distilled from it); a
-  plain baseline (MiniLM over blank-line paragraphs, dense only); refusal rate on the
-  unanswerable questions (no chunk passes the relevance threshold → no model call) and false
-  refusals on the answerable ones; with the bundled SmolLM2, answer accuracy with and without
-  retrieval (accuracy = the reply contains the question's key fact string, case-insensitive).
-Speed:
-  ingest chunks/s end-to-end ÷ embed-only chunks/s on the same chunks (MiniLM); fast-mode
-  indexing speed-up and its recall; re-index of an unchanged ~10 MB generated corpus ÷ its first
-  index (fast mode); query latency p50/p95 including query embedding at ≥ 20k chunks (fast
-  mode) and MiniLM query-embedding latency; peak RSS.
+Quality — benchmarks/retrieval_eval (English: CMake's command reference, 134 files, 50 questions
+with the file that answers each, 10 it cannot answer) and benchmarks/retrieval_eval_ko (Korean:
+the Korean React docs, 52 pages, 67 questions with the page(s) that answer each, 14 it cannot
+answer): recall@5 (a top-5 chunk comes from an answering file) and MRR@10 for dense, BM25 and
+hybrid, per embedder setting — ``auto`` (the default: MiniLM for Latin-script chunks, USE
+multilingual for Korean ones), ``bundled`` (MiniLM for everything, the old default),
+``use-multilingual`` and ``fast``; refusals (no chunk passes the calibrated threshold → no model
+call) on the unanswerable questions and false refusals on the answerable ones; with the bundled
+SmolLM2 through the session, English answer accuracy with and without retrieval (the reply
+contains the question's key fact).
+Speed (retrieval_speed.py) — embedders side by side on the same Korean and English chunks
+(chunks/s, KB/s; MiniLM in fp32 and under bf16 autocast, with the cosine between them); ingest ÷
+embed-only for the default pipeline; the 1 MB Korean and 16 MB English folders
+(retrieval_corpora.py) indexed with the default pipeline; re-index of the unchanged 16 MB
+folder; query p50/p95 including query embedding at ≥ 20k chunks; fast-mode indexing speed-up.
 
-``--quick`` skips the SmolLM2 answers and the baseline. Prints a table and writes
-benchmarks/results/retrieval.json.
+``--quick`` skips the SmolLM2 answers and the 16 MB folder. Prints a table and writes
+benchmarks/results/retrieval.json (``retrieval-quick.json`` with --quick).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
-import re
 import resource
-import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -40,22 +39,27 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import numpy as np  # noqa: E402
 
+from benchmarks import retrieval_speed  # noqa: E402
 from chatapp.config import load_settings  # noqa: E402
 from chatapp.retrieval.collection import create_or_open  # noqa: E402
-from chatapp.retrieval.embedder import create_embedder  # noqa: E402
+from chatapp.retrieval.embedder import RoutedEmbedder, create_embedder  # noqa: E402
 from chatapp.retrieval.indexing import IndexOptions, embed_text, index_paths  # noqa: E402
-from chatapp.retrieval.search import Searcher, relevance_threshold  # noqa: E402
+from chatapp.retrieval.search import Searcher  # noqa: E402
 
 QUICK = "--quick" in sys.argv
-EVAL = ROOT / "benchmarks" / "retrieval_eval"
-CORPUS = EVAL / "corpus"
-OPTIONS = IndexOptions(exclude=["NOTICE"])
-SYNTHETIC_MB = 10
-LATENCY_QUERIES = 200
+BENCH = ROOT / "benchmarks"
+SETS = {
+    "english": ("retrieval_eval", ["auto", "fast", "use-multilingual"]),
+    "korean": ("retrieval_eval_ko", ["auto", "bundled", "use-multilingual"]),
+}
+OPTIONS = IndexOptions(exclude=["NOTICE", "LICENSE*", "README*"])
 
 
-def load_questions() -> tuple[list[dict], list[dict]]:
-    read = lambda name: [json.loads(x) for x in (EVAL / name).read_text().splitlines() if x]  # noqa: E731
+def load_set(name: str) -> tuple[list[dict], list[dict]]:
+    def read(file: str) -> list[dict]:
+        lines = (BENCH / name / file).read_text(encoding="utf-8").splitlines()
+        return [json.loads(x) for x in lines if x.strip()]
+
     return read("questions.jsonl"), read("unanswerable.jsonl")
 
 
@@ -63,9 +67,9 @@ def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def ranks(files: list[str], gold: str) -> tuple[bool, float]:
-    """(hit in the top 5 chunks, reciprocal rank of the first chunk from the gold file)."""
-    rank = next((i for i, f in enumerate(files[:10], start=1) if f == gold), None)
+def ranks(files: list[str], gold: set[str]) -> tuple[bool, float]:
+    """(hit in the top 5 chunks, reciprocal rank of the first chunk from a gold file)."""
+    rank = next((i for i, f in enumerate(files[:10], start=1) if f in gold), None)
     return bool(rank and rank <= 5), 1.0 / rank if rank else 0.0
 
 
@@ -77,7 +81,7 @@ def quality(searcher: Searcher, questions: list[dict]) -> dict:
             found = [
                 os.path.basename(h.path) for h in searcher.search(q["question"], 10, mode=mode)
             ]
-            hit, reciprocal = ranks(found, q["file"])
+            hit, reciprocal = ranks(found, {q["file"], *q.get("also", [])})
             hits.append(hit)
             rr.append(reciprocal)
         out[mode] = {
@@ -87,275 +91,212 @@ def quality(searcher: Searcher, questions: list[dict]) -> dict:
     return out
 
 
-def refusals(searcher: Searcher, questions: list[dict], threshold: float) -> float:
-    refused = [not searcher.search(q["question"], 5, min_score=threshold) for q in questions]
-    return round(float(np.mean(refused)), 3)
+def refused(searcher: Searcher, questions: list[dict]) -> list[str]:
+    return [
+        q["question"] for q in questions if not searcher.search(q["question"], 5, calibrated=True)
+    ]
 
 
-def embed_only_s(embedder, texts: list[str]) -> float:
+def index_eval(set_name: str, setting: str) -> dict:
+    """Index an eval corpus with one embedder setting, then embed the same chunks alone (each in
+    its space), side by side: ingest ÷ embed-only."""
+    router = create_embedder(setting)
+    if not isinstance(router, RoutedEmbedder):
+        router = RoutedEmbedder.single(router, setting)
+    for space in router.spaces:  # loaded before timing: model load is not ingest
+        router.get(space).embed(["warm up"] * 8)
+    coll = create_or_open(
+        f"{set_name}-{setting}", embedder=setting, chunk_tokens=200, chunk_overlap=32
+    )
     began = time.perf_counter()
-    for start in range(0, len(texts), 64):  # the indexer's batch size, the same chunks
-        embedder.embed(texts[start : start + 64])
-    return time.perf_counter() - began
-
-
-def index_eval(setting: str, rounds: int) -> dict:
-    """Index the eval corpus, then embed the same chunks alone; ``rounds`` alternations (a
-    fresh collection each), medians compared, so load from other processes hits both sides."""
-    embedder = create_embedder(setting)  # loaded before timing: model load is not ingest
-    embedder.embed(["warm up"] * 8)
-    ingest, embed_only = [], []
-    coll = None
-    for round_ in range(rounds):
-        if coll is not None:
-            coll.close()
-        name = f"eval-{setting}" + (f"-{round_}" if round_ else "")
-        coll = create_or_open(name, embedder=setting, chunk_tokens=200, chunk_overlap=32)
-        summary = index_paths(coll, [CORPUS], lambda: embedder, OPTIONS)
-        ingest.append(summary.elapsed_s)
-        chunks = coll.manifest.all_chunks()
-        embed_only.append(embed_only_s(embedder, [embed_text(c.path, c) for c in chunks]))
-    assert coll is not None
+    summary = index_paths(coll, [BENCH / set_name / "corpus"], lambda: router, OPTIONS)
+    ingest = time.perf_counter() - began
+    alone = retrieval_speed.embed_only_s(coll, router)
     n = coll.manifest.counts()[1]
-    ingest_s, embed_s = statistics.median(ingest), statistics.median(embed_only)
     return {
         "collection": coll,
-        "embedder": embedder,
+        "router": router,
+        "files": summary.files_total,
         "chunks": n,
-        "index_s": round(ingest_s, 2),
-        "ingest_rounds_s": [round(x, 2) for x in ingest],
-        "embed_only_rounds_s": [round(x, 2) for x in embed_only],
-        "ingest_chunks_per_s": round(n / ingest_s, 1),
-        "embed_only_chunks_per_s": round(n / embed_s, 1),
-        "ingest_over_embed": round(embed_s / ingest_s, 3),
+        "chunks_per_space": coll.space_counts(),
+        "index_s": round(ingest, 2),
+        "ingest_chunks_per_s": round(n / ingest, 1),
+        "embed_only_chunks_per_s": round(n / alone, 1),
+        "ingest_over_embed": round(alone / ingest, 3),
     }
 
 
-def paragraph_baseline(minilm, questions: list[dict]) -> dict:
-    """MiniLM over blank-line paragraphs, dense only, no file name or heading context."""
-    paragraphs, owners = [], []
-    for path in sorted((CORPUS / "cmake-commands").iterdir()):
-        if path.name == "NOTICE":
-            continue
-        for para in re.split(r"\n\s*\n", path.read_text(encoding="utf-8")):
-            if para.strip():
-                paragraphs.append(para.strip())
-                owners.append(path.name)
-    began = time.perf_counter()
-    matrix = minilm.embed(paragraphs)
-    embed_s = time.perf_counter() - began
-    hits, rr = [], []
-    for q in questions:
-        order = np.argsort(-(matrix @ minilm.embed([q["question"]])[0]))[:10]
-        hit, reciprocal = ranks([owners[i] for i in order], q["file"])
-        hits.append(hit)
-        rr.append(reciprocal)
-    return {
-        "chunks": len(paragraphs),
-        "embed_s": round(embed_s, 1),
-        "recall@5": round(float(np.mean(hits)), 3),
-        "mrr@10": round(float(np.mean(rr)), 3),
-    }
-
-
-def answer_accuracy(default: dict, questions: list[dict], unanswerable: list[dict]) -> dict:
-    from chatapp.domain import ChatMessage, GenerationParams, TokenEvent
+def answer_accuracy(collection: str, questions: list[dict], unanswerable: list[dict]) -> dict:
+    """The bundled SmolLM2 answering through the session, with and without the collection."""
+    from chatapp.domain import GenerationParams
     from chatapp.engine.factory import create_backend
-    from chatapp.retrieval.grounding import prepare_grounded_turn
+    from chatapp.retrieval.grounding import DocumentRetriever
+    from chatapp.session.chat_session import ChatSession
+    from chatapp.session.turns import TurnRequest, consume
 
     settings = load_settings({"generation": {"max_tokens": 96}})
     backend = create_backend(settings)
     params = GenerationParams(temperature=0.0, seed=0, max_tokens=96)
-    system = ChatMessage("system", settings.chat.system_prompt)
-    searcher = Searcher(default["collection"], default["embedder"])
+    retriever = DocumentRetriever(settings)
+    session = ChatSession(
+        backend,
+        None,
+        system_prompt=settings.chat.system_prompt,
+        params=params,
+        retriever=retriever,
+        settings=settings,
+    )
 
-    def reply(text: str) -> str:
-        events = backend.stream_chat([system, ChatMessage("user", text)], params)
-        return "".join(e.text for e in events if isinstance(e, TokenEvent))
+    def reply(text: str, grounded: bool) -> tuple[str, str]:
+        request = TurnRequest(text, collection=collection if grounded else None, store=False)
+        result = consume(session.send(request))
+        return result.kind, result.text
 
     with_rag, without, refused_answerable = [], [], 0
     for q in questions:
         fact = q["answer"].lower()
-        without.append(fact in reply(q["question"]).lower())
-        turn = prepare_grounded_turn(
-            q["question"], default["collection"], settings, backend, searcher=searcher
-        )
-        if turn.grounded:
-            with_rag.append(fact in reply(turn.model_text or "").lower())
-        else:
-            refused_answerable += 1
-            with_rag.append(False)
-    refused = sum(
-        not prepare_grounded_turn(
-            q["question"], default["collection"], settings, backend, searcher=searcher
-        ).grounded
-        for q in unanswerable
-    )
+        without.append(fact in reply(q["question"], False)[1].lower())
+        kind, text = reply(q["question"], True)
+        refused_answerable += kind == "refusal"
+        with_rag.append(kind == "reply" and fact in text.lower())
+    refusals = sum(reply(q["question"], True)[0] == "refusal" for q in unanswerable)
+    retriever.close()
     backend.close()
     return {
         "accuracy_without_retrieval": round(float(np.mean(without)), 3),
         "accuracy_with_retrieval": round(float(np.mean(with_rag)), 3),
-        "refusal_rate_unanswerable": round(refused / len(unanswerable), 3),
+        "refusal_rate_unanswerable": round(refusals / len(unanswerable), 3),
         "refused_answerable": refused_answerable,
     }
 
 
-def synthetic_corpus(folder: Path, megabytes: int) -> int:
-    """Markdown files of CMake-flavoured prose, deterministic; returns total bytes."""
-    words = re.findall(r"[A-Za-z_]{3,}", " ".join(p.read_text() for p in CORPUS.rglob("*.rst")))
-    rng = random.Random(0)
-    total, n = 0, 0
-    while total < megabytes * 1024 * 1024:
-        sections = []
-        for s in range(8):
-            paras = [
-                " ".join(rng.choices(words, k=rng.randint(40, 110))).capitalize() + "."
-                for _ in range(rng.randint(3, 6))
-            ]
-            sections.append(f"## Section {s} {rng.choice(words)}\n\n" + "\n\n".join(paras))
-        text = f"# Generated document {n}\n\n" + "\n\n".join(sections) + "\n"
-        (folder / f"doc{n:04}.md").write_text(text, encoding="utf-8")
-        total += len(text.encode())
-        n += 1
-    return total
-
-
-def scale(questions: list[dict]) -> dict:
-    folder = Path(tempfile.mkdtemp(prefix="chatapp-corpus-"))
-    size = synthetic_corpus(folder, SYNTHETIC_MB)
-    fast = create_embedder("fast")
-    coll = create_or_open("scale", embedder="fast", chunk_tokens=96, chunk_overlap=16)
-    first = index_paths(coll, [folder], lambda: fast)
-    again = index_paths(coll, [folder], lambda: fast)
-    searcher = Searcher(coll, fast)
-    searcher.search("warm up", 5)
-    queries = [q["question"] for q in questions] * (LATENCY_QUERIES // len(questions) + 1)
-    latencies = []
-    threshold = relevance_threshold(load_settings(), "fast")
-    for query in queries[:LATENCY_QUERIES]:
-        began = time.perf_counter()
-        searcher.search(query, 5, min_score=threshold)
-        latencies.append((time.perf_counter() - began) * 1000)
-    chunks = coll.manifest.counts()[1]
-    coll.close()
-    shutil.rmtree(folder, ignore_errors=True)
+def speed_samples(runs: dict) -> dict[str, list[str]]:
+    """The same Korean and English chunks for every embedder: Korean-language chunks of the
+    Korean corpus and chunks of the English corpus, as the indexer embeds them."""
+    ko = runs["korean"]["auto"]["collection"]
+    en = runs["english"]["auto"]["collection"]
+    ko_chunks = [c for c in ko.manifest.all_chunks() if c.space == "use-multilingual"]
+    step = max(1, len(ko_chunks) // retrieval_speed.SAMPLE)
+    en_chunks = en.manifest.all_chunks()
+    en_step = max(1, len(en_chunks) // retrieval_speed.SAMPLE)
     return {
-        "corpus_mb": round(size / 1024 / 1024, 1),
-        "files": first.files_total,
-        "chunks": chunks,
-        "first_index_s": round(first.elapsed_s, 2),
-        "reindex_unchanged_s": round(again.elapsed_s, 3),
-        "reindex_over_first": round(again.elapsed_s / first.elapsed_s, 4),
-        "query_p50_ms": round(statistics.median(latencies), 1),
-        "query_p95_ms": round(float(np.percentile(latencies, 95)), 1),
+        "korean": [embed_text(c.path, c) for c in ko_chunks[::step]][: retrieval_speed.SAMPLE],
+        "english": [embed_text(c.path, c) for c in en_chunks[::en_step]][: retrieval_speed.SAMPLE],
     }
 
 
-def minilm_query_latency(embedder, questions: list[dict]) -> float:
-    embedder.embed(["warm up"])
-    times = []
-    for q in questions:
-        began = time.perf_counter()
-        embedder.embed([q["question"]])
-        times.append((time.perf_counter() - began) * 1000)
-    return round(float(np.percentile(times, 95)), 1)
-
-
 def main() -> dict:
-    questions, unanswerable = load_questions()
-    settings = load_settings()
-    began = time.perf_counter()
-    create_embedder("fast")  # first use distils the static model once (cached afterwards)
-    distil_s = round(time.perf_counter() - began, 1)
-    results: dict = {"fast_model_first_load_s": distil_s}
-    runs = {}
-    for setting in ("bundled", "fast"):
-        run = index_eval(setting, rounds=1 if QUICK or setting == "fast" else 2)
-        searcher = Searcher(run["collection"], run["embedder"])
-        threshold = relevance_threshold(settings, setting)
-        run["quality"] = quality(searcher, questions)
-        run["threshold"] = threshold
-        run["refusal_rate_unanswerable"] = refusals(searcher, unanswerable, threshold)
-        run["false_refusal_rate_answerable"] = refusals(searcher, questions, threshold)
-        runs[setting] = run
-    for setting, run in runs.items():
-        results[setting] = {k: v for k, v in run.items() if k not in ("collection", "embedder")}
-    results["fast_index_speedup"] = round(runs["bundled"]["index_s"] / runs["fast"]["index_s"], 1)
+    results: dict = {"quick": QUICK}
+    runs: dict = {}
+    sets = {}
+    for language, (set_name, settings) in SETS.items():
+        questions, unanswerable = load_set(set_name)
+        sets[language] = (questions, unanswerable)
+        runs[language] = {}
+        for setting in settings:
+            run = index_eval(set_name, setting)
+            searcher = Searcher(run["collection"], run["router"])
+            run["quality"] = quality(searcher, questions)
+            wrong = refused(searcher, questions)
+            run["refusal_rate_unanswerable"] = round(
+                len(refused(searcher, unanswerable)) / len(unanswerable), 3
+            )
+            run["false_refusals_answerable"] = f"{len(wrong)}/{len(questions)}"
+            run["false_refusal_rate_answerable"] = round(len(wrong) / len(questions), 3)
+            run["falsely_refused"] = wrong
+            runs[language][setting] = run
+            print(f"{language} {setting}: {run['quality']['hybrid']}", file=sys.stderr, flush=True)
+    for language, per_setting in runs.items():
+        results[language] = {
+            setting: {k: v for k, v in run.items() if k not in ("collection", "router")}
+            for setting, run in per_setting.items()
+        }
+    en = runs["english"]
+    results["fast_index_speedup"] = round(en["auto"]["index_s"] / en["fast"]["index_s"], 1)
     results["fast_hybrid_recall_gap_points"] = round(
         100
         * (
-            runs["bundled"]["quality"]["hybrid"]["recall@5"]
-            - runs["fast"]["quality"]["hybrid"]["recall@5"]
+            en["auto"]["quality"]["hybrid"]["recall@5"]
+            - en["fast"]["quality"]["hybrid"]["recall@5"]
         ),
         1,
     )
-    results["minilm_query_embed_p95_ms"] = minilm_query_latency(
-        runs["bundled"]["embedder"], questions
-    )
-    results["scale"] = scale(questions)
+    results["embedders"] = retrieval_speed.embedder_speeds(speed_samples(runs))
+    questions = {k: [q["question"] for q in v[0]] for k, v in sets.items()}
+    results["folders"] = retrieval_speed.folders(questions["english"], questions["korean"], QUICK)
     results["peak_rss_mib_retrieval"] = peak_rss_mib()
     if not QUICK:
-        results["baseline_paragraph_minilm"] = paragraph_baseline(
-            runs["bundled"]["embedder"], questions
+        results["answers_english"] = answer_accuracy(
+            en["auto"]["collection"].name, *sets["english"]
         )
-        results["answers"] = answer_accuracy(runs["bundled"], questions, unanswerable)
         results["peak_rss_mib_with_chat_model"] = peak_rss_mib()
+    for per_setting in runs.values():
+        for run in per_setting.values():
+            run["collection"].close()
     report(results)
-    out = ROOT / "benchmarks" / "results" / ("retrieval-quick.json" if QUICK else "retrieval.json")
+    out = BENCH / "results" / ("retrieval-quick.json" if QUICK else "retrieval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return results
 
 
 def report(r: dict) -> None:
     rows = []
-    for setting in ("bundled", "fast"):
-        q = r[setting]["quality"]
-        for mode in ("dense", "bm25", "hybrid"):
+    for language in SETS:
+        for setting, run in r[language].items():
+            q = run["quality"]
+            modes = " | ".join(f"{m} {q[m]['recall@5']}/{q[m]['mrr@10']}" for m in q)
+            rows.append((f"{language} {setting}: recall@5/MRR@10", modes))
             rows.append(
                 (
-                    f"{setting} {mode}: recall@5 / MRR@10",
-                    f"{q[mode]['recall@5']} / {q[mode]['mrr@10']}",
+                    f"{language} {setting}: refused unanswerable / answerable",
+                    f"{run['refusal_rate_unanswerable']} / {run['false_refusals_answerable']}",
                 )
             )
+            rows.append(
+                (
+                    f"{language} {setting}: ingest ÷ embed-only",
+                    f"{run['ingest_over_embed']} ({run['ingest_chunks_per_s']} vs "
+                    f"{run['embed_only_chunks_per_s']} chunks/s, {run['chunks']} chunks)",
+                )
+            )
+    for language in ("korean", "english"):
+        for name, rate in r["embedders"][language].items():
+            if isinstance(rate, dict):
+                rows.append(
+                    (
+                        f"embed {language} {name}",
+                        f"{rate['chunks_per_s']} chunks/s, "
+                        f"{rate['kb_per_s']} KB/s (range {rate['chunks_per_s_range']})",
+                    )
+                )
+    for name, folder in r["folders"].items():
         rows.append(
             (
-                f"{setting}: refusals unanswerable / answerable",
-                f"{r[setting]['refusal_rate_unanswerable']} / {r[setting]['false_refusal_rate_answerable']}",
+                f"index {name} (default pipeline)",
+                f"{folder['index_s']} s, {folder['chunks']} chunks, {folder['kb_per_s']} KB/s",
             )
         )
-    if "baseline_paragraph_minilm" in r:
-        b = r["baseline_paragraph_minilm"]
-        rows.append(
-            ("baseline paragraphs+MiniLM: recall@5 / MRR@10", f"{b['recall@5']} / {b['mrr@10']}")
-        )
-    if "answers" in r:
-        a = r["answers"]
+        for key in ("query_latency_english", "query_latency_korean"):
+            if key in folder:
+                lat = folder[key]
+                rows.append(
+                    (f"query {name} {key[14:]} p50/p95", f"{lat['p50_ms']} / {lat['p95_ms']} ms")
+                )
+        if "reindex_over_first" in folder:
+            rows.append((f"re-index unchanged ÷ first ({name})", str(folder["reindex_over_first"])))
+    rows.append(("fast-mode index speed-up (English)", f"{r['fast_index_speedup']}×"))
+    if "answers_english" in r:
+        a = r["answers_english"]
         rows.append(
             (
-                "SmolLM2 accuracy without / with retrieval",
+                "SmolLM2 accuracy without / with retrieval (English)",
                 f"{a['accuracy_without_retrieval']} / {a['accuracy_with_retrieval']}",
             )
         )
-    d = r["bundled"]
-    rows += [
-        (
-            "ingest ÷ embed-only (MiniLM, target ≥ 0.85)",
-            f"{d['ingest_over_embed']} ({d['ingest_chunks_per_s']} vs {d['embed_only_chunks_per_s']} chunks/s)",
-        ),
-        ("fast-mode index speed-up (target ≥ 5×)", f"{r['fast_index_speedup']}×"),
-        ("fast hybrid recall@5 gap (target ≤ 3 points)", f"{r['fast_hybrid_recall_gap_points']}"),
-        (
-            "re-index unchanged ÷ first (target ≤ 0.03)",
-            f"{r['scale']['reindex_over_first']} ({r['scale']['corpus_mb']} MB, {r['scale']['files']} files)",
-        ),
-        (
-            f"query p95 at {r['scale']['chunks']} chunks, fast (target ≤ 50 ms)",
-            f"{r['scale']['query_p95_ms']} ms",
-        ),
-        ("MiniLM query embedding p95", f"{r['minilm_query_embed_p95_ms']} ms"),
-        ("peak RSS (MiB)", f"{r.get('peak_rss_mib_with_chat_model', r['peak_rss_mib_retrieval'])}"),
-    ]
+    rows.append(
+        ("peak RSS (MiB)", str(r.get("peak_rss_mib_with_chat_model", r["peak_rss_mib_retrieval"])))
+    )
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

@@ -9,7 +9,8 @@ multilingual space and Kiwi keywords) and the similarity a chunk needs (``DEFAUL
 per embedder and query language). ``score`` is the fused score scaled so 1.0 means "ranked first
 by every ranker"; ``similarity`` is the cosine between the query and the chunk in the chunk's
 space, which the threshold applies to (so a question the documents do not answer gets no
-sources). Every hit reports the threshold it was held to and the query's language.
+sources) — 0 for a chunk of a space that cannot read the question's language (a code chunk
+embedded by MiniLM, found by keywords for a Korean question). Every hit reports the threshold it was held to and the query's language.
 """
 
 from __future__ import annotations
@@ -274,12 +275,19 @@ class Searcher:
             return []
         plan = self.plan(query, min_score, calibrated)
         pool = max(candidates, k * 3)
-        vectors = {space: self.embed_query(query, space) for space in self.spaces()}
+        # A space that cannot read the question's language (MiniLM for Korean) neither ranks
+        # nor gates it: the query is not embedded there, and its chunks (found by keywords)
+        # report similarity 0.
+        vectors = {
+            space: self.embed_query(query, space)
+            for space in self.spaces()
+            if space == plan.home or dense_weight(space, plan.language) > 0 or mode == "dense"
+        }
         dense: dict[str, list[tuple[str, float]]] = {}
         if mode in ("hybrid", "dense"):
             for space, vector in vectors.items():
                 if mode == "hybrid" and dense_weight(space, plan.language) <= 0:
-                    continue
+                    continue  # the home space, embedded for the gate only
                 dense[space] = self.collection.store_for(space).query(vector, pool)
         lexical = self.lexical.top(query, pool) if mode in ("hybrid", "bm25") else []
         ranked = self._rank(mode, plan.language, dense, lexical)

@@ -1,0 +1,200 @@
+"""Retrieval speed: embedders side by side, and indexing of the 1 MB Korean and 16 MB English
+folders with the default pipeline (``auto``), re-indexing and query latency at ≥ 20k chunks.
+
+Run by benchmarks/retrieval.py (``make bench``); alone: ``python benchmarks/retrieval_speed.py``
+(``--quick`` skips the 16 MB folder, ``--english-only`` the 1 MB Korean one; writes
+benchmarks/results/retrieval-folders.json). The machine is shared, so every ratio is measured side by
+side in one run and embedder speeds alternate between rounds (medians reported, with the spread).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CHATAPP_HOME", tempfile.mkdtemp(prefix="chatapp-bench-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from benchmarks.retrieval_corpora import english_folder, korean_folder  # noqa: E402
+from chatapp.retrieval.collection import Collection, create_or_open  # noqa: E402
+from chatapp.retrieval.embedder import (  # noqa: E402
+    RoutedEmbedder,
+    SentenceTransformerEmbedder,
+    create_embedder,
+)
+from chatapp.retrieval.indexing import embed_text, index_paths  # noqa: E402
+from chatapp.retrieval.search import Searcher  # noqa: E402
+
+SAMPLE = 256
+ROUNDS = 3
+LATENCY_QUERIES = 200
+
+
+def _rate(seconds: list[float], n: int, nbytes: int) -> dict:
+    best, median = min(seconds), statistics.median(seconds)
+    return {
+        "chunks_per_s": round(n / median, 1),
+        "kb_per_s": round(nbytes / 1024 / median, 1),
+        "chunks_per_s_range": [round(n / max(seconds), 1), round(n / best, 1)],
+    }
+
+
+def embedder_speeds(texts: dict[str, list[str]]) -> dict:
+    """chunks/s and KB/s per embedder on Korean and English chunks (the same chunks for every
+    embedder), MiniLM in fp32 and under bf16 autocast, rounds alternating."""
+    minilm = create_embedder("bundled")
+    use = create_embedder("use-multilingual")
+    assert isinstance(minilm, SentenceTransformerEmbedder)
+    native = minilm.precision
+    configs = {"minilm-fp32": (minilm, "fp32"), "use-multilingual": (use, None)}
+    if native == "bf16":
+        configs["minilm-bf16"] = (minilm, "bf16")
+    out: dict = {"minilm_precision_chosen": native}
+    for language, sample in texts.items():
+        nbytes = sum(len(t.encode()) for t in sample)
+        times: dict[str, list[float]] = {name: [] for name in configs}
+        for _ in range(ROUNDS):
+            for name, (embedder, precision) in configs.items():
+                if precision is not None:
+                    minilm.precision = precision
+                embedder.embed(sample[:8])
+                began = time.perf_counter()
+                for start in range(0, len(sample), 64):
+                    embedder.embed(sample[start : start + 64])
+                times[name].append(time.perf_counter() - began)
+        out[language] = {name: _rate(t, len(sample), nbytes) for name, t in times.items()}
+        out[language]["chunks"] = len(sample)
+        out[language]["avg_bytes"] = round(nbytes / len(sample))
+        if native == "bf16":
+            minilm.precision = "fp32"
+            exact = minilm.embed(sample)
+            minilm.precision = "bf16"
+            fast = minilm.embed(sample)
+            cosine = np.sum(exact * fast, axis=1)
+            out[language]["bf16_cosine_min"] = round(float(cosine.min()), 5)
+    minilm.precision = native
+    return out
+
+
+def embed_only_s(collection: Collection, router: RoutedEmbedder) -> float:
+    """Embedding the collection's chunks alone, each in its space, in the indexer's batches."""
+    chunks = collection.manifest.all_chunks()
+    primary = collection.primary_space
+    began = time.perf_counter()
+    for space in router.spaces:
+        texts = [embed_text(c.path, c) for c in chunks if (c.space or primary) == space]
+        embedder = router.get(space)
+        for start in range(0, len(texts), 64):
+            embedder.embed(texts[start : start + 64])
+    return time.perf_counter() - began
+
+
+def index_folder(name: str, folder: Path, nbytes: int, *, embed_only: bool) -> dict:
+    """Index a folder with the default pipeline into a new collection; wall time includes the
+    keyword index build."""
+    router = create_embedder("auto")
+    assert isinstance(router, RoutedEmbedder)
+    for space in router.spaces:  # loading models is not indexing
+        router.get(space).embed(["warm up"])
+    coll = create_or_open(name, embedder="auto", chunk_tokens=200, chunk_overlap=32)
+    began = time.perf_counter()
+    summary = index_paths(coll, [folder], lambda: router)
+    wall = time.perf_counter() - began
+    chunks = coll.manifest.counts()[1]
+    result = {
+        "files": summary.files_total,
+        "mb": round(nbytes / 1024 / 1024, 2),
+        "chunks": chunks,
+        "chunks_per_space": coll.space_counts(),
+        "index_s": round(wall, 1),
+        "chunks_per_s": round(chunks / wall, 1),
+        "kb_per_s": round(nbytes / 1024 / wall, 1),
+    }
+    if embed_only:
+        alone = embed_only_s(coll, router)
+        result["embed_only_s"] = round(alone, 1)
+        result["ingest_over_embed"] = round(alone / wall, 3)
+    result["collection"] = coll
+    result["router"] = router
+    return result
+
+
+def query_latency(coll: Collection, router: RoutedEmbedder, queries: list[str]) -> dict:
+    searcher = Searcher(coll, router)
+    searcher.search("warm up", 5, calibrated=True)
+    times = []
+    for query in (queries * (LATENCY_QUERIES // max(1, len(queries)) + 1))[:LATENCY_QUERIES]:
+        began = time.perf_counter()
+        searcher.search(query, 5, calibrated=True)
+        times.append((time.perf_counter() - began) * 1000)
+    return {
+        "queries": len(times),
+        "p50_ms": round(statistics.median(times), 1),
+        "p95_ms": round(float(np.percentile(times, 95)), 1),
+    }
+
+
+def folders(
+    english_queries: list[str], korean_queries: list[str], quick: bool, korean: bool = True
+) -> dict:
+    out: dict = {}
+    work = Path(tempfile.mkdtemp(prefix="chatapp-folders-"))
+    try:
+        if korean:
+            files, nbytes = korean_folder(work / "ko", 1.0)
+            ko = index_folder("speed-ko-1mb", work / "ko", nbytes, embed_only=True)
+            ko["query_latency_korean"] = query_latency(
+                ko["collection"], ko["router"], korean_queries
+            )
+            out["korean_1mb"] = ko
+        if not quick:
+            files, nbytes = english_folder(work / "en", 16.0)
+            en = index_folder("speed-en-16mb", work / "en", nbytes, embed_only=False)
+            began = time.perf_counter()
+            again = index_paths(en["collection"], [work / "en"], lambda: en["router"])
+            en["reindex_unchanged_s"] = round(time.perf_counter() - began, 3)
+            en["reindex_over_first"] = round(en["reindex_unchanged_s"] / en["index_s"], 4)
+            assert not again.indexed
+            en["query_latency_english"] = query_latency(
+                en["collection"], en["router"], english_queries
+            )
+            en["query_latency_korean"] = query_latency(
+                en["collection"], en["router"], korean_queries
+            )
+            out["english_16mb"] = en
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for value in out.values():
+        value.pop("router", None)
+        coll = value.pop("collection", None)
+        if coll is not None:
+            coll.close()
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    from benchmarks.retrieval import load_set
+
+    en_q, _ = load_set("retrieval_eval")
+    ko_q, _ = load_set("retrieval_eval_ko")
+    result = folders(
+        [q["question"] for q in en_q],
+        [q["question"] for q in ko_q],
+        "--quick" in sys.argv,
+        korean="--english-only" not in sys.argv,
+    )
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text)
+    out = ROOT / "benchmarks" / "results" / "retrieval-folders.json"
+    out.write_text(text + "\n", encoding="utf-8")
