@@ -10,6 +10,7 @@ sent early waits for the model. What screens need of the app travels in a ``Chat
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 from pathlib import Path
@@ -223,6 +224,10 @@ class ChatApp(App[None]):
         self.chat_screen.status_bar.show_loading(message.text, message.fraction)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
+        # What is loaded by now (Textual, the model, settings, history) lives as long as the
+        # app: kept out of the cyclic collector's sight, a full collection while a reply
+        # streams takes ~30 ms instead of ~100 ms (it stalls the UI and the model's thread).
+        gc.freeze()
         screen = self.chat_screen
         backend = self.context.model.backend
         if message.error is not None or backend is None:

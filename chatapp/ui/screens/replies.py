@@ -5,12 +5,15 @@ reply runs in a thread worker (``chatapp.ui.generation.run_reply``) through a Ch
 the screen's ChatContext — the same pipeline as ``chatapp ask``. The controller mounts the user
 message and an empty reply when the session says the turn started, pours new text into the reply
 on a ~30 Hz timer (one Markdown append per tick, never one per token), and settles the reply's
-id, status and branch when it ends. A refusal ("the documents don't contain this") arrives as a
+id, status and branch when it ends. The status line's live numbers (tokens, tok/s, context) change
+on a slower clock of their own: drawn in the same frame as the reply, the status line (the full
+width of the screen) made Textual repaint everything between it and the reply. A refusal ("the documents don't contain this") arrives as a
 stored reply like any other.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 FLUSH_INTERVAL_S = 1 / 30
 """How often streamed text reaches the screen: fast enough to look live, slow enough that a
 fast model never makes the UI redraw per token."""
+
+STATUS_INTERVAL_S = 1 / 4
+"""How often the status line's token count and rate change while a reply streams."""
 
 FINISH_TEXT = {
     "stop": "reply complete",
@@ -91,6 +97,7 @@ class ReplyController:
         self.started_count = 0
         self._last_status: tuple[int, Any] = (-1, None)
         self._timer = host.set_interval(FLUSH_INTERVAL_S, self.flush, pause=True)
+        self._status_at = 0.0
 
     def running(self) -> bool:
         return self.reply is not None and not self.reply.done
@@ -206,22 +213,41 @@ class ReplyController:
         reply.shown = 0  # the new widget shows everything produced so far
 
     async def flush(self) -> None:
+        """One frame: the text produced since the last one is appended to the reply, or the
+        status line's numbers change (in a frame without new text, at least every
+        ``STATUS_INTERVAL_S``; new text then waits one frame)."""
         reply = self.reply
         if reply is None:
             return
+        now = time.monotonic()
+        pending = reply.token_count > reply.shown
+        status_due = not pending or now - self._status_at >= STATUS_INTERVAL_S
+        if status_due and self._show_progress(reply):
+            self._status_at = now
+            return
+        await self._append_unshown(reply)
+
+    async def _append_unshown(self, reply: Reply) -> None:
         widget = self.widget
         if widget is not None and reply.view_epoch == self.host.view_epoch:
             text, _count = reply.take_unshown()
             if text:
                 await widget.append(text)
+
+    def _show_progress(self, reply: Reply) -> bool:
+        """The status line's live numbers (tokens so far, tokens/s, context used); False when
+        they have not changed."""
         plan = reply.plan
-        if plan is not None:
-            state = (reply.token_count, reply.tokens_per_s())
-            if state != self._last_status:
-                self._last_status = state
-                self.host.status_bar.generating(
-                    reply.token_count, state[1], plan.prompt_tokens + reply.token_count, plan.n_ctx
-                )
+        if plan is None:
+            return False
+        state = (reply.token_count, reply.tokens_per_s())
+        if state == self._last_status:
+            return False
+        self._last_status = state
+        self.host.status_bar.generating(
+            reply.token_count, state[1], plan.prompt_tokens + reply.token_count, plan.n_ctx
+        )
+        return True
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -229,7 +255,7 @@ class ReplyController:
         host, reply = self.host, message.reply
         if reply is not self.reply:
             return
-        await self.flush()
+        await self._append_unshown(reply)
         self._timer.pause()
         shown_here = reply.view_epoch == host.view_epoch
         widget = self.widget if shown_here else None

@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
+from chatapp.ui.widgets.markdown_body import laid_out_size
 from chatapp.ui.widgets.message import Branch, MessageWidget
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class Notice(Static):
 
 class ChatView(VerticalScroll, can_focus=False):
     """Messages of the shown branch, oldest at the top."""
+
+    virtual_size = laid_out_size()
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

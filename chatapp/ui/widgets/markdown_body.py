@@ -2,37 +2,71 @@
 
 A finished message is one widget however long it is, so a long conversation mounts and lays
 out quickly. While a reply streams, each top-level block (paragraph, list, code fence, table…)
-is its own line-of-widgets entry: a new fragment re-renders only the last, still-open block,
-and complete blocks are never touched again. When the reply ends the blocks fold into a single
-widget that looks the same.
+is its own ``MarkdownBlock``: a new fragment re-renders only the last, still-open block, and
+complete blocks are never touched again. What one streamed frame costs was measured and cut
+where it went (benchmarks/ui.py, README "UI performance"):
+
+- the open block is parsed once per frame by one shared markdown-it parser and Rich draws it
+  from those tokens (``parsed_markdown``; ``rich.markdown.Markdown`` builds a new parser for
+  every instance, ~0.5 ms, and parses again);
+- a ``MarkdownBlock`` renders its lines once per change and asks for a new layout of the
+  screen only when its height changed (a new line), not for every frame;
+- an open code fence is frozen into pieces of ``FENCE_PIECE_LINES`` complete lines: Rich's
+  syntax highlighting costs ~0.5 ms per line per render, so re-drawing a 150-line fence every
+  frame took ~70 ms (the pieces look the same; the whole reply is drawn again at its end).
+
+When the reply ends the blocks fold into a single widget that looks the same.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Static
+from textual.geometry import Region, Size
+from textual.reactive import Reactive
+from textual.strip import Strip
+from textual.visual import RichVisual, Visual
+from textual.widget import Widget
 
 from chatapp.terminal_text import safe_for_terminal
 
+FENCE_PIECE_LINES = 6
+"""An open code fence freezes its complete lines in pieces of at least this many."""
+
 _PARSER: Any = None
+_TEMPLATES: dict[str, Any] = {}
+_CLOSING_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*\n?")
 
 
-def block_starts(source: str) -> list[int]:
-    """First line of every top-level block of ``source`` (0-based)."""
+def _parser() -> Any:
+    """The one markdown-it parser, with the rules Rich's Markdown uses (CommonMark, tables,
+    strikethrough)."""
     global _PARSER
     if _PARSER is None:  # imported on first use: the first frame does not wait for it
         from markdown_it import MarkdownIt
 
         _PARSER = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+    return _PARSER
+
+
+def _starts(tokens: list[Any]) -> list[int]:
     return [
         token.map[0]
-        for token in _PARSER.parse(source)
+        for token in tokens
         if token.level == 0 and token.nesting in (0, 1) and token.map is not None
     ]
+
+
+def block_starts(source: str) -> list[int]:
+    """First line of every top-level block of ``source`` (0-based)."""
+    return _starts(_parser().parse(source))
+
+
+def _code_theme(dark: bool) -> str:
+    return "monokai" if dark else "friendly"
 
 
 def render_markdown(source: str, dark: bool) -> Any:
@@ -41,80 +75,246 @@ def render_markdown(source: str, dark: bool) -> Any:
     terminal, so a reply could otherwise clear the screen or retitle the window."""
     from rich.markdown import Markdown as RichMarkdown
 
-    theme = "monokai" if dark else "friendly"
+    theme = _code_theme(dark)
     text = safe_for_terminal(source).strip("\n")
     return RichMarkdown(text, code_theme=theme, inline_code_theme=theme)
 
 
-class MarkdownBody(Vertical):
-    """The body of an assistant message."""
+def parsed_markdown(source: str, tokens: list[Any], dark: bool) -> Any:
+    """Rich Markdown of ``source`` (already escaped for the terminal) from ``tokens`` that
+    ``_parser`` made of it: drawn exactly like ``render_markdown``, without a new parser and a
+    second parse. The instance copies the attributes a Markdown made by Rich itself has."""
+    from rich.markdown import Markdown as RichMarkdown
 
-    DEFAULT_CSS = """
-    MarkdownBody { height: auto; }
-    MarkdownBody > .md-block { height: auto; margin-bottom: 1; }
-    MarkdownBody > .md-block:last-child { margin-bottom: 0; }
-    """
+    theme = _code_theme(dark)
+    template = _TEMPLATES.get(theme)
+    if template is None:
+        template = _TEMPLATES[theme] = RichMarkdown("", code_theme=theme, inline_code_theme=theme)
+    markdown = RichMarkdown.__new__(RichMarkdown)
+    markdown.__dict__.update(template.__dict__)
+    markdown.markup = source
+    markdown.parsed = tokens
+    return markdown
+
+
+def code_piece(fence: Any, dark: bool, *, top: bool, bottom: bool) -> Any:
+    """Part of a code block drawn as Rich draws a whole one (``fence``: its markdown-it token),
+    with the blank padding line above only on the first piece and below only on the last."""
+    from rich.syntax import Syntax
+
+    code = fence.content.rstrip() if bottom else fence.content.removesuffix("\n")
+    lexer = fence.info.partition(" ")[0] or "text"
+    return Syntax(
+        code,
+        lexer,
+        theme=_code_theme(dark),
+        word_wrap=True,
+        padding=(int(top), 1, int(bottom), 1),
+    )
+
+
+def laid_out_size() -> Reactive[Size]:
+    """``virtual_size`` for a widget whose virtual size changes only by a layout: Textual's own
+    asks for a second layout of the whole screen whenever a layout changed it (every new line of
+    a streaming reply, ~5 ms each time). Nothing is left to redo: the layout placed everything,
+    and a scrollbar that appears or goes asks for its own layout."""
+    return Reactive(Size(0, 0), layout=False)
+
+
+def _open_fence(tokens: list[Any], lines: list[str]) -> Any:
+    """The fence token when ``lines`` is one code fence that has not been closed yet."""
+    blocks = [t for t in tokens if t.level == 0 and t.nesting in (0, 1)]
+    if len(blocks) != 1 or blocks[0].type != "fence":
+        return None
+    fence = blocks[0]
+    marker = fence.markup
+    for line in lines[fence.map[0] + 1 :]:
+        closing = _CLOSING_FENCE.fullmatch(line)
+        if closing and closing.group(1)[0] == marker[0] and len(closing.group(1)) >= len(marker):
+            return None
+    return fence
+
+
+@dataclass(eq=False)
+class _Block:
+    """One top-level block of a streaming reply (or a whole finished text), and its lines."""
+
+    source: str
+    """Markdown, escaped for the terminal (``whole``: the reply as stored, escaped on drawing)."""
+    tokens: list[Any] | None = None
+    fence: Any = None
+    """For a piece of a code fence: its markdown-it token (drawn with Syntax, not Markdown)."""
+    top: bool = True
+    bottom: bool = True
+    gap: bool = True
+    """A blank line follows (the space between blocks; none between pieces of one fence)."""
+    whole: bool = False
+    lines: list[Strip] | None = None
+    key: tuple[Any, ...] = ()
+
+
+class MarkdownBody(Widget):
+    """The body of an assistant message: one widget that draws its blocks' lines, each block
+    rendered once per change. A streamed fragment re-renders the open block and repaints its
+    lines alone; a layout of the screen is asked for only when the number of lines changed."""
+
+    DEFAULT_CSS = "MarkdownBody { height: auto; }"
+    virtual_size = laid_out_size()
 
     def __init__(self, text: str = "", *, streaming: bool = False, classes: str = "") -> None:
         super().__init__(classes=classes)
         self.text = text
         self.streaming = streaming
-        self._source_lines: list[str] = text.splitlines(keepends=True)
-        self._tail_line = 0
-        """Where the last (still open) block starts, in lines of ``text``."""
-        self._tail: Static | None = None
-
-    def _rich(self, source: str) -> Any:
-        return render_markdown(source, self.app.current_theme.dark if self.is_attached else True)
-
-    def compose(self) -> ComposeResult:
-        if self.streaming:
-            self._tail = Static(self._rich(self.text), classes="md-block")
-            yield self._tail
+        self._done: list[_Block] = []
+        """Complete blocks (while streaming), or the whole text."""
+        self._tail: _Block | None = None
+        """The open (last) block and anything after it, while streaming."""
+        self._continued = False
+        """The tail is the rest of a code fence whose first lines are frozen above it."""
+        self._lines: list[Strip] | None = None
+        self._tail_at = 0
+        """Where the tail's lines start in ``_lines``."""
+        self._key: tuple[Any, ...] = ()
+        if streaming:
+            source = safe_for_terminal(text)
+            self._tail = _Block(source, _parser().parse(source) if source else [])
         else:
-            yield Static(self._rich(self.text), classes="md-block")
+            self._done = [_Block(text, whole=True, gap=False)]
+
+    def _dark(self) -> bool:
+        return self.app.current_theme.dark if self.is_attached else True
+
+    def _drawable(self, block: _Block, dark: bool) -> Any:
+        if block.whole:
+            return render_markdown(block.source, dark)
+        if block.fence is not None:
+            return code_piece(block.fence, dark, top=block.top, bottom=block.bottom)
+        tokens = block.tokens if block.tokens is not None else _parser().parse(block.source)
+        return parsed_markdown(block.source, tokens, dark)
+
+    def _block_lines(self, block: _Block, width: int, key: tuple[Any, ...]) -> list[Strip]:
+        if block.lines is None or block.key != key:
+            visual = RichVisual(self, self._drawable(block, key[2]))
+            block.lines = Visual.to_strips(self, visual, width, None, self.visual_style)
+            block.key = key
+        return block.lines
+
+    def _lines_for(self, width: int) -> list[Strip]:
+        key = (width, self.visual_style, self._dark())
+        if self._lines is None or key != self._key:
+            blank = Strip.blank(width, self.visual_style.rich_style)
+            lines: list[Strip] = []
+            for block in self._done:
+                lines.extend(self._block_lines(block, width, key))
+                if block.gap:
+                    lines.append(blank)
+            self._tail_at = len(lines)
+            if self._tail is not None:
+                lines.extend(self._block_lines(self._tail, width, key))
+            self._lines, self._key = lines, key
+        return self._lines
+
+    def _redraw(self, *, new_blocks: bool) -> None:
+        """Re-render what changed: the tail's lines, or everything after a layout change."""
+        width = self.size.width
+        lines = self._lines
+        if lines is None or not width or self._key[0] != width or new_blocks:
+            self._lines = None
+            self.refresh(layout=True)
+            return
+        assert self._tail is not None
+        self._tail.lines = None
+        tail = self._block_lines(self._tail, width, self._key)
+        old_height = len(lines) - self._tail_at
+        del lines[self._tail_at :]
+        lines.extend(tail)
+        if len(tail) != old_height:
+            self.refresh(layout=True)
+        else:
+            self.refresh(Region(0, self._tail_at, width, len(tail)))
+
+    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
+        return len(self._lines_for(width))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        lines = self._lines_for(width)
+        if y < len(lines):
+            return lines[y]
+        return Strip.blank(width, self.visual_style.rich_style)
+
+    def _piece(self, source: str, tokens: list[Any], continued: bool) -> _Block:
+        if continued:
+            blocks = [t for t in tokens if t.level == 0 and t.nesting in (0, 1)]
+            if blocks and blocks[0].type == "fence":
+                return _Block(source, tokens, fence=blocks[0], top=False)
+        return _Block(source, tokens)
 
     async def append(self, fragment: str) -> None:
         """Add streamed text; only the open block (and any blocks it completed) re-render."""
         self.text += fragment
-        if not self.is_attached:  # the app is closing: keep the text, draw nothing
+        if self._tail is None:  # finished meanwhile: the stored text is what is shown
             return
-        self._source_lines = self.text.splitlines(keepends=True)
-        tail_source = "".join(self._source_lines[self._tail_line :])
-        starts = block_starts(tail_source)
-        if self._tail is None:
-            self._tail = Static(classes="md-block")
-            await self.mount(self._tail)
-        if len(starts) <= 1:
-            self._tail.update(self._rich(tail_source))
-            return
-        tail_lines = tail_source.splitlines(keepends=True)
-        pieces = ["".join(tail_lines[a:b]) for a, b in pairwise(starts)]
-        self._tail.update(self._rich(pieces[0]))
-        finished = [Static(self._rich(piece), classes="md-block") for piece in pieces[1:]]
-        self._tail = Static(self._rich("".join(tail_lines[starts[-1] :])), classes="md-block")
-        self._tail_line += starts[-1]
-        with self.app.batch_update():
-            if self.is_attached:
-                await self.mount_all([*finished, self._tail])
+        tail = self._tail.source + safe_for_terminal(fragment)
+        parser = _parser()
+        tokens = parser.parse(tail)
+        starts = _starts(tokens)
+        done: list[_Block] = []
+        if len(starts) > 1:  # the blocks before the last are complete: drawn once, here
+            lines = tail.splitlines(keepends=True)
+            for start, end in pairwise(starts):
+                piece = "".join(lines[start:end])
+                done.append(self._piece(piece, parser.parse(piece), self._continued))
+                self._continued = False
+            tail = "".join(lines[starts[-1] :])
+            tokens = parser.parse(tail)
+        frozen, tail, tokens = self._freeze_code(tail, tokens)
+        done.extend(frozen)
+        self._tail = self._piece(tail, tokens, self._continued)
+        self._done.extend(done)
+        if self.is_attached:
+            self._redraw(new_blocks=bool(done))
+
+    def _freeze_code(self, tail: str, tokens: list[Any]) -> tuple[list[_Block], str, list[Any]]:
+        """When the open block is a code fence with enough complete lines, they become a piece
+        of their own (drawn once) and only the rest stays open: (pieces, tail, its tokens)."""
+        unchanged: tuple[list[_Block], str, list[Any]] = ([], tail, tokens)
+        lines = tail.splitlines(keepends=True)
+        fence = _open_fence(tokens, lines)
+        if fence is None:
+            return unchanged
+        first = fence.map[0]
+        code = lines[first + 1 :]
+        complete = sum(1 for line in code if line.endswith("\n"))
+        if complete < FENCE_PIECE_LINES:
+            return unchanged
+        opening = lines[first]
+        source = opening + "".join(code[:complete])
+        frozen = _parser().parse(source)
+        piece_fence = next((t for t in frozen if t.type == "fence"), None)
+        if piece_fence is None:
+            return unchanged
+        piece = _Block(source, frozen, fence=piece_fence, top=not self._continued, bottom=False)
+        piece.gap = False
+        self._continued = True
+        rest = opening + "".join(code[complete:])
+        return [piece], rest, _parser().parse(rest)
 
     async def finish(self, text: str | None = None) -> None:
-        """The reply is complete: fold the blocks into one widget (``text``: the stored text)."""
+        """The reply is complete: draw it as one block (``text``: the stored text)."""
         if text is not None:
             self.text = text
         self.streaming = False
         self._tail = None
-        if not self.is_attached:
-            return
-        with self.app.batch_update():
-            await self.remove_children()
-            if self.is_attached:  # the app may have begun closing meanwhile
-                await self.mount(Static(self._rich(self.text), classes="md-block"))
+        self._done = [_Block(self.text, whole=True, gap=False)]
+        self._lines = None
+        if self.is_attached:
+            self.refresh(layout=True)
 
     def on_mount(self) -> None:
         self.watch(self.app, "theme", self._theme_changed, init=False)
 
     def _theme_changed(self, _theme: Any) -> None:
-        # Code colours follow the theme's light/dark mode.
-        if not self.streaming:
-            self.query_one(Static).update(self._rich(self.text))
+        # Code colours follow the theme's light/dark mode (the key of the drawn lines).
+        self._lines = None
+        self.refresh(layout=True)

@@ -21,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from chatapp.terminal_text import safe_for_terminal
-from chatapp.ui.widgets.markdown_body import MarkdownBody, render_markdown
+from chatapp.ui.widgets.markdown_body import MarkdownBody, laid_out_size, render_markdown
 
 if TYPE_CHECKING:
     from chatapp.storage import Message
@@ -104,6 +104,7 @@ class MessageWidget(Widget, can_focus=True):
 
     status: reactive[str] = reactive("complete")
     branch: reactive[Branch] = reactive(Branch)
+    virtual_size = laid_out_size()
 
     def __init__(
         self,
@@ -125,6 +126,7 @@ class MessageWidget(Widget, can_focus=True):
         self.error = error
         self._sources_widget = sources_widget
         self._code_index = 0
+        self._body: MarkdownBody | None = None
         self.set_reactive(MessageWidget.status, message.status if message else "complete")
         self.set_reactive(MessageWidget.branch, branch or Branch())
 
@@ -228,7 +230,11 @@ class MessageWidget(Widget, can_focus=True):
     async def append(self, text: str) -> None:
         """Add streamed text at the end (only the open Markdown block re-renders)."""
         self.content += text
-        for body in self.query(MarkdownBody):
+        body = self._body
+        if body is None or body.parent is not self:
+            found = self.query(MarkdownBody)
+            body = self._body = found.first() if found else None
+        if body is not None:
             await body.append(text)
 
     async def finish(

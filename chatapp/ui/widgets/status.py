@@ -1,10 +1,13 @@
 """The status line above the key bar: model loading progress, generation state, live stats
-(tokens per second, context used / size). One widget: state on the left, stats on the right."""
+(tokens per second, context used / size). One widget: state on the left, stats on the right,
+drawn as one line of text (a Rich table grid cost ~1 ms a frame while a reply streams)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.cells import cell_len
 from rich.console import RenderableType
-from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
@@ -16,6 +19,16 @@ def progress_bar(fraction: float) -> str:
     fraction = max(0.0, min(1.0, fraction))
     filled = round(BAR_CELLS * fraction)
     return "█" * filled + "░" * (BAR_CELLS - filled) + f" {round(100 * fraction)}%"
+
+
+class _Line:
+    """A line drawn by Rich as it is, spaces included (as the table grid was)."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        yield self.text
 
 
 class StatusBar(Widget):
@@ -31,19 +44,26 @@ class StatusBar(Widget):
         return self.state.plain
 
     def render(self) -> RenderableType:
-        grid = Table.grid(expand=True)
-        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        width = self.size.width
         # Narrow terminals keep the state; the numbers give way.
-        show_stats = self.stats and not self.screen.has_class("-narrow")
-        grid.add_column(justify="right", no_wrap=True)
-        grid.add_row(self.state, Text(self.stats, style="dim") if show_stats else "")
-        return grid
+        show_stats = bool(self.stats) and not self.screen.has_class("-narrow")
+        stats = Text(self.stats, style="dim") if show_stats else Text()
+        room = max(0, width - stats.cell_len)
+        line = self.state.copy()
+        line.no_wrap = True
+        if cell_len(line.plain) > room:
+            line.truncate(room, overflow="ellipsis")
+        line.pad_right(room - line.cell_len)
+        line.append_text(stats)
+        return _Line(line)
 
     def _color(self, name: str, fallback: str) -> str:
         theme = self.app.current_theme if self.is_attached else None
         return str(getattr(theme, name, None) or fallback)
 
     def _set(self, state: Text, stats: str | None = None) -> None:
+        if state == self.state and (stats is None or stats == self.stats):
+            return
         self.state = state
         if stats is not None:
             self.stats = stats
