@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "chatapp.cli.documents",
     "chatapp.cli.models",
     "chatapp.cli.serve",
+    "chatapp.cli.cache",
 )
 
 

@@ -145,6 +145,9 @@ def ask(
     if collection is not None and session.retriever is not None:
         session.retriever.check(collection)  # an unknown collection fails before the model loads
     check_template(request)  # likewise an unknown template or a wrong variable
-    result = print_turn(session, request, stream=not as_json, show_thinking=show_thinking)
+    try:
+        result = print_turn(session, request, stream=not as_json, show_thinking=show_thinking)
+    finally:
+        session.close()
     if as_json:
         print_json(ask_json(result))

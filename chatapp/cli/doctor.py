@@ -156,8 +156,21 @@ def collect_report() -> dict[str, Any]:
         return {name: str(path) for name, path in paths.all_dirs().items()}
 
     _probe(report, "dirs", dirs)
+    _probe(report, "kv_cache", lambda: _kv_cache(settings))
     _probe(report, "packages", _packages)
     return report
+
+
+def _kv_cache(settings: Any) -> dict[str, Any]:
+    from chatapp.engine.kv_state_cache import cache_size, states_dir
+
+    files, size = cache_size()
+    return {
+        "path": str(states_dir()),
+        "states": files,
+        "bytes": size,
+        "limit_bytes": settings.model.kv_cache_mb * 2**20,
+    }
 
 
 def _human_bytes(n: int | None) -> str:
@@ -232,6 +245,14 @@ def render_report(report: dict[str, Any]) -> str:
     def dirs(d: dict[str, str]) -> list[str]:
         return [f"{name}: {path}" for name, path in d.items()]
 
+    def kv_cache(k: dict[str, Any]) -> list[str]:
+        limit = _human_bytes(k["limit_bytes"]) if k["limit_bytes"] else "off (model.kv_cache_mb 0)"
+        return [
+            f"{k['states']} saved conversation state(s), {_human_bytes(k['bytes']) if k['bytes'] else '0 B'}"
+            f" of {limit}: {k['path']}",
+            "(`chatapp cache clear` empties it)",
+        ]
+
     def packages(p: dict[str, str | None]) -> list[str]:
         return [f"{name} {version or '(not installed)'}" for name, version in p.items()]
 
@@ -240,6 +261,7 @@ def render_report(report: dict[str, Any]) -> str:
     _section("engine", report.get("engine"), lines, engine)
     _section("model", report.get("model"), lines, model)
     _section("dirs", report.get("dirs"), lines, dirs)
+    _section("warm-resume cache", report.get("kv_cache"), lines, kv_cache)
     _section("packages", report.get("packages"), lines, packages)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -37,6 +37,7 @@ from chatapp.domain import (
 from chatapp.engine.base import LoadProgress
 from chatapp.engine.chat_formats import ChatTemplate, resolve_chat, select_template
 from chatapp.engine.control_tokens import unmark
+from chatapp.engine.kv_state_cache import WarmResume
 from chatapp.engine.llama_generation import ReplyPlan, TokenLoop
 from chatapp.engine.llama_loading import (
     cpu_has_amx,
@@ -99,6 +100,13 @@ class LlamaCppBackend:
         self.prefix_stable = self._check_prefix_stable()
         self._name = name
         self._sha = Sha256Job(self.path)
+        self._resume = WarmResume(
+            self._llm,
+            self._lock,
+            self._n_ctx,
+            lambda wait: self._sha.wait() if wait else self._sha.result,
+            settings.kv_cache_mb * 2**20,
+        )
         progress(1.0, f"{self.path.name} ready")
 
     # -- loading ---------------------------------------------------------------------------
@@ -276,8 +284,10 @@ class LlamaCppBackend:
         return self._stream(plan, cancel)
 
     def close(self) -> None:
+        self._resume.wait()  # the KV state of the last reply is written before the model goes
         self._sha.stop()
         with self._lock:
+            self._resume.closed()
             if self._llm is not None:
                 self._llm.close()
                 self._llm = None
@@ -335,10 +345,12 @@ class LlamaCppBackend:
             if self._llm is None:
                 raise ModelLoadError(self.path, "closed")
             self._sha.may_run.clear()  # the hashing thread steps aside while we decode
+            self._resume.before(plan.tokens)  # a conversation read before, in another process
             try:
                 yield from self._loop.run(plan, cancel)
             finally:
                 self._sha.may_run.set()
+                self._resume.after()
 
 
 @dataclass

@@ -75,6 +75,8 @@ class ChatSession:
         self.system_prompt = system_prompt
         self.params = params or GenerationParams()
         self._retriever = retriever
+        self._own_retriever = False
+        self._owns_backend = False
         self._settings = settings
         if conversation_id is not None and store is not None:
             conversation = store.get_conversation(conversation_id)
@@ -116,6 +118,7 @@ class ChatSession:
             from chatapp.retrieval.grounding import DocumentRetriever
 
             self._retriever = DocumentRetriever(self._settings)
+            self._own_retriever = True
         return self._retriever
 
     @property
@@ -123,7 +126,16 @@ class ChatSession:
         """The backend, created on first use when a factory was given (loads lazily)."""
         if callable(self._backend) and not isinstance(self._backend, Backend):
             self._backend = self._backend()
+            self._owns_backend = True
         return self._backend  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Close what the session opened itself: a backend it made from its factory (which
+        then finishes writing its KV state) and a retriever made from the settings."""
+        if self._owns_backend and isinstance(self._backend, Backend):
+            self._backend.close()
+        if self._own_retriever and self._retriever is not None:
+            self._retriever.close()
 
     # -- reading --------------------------------------------------------------------------
 

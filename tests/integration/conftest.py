@@ -10,13 +10,14 @@ import pytest
 
 @pytest.fixture(scope="session")
 def llama_backend(bundled_gguf: Path) -> Iterator:
-    """The bundled model in-process: small context, fixed load seed. Shared by the whole run, so
-    tests must not assume an empty KV cache (the backend reuses whatever prefix matches)."""
+    """The bundled model in-process: small context, fixed load seed, no warm-resume cache (its
+    tests make their own). Shared by the whole run, so tests must not assume an empty KV cache
+    (the backend reuses whatever prefix matches)."""
     from chatapp.config import ModelSettings
     from chatapp.engine.llama_cpp import LlamaCppBackend
 
     backend = LlamaCppBackend(
-        bundled_gguf, ModelSettings(n_ctx=2048), name="smollm2-135m", seed=1234
+        bundled_gguf, ModelSettings(n_ctx=2048, kv_cache_mb=0), name="smollm2-135m", seed=1234
     )
     yield backend
     backend.close()
