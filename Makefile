@@ -69,6 +69,7 @@ snapshots: $(VENV)/.stamp-dev
 
 bench: $(VENV)/.stamp-dev
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/warm_resume.py
 	$(PY) benchmarks/ui.py
 	$(PY) benchmarks/retrieval.py
 	$(PY) benchmarks/templates.py

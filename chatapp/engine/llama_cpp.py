@@ -337,6 +337,8 @@ class LlamaCppBackend:
             raise UsageError(
                 f"chat template of {self.path.name}: fails on this chat ({exc})"
             ) from None
+        if self._llm is None:  # llama.cpp would crash on a freed model
+            raise ModelLoadError(self.path, "closed")
         tokens = self._tokenizer.tokenize_chat(marked, template.control_tokens)
         return _Prompt(unmark(marked), tokens, template, start)
 
