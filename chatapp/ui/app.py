@@ -25,7 +25,7 @@ from chatapp.ui.chat_context import ChatContext
 from chatapp.ui.commands import ChatCommands, register_builtin_commands
 from chatapp.ui.extensions import UIExtensions
 from chatapp.ui.messages import ModelLoaded, ModelLoadProgress, ReplyFinished
-from chatapp.ui.model_loading import BackendFactory, ui_model_settings
+from chatapp.ui.model_loading import BackendFactory
 from chatapp.ui.screens.chat import ChatScreen
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from chatapp.session import TurnRequest
     from chatapp.storage import ConversationStore
 
-__all__ = ["ChatApp", "run_app", "ui_model_settings"]
+__all__ = ["ChatApp", "run_app"]
 
 FIRST_FRAME_GRACE_S = 0.05
 STOP_WAIT_S = 20.0

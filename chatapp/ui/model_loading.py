@@ -1,5 +1,5 @@
 """The model behind the chat UI: loaded off the UI thread, waited for by replies, reopened when
-settings change.
+settings change. llama.cpp gets every core, as in ``chatapp ask`` (``quiet_openmp_waits``).
 
 ``ModelSlot`` holds the backend (or why it failed to load) and an event that replies wait on, so
 a prompt sent while the model loads simply waits for it. The app runs ``load`` in a thread
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -26,20 +27,19 @@ log = logging.getLogger(__name__)
 BackendFactory = Callable[[], "Backend"]
 
 
-def ui_model_settings(settings: Settings) -> Settings:
-    """Settings for the in-process model next to the interface: unless the user chose a thread
-    count, leave one core to the UI. llama.cpp's threads wait for each other at every step, so
-    one of them sharing a core with the UI thread slows every token (measured on 2 cores: 2
-    threads beside the UI gave 1–33 tok/s depending on other load, 1 thread a steady 25–31)."""
-    if settings.model.n_threads is not None:
-        return settings
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    adjusted = settings.model_copy(deep=True)
-    adjusted.model.n_threads = max(1, cores - 1)
-    return adjusted
+def quiet_openmp_waits() -> None:
+    """Let llama.cpp's OpenMP threads sleep, not spin, while they wait for each other (unless
+    the user chose a policy): set before llama.cpp loads, read once when it does.
+
+    The chat gives llama.cpp every core, as ``chatapp ask`` does. Spinning threads keep their
+    cores while a partner thread waits for one; with the UI thread (or anything else) also
+    wanting a core they collapsed: measured on 2 busy cores (load average ~7), 2 spinning
+    threads gave 2–4 tok/s in the UI and 3–7 in ``ask``, 2 sleeping ones 34–37 in the UI and
+    29–38 in ``ask`` (benchmarks/ui.py). chatapp's embedder sets the same for torch."""
+    if "llama_cpp" in sys.modules:
+        return
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 class ModelSlot:
@@ -75,7 +75,8 @@ class ModelSlot:
                 from chatapp.engine.factory import create_backend
 
                 assert settings is not None
-                backend = create_backend(ui_model_settings(settings), on_progress=progress)
+                quiet_openmp_waits()
+                backend = create_backend(settings, on_progress=progress)
         except ChatappError as exc:
             error = exc.message
         except Exception as exc:  # llama.cpp can fail in ways it does not name

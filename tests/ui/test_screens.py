@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from textual.widgets import Input, Markdown, TextArea
@@ -196,13 +197,16 @@ def test_loading_extension_modules_skips_missing_and_broken_ones() -> None:
     assert loaded == ["json"]
 
 
-def test_the_model_leaves_a_core_to_the_interface(settings) -> None:
-    import os
+def test_the_model_loads_with_openmp_threads_that_sleep_when_waiting(monkeypatch) -> None:
+    import sys
 
-    from chatapp.ui.app import ui_model_settings
+    from chatapp.ui.model_loading import quiet_openmp_waits
 
-    cores = len(os.sched_getaffinity(0))
-    assert ui_model_settings(settings).model.n_threads == max(1, cores - 1)
-    assert settings.model.n_threads is None, "the user's settings are not changed"
-    settings.model.n_threads = 3
-    assert ui_model_settings(settings).model.n_threads == 3
+    monkeypatch.delitem(sys.modules, "llama_cpp", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    quiet_openmp_waits()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice stays
+    quiet_openmp_waits()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
