@@ -329,6 +329,18 @@ class RoutedEmbedder:
             return next(iter(self.plan.values()))
         return self.space_for_language(detect_language(text))
 
+    def space_for_chunk(self, text: str, document_language: str) -> str:
+        """The space of a chunk of a document: its own language decides, except that
+        Latin-script chunks of a non-English document (the code blocks of a Korean page) stay
+        with their document — the multilingual embedder reads them as well, several times
+        faster than MiniLM embeds code, and a Korean question about them is scored there."""
+        if len(self.plan) == 1:
+            return next(iter(self.plan.values()))
+        language = detect_language(text)
+        if language == ENGLISH and document_language != ENGLISH:
+            language = document_language
+        return self.space_for_language(language)
+
     def get(self, space: str) -> Embedder:
         """The embedder of a space (loaded on first use)."""
         if space not in self._loaded:

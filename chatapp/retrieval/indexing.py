@@ -9,10 +9,11 @@ written first (listed in the manifest's intent log), then the manifest switches 
 transaction, then old vectors are deleted. A run stopped at any point (Ctrl+C, ``stop``) leaves
 every file fully old or fully new, and the next run resumes where it stopped.
 
-Each chunk goes to the embedding space of its language (``RoutedEmbedder.space_for``: MiniLM for
-Latin-script text, USE multilingual for Korean in an ``auto`` collection) and is sized in that
-embedder's tokens; with ``IndexOptions.reembed`` every file with a chunk outside the space its
-language now routes to is re-chunked and re-embedded (switching a collection's embedder).
+Each chunk goes to the embedding space of its language (``RoutedEmbedder.space_for_chunk``:
+MiniLM for Latin-script text, USE multilingual for Korean in an ``auto`` collection, code of a
+Korean page with its page) and is sized in the tokens of the embedder its text reads best
+with; with ``IndexOptions.reembed`` every file with a chunk outside the space its language now
+routes to is re-chunked and re-embedded (switching a collection's embedder).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from chatapp.retrieval.collection_lock import collection_lock
 from chatapp.retrieval.discovery import Discovery, FoundFile, discover
 from chatapp.retrieval.embedder import Embedder, RoutedEmbedder
 from chatapp.retrieval.index_summary import IndexOptions, IndexProgress, IndexSummary
+from chatapp.retrieval.language import document_language
 from chatapp.retrieval.loaders import SkipFile, parse_file, read_file
 from chatapp.retrieval.manifest import ChunkRecord, FileRecord
 
@@ -180,9 +182,9 @@ class Indexer:
         """Whether a chunk of the file is in another space than its language routes to now."""
         primary = self.collection.primary_space
         router = self.router
-        return any(
-            (c.space or primary) != router.space_for(c.text) for c in self.manifest.chunks_of(path)
-        )
+        chunks = self.manifest.chunks_of(path)
+        language = document_language([c.text for c in chunks])
+        return any((c.space or primary) != router.space_for_chunk(c.text, language) for c in chunks)
 
     def _recover(self) -> None:
         """Delete vectors an earlier run wrote or replaced but never recorded or removed."""
@@ -335,6 +337,7 @@ class Indexer:
         records: list[tuple[_Prepared, list[ChunkRecord]]] = []
         for prepared in batch:
             path = str(prepared.found.path)
+            language = document_language([c.text for c in prepared.chunks])
             chunks = [
                 ChunkRecord(
                     chunk_id(path, prepared.sha256, i),
@@ -346,7 +349,7 @@ class Indexer:
                     c.page,
                     c.heading_text,
                     c.tokens,
-                    router.space_for(c.text),
+                    router.space_for_chunk(c.text, language),
                 )
                 for i, c in enumerate(prepared.chunks)
             ]

@@ -97,3 +97,22 @@ def detect_language(text: str, share: float = KOREAN_SHARE) -> str:
 def query_language(text: str) -> str:
     """The language of a question (a lower bar than for chunks, see ``QUERY_KOREAN_SHARE``)."""
     return detect_language(text, QUERY_KOREAN_SHARE)
+
+
+DOCUMENT_SHARE = 0.25
+"""A document is Korean (Japanese…) when at least this share of its chunks is: a Korean page
+heavy with code blocks is still a Korean page."""
+
+
+def document_language(chunks: list[str]) -> str:
+    """The language of a document from its chunks: the most common non-English chunk language
+    when it covers ``DOCUMENT_SHARE`` of the chunks, else ``en``."""
+    counts: dict[str, int] = {}
+    for text in chunks:
+        language = detect_language(text)
+        if language != ENGLISH:
+            counts[language] = counts.get(language, 0) + 1
+    if not counts:
+        return ENGLISH
+    language, n = max(counts.items(), key=lambda kv: kv[1])
+    return language if n >= DOCUMENT_SHARE * len(chunks) else ENGLISH

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = REPO / "benchmarks" / "retrieval_eval_ko" / "corpus"
+ENGLISH_PAGE = REPO / "benchmarks" / "retrieval_eval" / "corpus" / "cmake-commands" / "foreach.rst"
 CHOSEN = [
     "rendering-lists.md",
     "responding-to-events.md",
@@ -61,12 +62,13 @@ def korean_home(tmp_path_factory: pytest.TempPathFactory, router: RoutedEmbedder
     docs.mkdir()
     for name in CHOSEN:
         shutil.copyfile(PAGES / name, docs / name)
+    shutil.copyfile(ENGLISH_PAGE, docs / ENGLISH_PAGE.name)  # a mixed folder
     old = os.environ.get("CHATAPP_HOME")
     os.environ["CHATAPP_HOME"] = str(home)
     try:
         coll = create_or_open("react-ko", embedder="auto", chunk_tokens=200, chunk_overlap=32)
         summary = index_paths(coll, [docs], lambda: router)
-        assert len(summary.indexed) == len(CHOSEN)
+        assert len(summary.indexed) == len(CHOSEN) + 1
         coll.close()
     finally:
         if old is not None:
@@ -103,12 +105,13 @@ def test_mixed_folder_routes_chunks_by_language(shared_home: Path) -> None:
     with open_collection("react-ko") as coll:
         spaces = coll.space_counts()
         chunks = coll.manifest.all_chunks()
-    assert set(spaces) == {"bundled", MULTILINGUAL}  # Korean prose and code blocks
-    korean = [c for c in chunks if c.space == MULTILINGUAL]
-    code = [c for c in chunks if c.space == "bundled"]
-    assert korean and code
-    assert all(count_scripts(c.text).hangul * 4 > count_scripts(c.text).latin for c in korean)
-    assert all(count_scripts(c.text).latin > count_scripts(c.text).hangul * 3 for c in code)
+    assert set(spaces) == {"bundled", MULTILINGUAL}
+    english = [c for c in chunks if c.path.endswith(ENGLISH_PAGE.name)]
+    korean = [c for c in chunks if not c.path.endswith(ENGLISH_PAGE.name)]
+    assert english and all(c.space == "bundled" for c in english)
+    # Korean pages, code blocks included, are in the multilingual space
+    assert korean and all(c.space == MULTILINGUAL for c in korean)
+    assert any(count_scripts(c.text).hangul == 0 for c in korean)  # a code block
 
 
 def test_korean_question_finds_its_page(shared_home: Path, router) -> None:
@@ -202,12 +205,13 @@ def test_old_minilm_collection_still_searches_and_reembeds(tmp_path: Path, minil
         hits = Searcher(old, minilm).search(question, 3)
         assert hits and hits[0].path.endswith("responding-to-events.md")
         assert {h.space for h in hits} == {"bundled"}
-        # switch it to the default pipeline: Korean chunks move to the multilingual space
+        # switch it to the default pipeline: the Korean pages move to the multilingual space
         old.switch_embedder("auto")
         summary = index_paths(old, [docs], lambda: router, IndexOptions(reembed=True))
         assert sorted(Path(p).name for p in summary.indexed) == sorted(CHOSEN[:2])
         spaces = old.space_counts()
-        assert set(spaces) == {"bundled", MULTILINGUAL}
+        assert set(spaces) == {MULTILINGUAL}  # Korean pages, code blocks included
+        assert old.known_spaces() == [MULTILINGUAL]  # MiniLM's store was dropped
         hits = Searcher(old, router).search(question, 3, calibrated=True)
         assert hits and hits[0].path.endswith("responding-to-events.md")
         # a second run finds nothing left to re-embed
