@@ -98,9 +98,12 @@ class ChatSettings(_Section):
 
 
 class RetrievalSettings(_Section):
-    embedder: str = "bundled"
-    """``bundled`` (all-MiniLM-L6-v2 shipped with chatapp), ``fast`` (static embeddings distilled
-    from it), or any sentence-transformers model name."""
+    embedder: str = "auto"
+    """Embedder for new collections: ``auto`` (each chunk by its language: English and code by
+    the bundled all-MiniLM-L6-v2, Korean and other scripts by the bundled multilingual USE),
+    ``bundled`` (MiniLM for everything), ``use-multilingual``, ``fast`` (static embeddings
+    distilled from MiniLM), or any sentence-transformers model name. Each collection keeps the
+    one it was made with (``chatapp index --reembed`` switches it)."""
     chroma_url: str | None = None
     """A Chroma server (``chroma run``) instead of the embedded store, e.g. http://127.0.0.1:8000."""
     collection: str = "default"

@@ -60,7 +60,7 @@ def start_ask(home: Path, *extra: str) -> subprocess.Popen:
             "0",
             *extra,
             PROMPT,
-        ],  # fmt: skip
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -59,7 +59,9 @@ def test_everything_fits_when_small() -> None:
 
 def test_oldest_exchanges_dropped_system_kept() -> None:
     fake = FakeBackend(context_size=300)
-    plan = _fit(fake, ChatMessage("system", "the system prompt"), _history(10), plain_turn("latest"))
+    plan = _fit(
+        fake, ChatMessage("system", "the system prompt"), _history(10), plain_turn("latest")
+    )
     assert plan.messages[0].content == "the system prompt"
     assert plan.messages[-1].content == "latest"
     assert plan.dropped_messages > 0 and plan.dropped_messages % 2 == 0
