@@ -113,15 +113,21 @@ def source_block(n: int, source: dict[str, Any]) -> str:
     return f'<source n="{n}" {where}>\n{body}\n</source>'
 
 
+def grounded_system(system: str | None, language: str | None) -> str:
+    """The system prompt of a grounded turn: the conversation's, then the rules. The rules
+    never change within a language, so they stay in the part of the prompt the model keeps in
+    its cache from one turn to the next (and from one process to the next)."""
+    rules = grounding_texts(language).rules
+    return f"{system.strip()}\n\n{rules}" if system and system.strip() else rules
+
+
 def grounded_text(question: str, sources: list[dict[str, Any]], language: str | None = None) -> str:
     """The user turn for ``question`` answered from ``sources`` (numbered 1.. in order), in
-    ``language`` (decided from the question when not given)."""
+    ``language`` (decided from the question when not given); the rules are in the system
+    prompt (``grounded_system``), the reminder after the question."""
     texts = grounding_texts(language or query_language(question))
     blocks = "\n\n".join(source_block(n, s) for n, s in enumerate(sources, start=1))
-    return (
-        f"{texts.rules}\n\n{blocks}\n\n{texts.question_label}: {question.strip()}\n\n"
-        f"{texts.reminder}"
-    )
+    return f"{blocks}\n\n{texts.question_label}: {question.strip()}\n\n{texts.reminder}"
 
 
 def shorten_source(source: dict[str, Any]) -> dict[str, Any]:

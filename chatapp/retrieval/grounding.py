@@ -40,6 +40,9 @@ class Retrieval:
     language: str = ""
     """The question's language as retrieval decided it (``ko``, ``en``, …)."""
 
+    source_tokens: int = 0
+    """The budget the sources were cut to (0: whole chunks)."""
+
     def settings_summary(self) -> dict[str, Any]:
         """What is stored with the reply: how the sources were chosen."""
         return {
@@ -49,6 +52,7 @@ class Retrieval:
             "threshold": self.threshold,
             "language": self.language,
             "found": len(self.sources),
+            "source_tokens": self.source_tokens,
             "best_similarity": max((s["similarity"] for s in self.sources), default=None),
         }
 
@@ -68,6 +72,11 @@ class DocumentRetriever:
         self.settings = settings
         self._searchers: dict[str, Searcher] = {}
         self._lock = threading.Lock()
+
+    @property
+    def source_tokens(self) -> int:
+        """Tokens the sources of one grounded turn may take together (0: whole chunks)."""
+        return int(self.settings.retrieval.source_tokens)
 
     def check(self, collection: str) -> None:
         """Raise the usual one-line error for a bad or unknown collection name."""

@@ -129,7 +129,6 @@ def prepare_turn(
         system_text = template_turn.system_prompt
     if system_text is None:
         system_text = system_prompt
-    system = ChatMessage("system", system_text) if system_text else None
     prepared = PreparedTurn(request, params, template_turn=template_turn)
 
     def user_text(input_text: str | None) -> str:
@@ -151,12 +150,21 @@ def prepare_turn(
         if not retrieval.sources:
             prepared.refusal = grounded.refusal_text(retrieval.collection, retrieval.language)
             return prepared
-        draft.sources = retrieval.sources
+        from chatapp.retrieval.source_trimming import trim_sources
+
+        # The sentences that answer, within the source budget; the rules join the system
+        # prompt, the part of the prompt that stays cached from turn to turn.
+        retrieval.source_tokens = retriever.source_tokens
+        draft.sources = trim_sources(
+            request.text, retrieval.sources, retrieval.source_tokens, backend.count_tokens
+        )
+        system_text = grounded.grounded_system(system_text, retrieval.language)
         draft.source_text = grounded.source_block
         draft.shorten_source = grounded.shorten_source
         draft.render = lambda sources, input_text: grounded.grounded_text(
             user_text(input_text), sources, retrieval.language
         )
+    system = ChatMessage("system", system_text) if system_text else None
     plan = fit_to_context(
         system,
         history,

@@ -153,8 +153,10 @@ def test_grounded_korean_answer_prompt_carries_korean_rules(shared_home: Path) -
     )
     retriever.close()
     assert result.kind == "reply" and result.sources
-    user_turn = backend.calls[-1].messages[-1].content
-    assert user_turn.startswith(RULES_KO)
+    sent = backend.calls[-1].messages
+    user_turn = sent[-1].content
+    assert sent[0].role == "system" and sent[0].content.endswith(RULES_KO)
+    assert user_turn.startswith('<source n="1"')
     assert "질문: 배열 인덱스를 key로" in user_turn and "Question:" not in user_turn
     assert result.citations is not None and result.citations.citations == [1]
 

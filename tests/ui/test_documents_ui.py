@@ -68,8 +68,9 @@ async def test_grounded_turn_shows_sources_and_checked_citations(garden, store) 
         await pick(pilot, "garden")
         assert app.chat_screen.choices.documents and "docs garden" in header_text(app)
         await send(pilot, "How much sun do tomatoes need?")
-        prompt = backend.last_call.messages[-1].content
-        assert prompt.startswith(RULES) and '<source n="1"' in prompt
+        sent = backend.last_call.messages
+        assert sent[0].role == "system" and sent[0].content.endswith(RULES)
+        assert sent[-1].content.startswith('<source n="1"')
         reply = store.thread(store.latest_conversation().id)[-1]
         assert reply.sources and reply.sources[0]["path"].endswith("tomatoes.md")
         assert store.thread(reply.conversation_id)[-2].content == "How much sun do tomatoes need?"
