@@ -1,5 +1,12 @@
 """The model behind the chat UI: loaded off the UI thread, waited for by replies, reopened when
-settings change. llama.cpp gets every core, as in ``chatapp ask`` (``quiet_openmp_waits``).
+settings change.
+
+llama.cpp gets every core for decoding and prompt batches, as in ``chatapp ask`` (the model
+settings pass through unchanged). It used to get one core fewer, because the UI's own streaming
+cost ~8 ms of CPU per token and two llama.cpp threads beside it collapsed on 2 cores; with the
+frame clock the UI costs ~2.3 ms per token of the bundled model and the chat decodes at 0.86×
+`ask`'s speed on a quiet 2-core machine (67 vs 79 tok/s; one thread gave 59). Sleeping OpenMP
+waits (OMP_WAIT_POLICY=passive) were measured and not taken: 28 tok/s on a quiet machine.
 
 ``ModelSlot`` holds the backend (or why it failed to load) and an event that replies wait on, so
 a prompt sent while the model loads simply waits for it. The app runs ``load`` in a thread
@@ -9,8 +16,6 @@ worker and shows its progress in the status line.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -25,21 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[], "Backend"]
-
-
-def quiet_openmp_waits() -> None:
-    """Let llama.cpp's OpenMP threads sleep, not spin, while they wait for each other (unless
-    the user chose a policy): set before llama.cpp loads, read once when it does.
-
-    The chat gives llama.cpp every core, as ``chatapp ask`` does. Spinning threads keep their
-    cores while a partner thread waits for one; with the UI thread (or anything else) also
-    wanting a core they collapsed: measured on 2 busy cores (load average ~7), 2 spinning
-    threads gave 2–4 tok/s in the UI and 3–7 in ``ask``, 2 sleeping ones 34–37 in the UI and
-    29–38 in ``ask`` (benchmarks/ui.py). chatapp's embedder sets the same for torch."""
-    if "llama_cpp" in sys.modules:
-        return
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 class ModelSlot:
@@ -75,7 +65,6 @@ class ModelSlot:
                 from chatapp.engine.factory import create_backend
 
                 assert settings is not None
-                quiet_openmp_waits()
                 backend = create_backend(settings, on_progress=progress)
         except ChatappError as exc:
             error = exc.message

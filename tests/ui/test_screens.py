@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input, Markdown, TextArea
 
 from chatapp import paths
@@ -197,16 +197,16 @@ def test_loading_extension_modules_skips_missing_and_broken_ones() -> None:
     assert loaded == ["json"]
 
 
-def test_the_model_loads_with_openmp_threads_that_sleep_when_waiting(monkeypatch) -> None:
-    import sys
+@pytest.mark.slow
+def test_the_chat_model_gets_every_core(settings) -> None:
+    """As in chatapp ask: llama.cpp decodes and evaluates prompts on every core the process may
+    use, unless Threads is set."""
+    from chatapp.engine.llama_loading import usable_cores
+    from chatapp.ui.model_loading import ModelSlot
 
-    from chatapp.ui.model_loading import quiet_openmp_waits
-
-    monkeypatch.delitem(sys.modules, "llama_cpp", raising=False)
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    quiet_openmp_waits()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice stays
-    quiet_openmp_waits()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    slot = ModelSlot()
+    try:
+        assert slot.load(settings, lambda fraction, text: None) is None
+        assert getattr(slot.backend, "n_threads", None) == usable_cores()
+    finally:
+        slot.close()
