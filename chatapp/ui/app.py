@@ -238,6 +238,7 @@ class ChatApp(App[None]):
             return
         identity = backend.identity
         screen.header.set_field("model", identity.name)
+        screen.show_thinking_choice()
         if not screen.reply_running():
             screen.status_bar.ready(f"ready · {identity.name} · context {backend.n_ctx:,}")
 
@@ -261,6 +262,7 @@ class ChatApp(App[None]):
         from chatapp.config import save_settings
 
         self.context.use_settings(settings)
+        self.chat_screen.show_thinking_choice()
         try:
             save_settings(settings)
         except OSError as exc:

@@ -5,14 +5,15 @@ retriever (one per app, so collections stay loaded between turns), and opens a `
 for a conversation — the same pipeline ``chatapp ask`` uses. Screens receive it when they are
 made; tests build one around a FakeBackend and a store in a temp dir.
 
-``TurnChoices`` is the chat screen's state for the next turns: the collection picked and whether
-documents are on. It becomes part of each ``TurnRequest``.
+``TurnChoices`` is the chat screen's state for the next turns: the collection picked, whether
+documents are on, and thinking switched on or off (or a reasoning effort) for a model whose
+template can. It becomes part of each ``TurnRequest`` (so it is recorded with each reply).
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chatapp.ui.model_loading import BackendFactory, ModelSlot
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from chatapp.config import Settings
     from chatapp.domain import CancelToken
     from chatapp.engine.base import Backend
+    from chatapp.engine.reasoning import ThinkingSupport
     from chatapp.retrieval.grounding import DocumentRetriever
     from chatapp.session import ChatSession, TurnRequest
     from chatapp.storage import ConversationStore
@@ -34,6 +36,10 @@ class TurnChoices:
     documents: bool = False
     """Answer from ``collection`` (False: documents off, the collection stays chosen)."""
 
+    thinking: dict[str, str] = field(default_factory=dict)
+    """Generation overrides chosen with the thinking toggle (``thinking``/``reasoning_effort``);
+    empty: the settings' ``generation.thinking`` and ``reasoning_effort``."""
+
     @property
     def active_collection(self) -> str | None:
         return self.collection if self.documents else None
@@ -41,7 +47,46 @@ class TurnChoices:
     def request(self, text: str) -> TurnRequest:
         from chatapp.session import TurnRequest
 
-        return TurnRequest(text, collection=self.active_collection)
+        return TurnRequest(text, collection=self.active_collection, params=dict(self.thinking))
+
+    def thinking_state(self, support: ThinkingSupport, settings: Settings | None) -> str | None:
+        """What the next reply does about thinking, for the header (None: the model never
+        thinks)."""
+        if not support.thinks:
+            return None
+        generation = settings.generation if settings is not None else None
+        effort = self.thinking.get("reasoning_effort") or (
+            generation.reasoning_effort if generation is not None else None
+        )
+        if support.can_switch:
+            chosen = self.thinking.get("thinking") or (
+                generation.thinking if generation is not None else "default"
+            )
+            on = support.default_on if chosen == "default" else chosen == "on"
+            state = "on" if on else "off"
+        else:
+            state = "always"
+        if support.efforts and state != "off":
+            state += f", effort {effort or 'default'}"
+        return state
+
+    def toggle_thinking(self, support: ThinkingSupport, settings: Settings | None) -> str:
+        """Switch thinking for the next turns: on ↔ off where the template has a switch, else
+        the next reasoning effort. Returns what to tell the user."""
+        state = self.thinking_state(support, settings)
+        if state is None:
+            return "This model does not think before it answers."
+        if support.can_switch:
+            turned = "off" if state.startswith("on") else "on"
+            self.thinking["thinking"] = turned
+            return f"Thinking {turned} for the next replies."
+        if support.efforts:
+            current = self.thinking.get("reasoning_effort")
+            efforts = support.efforts
+            index = efforts.index(current) + 1 if current in efforts else 0
+            self.thinking["reasoning_effort"] = efforts[index % len(efforts)]
+            return f"Reasoning effort {self.thinking['reasoning_effort']} for the next replies."
+        return "This model always thinks: its chat template has no switch to turn it off."
 
 
 class ChatContext:

@@ -30,6 +30,11 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Copy code block", "Copy a code block of the last reply (again: the next one)", "copy_code"),
     ("Export conversation", "Save the conversation as Markdown or JSON", "export"),
     ("Settings", "System prompt, sampling, context size, threads, GPU layers", "settings"),
+    (
+        "Thinking on / off",
+        "Let a thinking model reason before it answers, or not (or its next effort)",
+        "toggle_thinking",
+    ),
     ("Help: keys and commands", "Every key binding and command", "help"),
     ("Switch theme", "Pick a colour theme (remembered)", "theme"),
     ("Toggle sidebar", "Show or hide the conversation list", "toggle_sidebar"),

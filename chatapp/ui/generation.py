@@ -1,7 +1,8 @@
 """One reply at a time, generated in a thread worker and handed to the UI in batches.
 
 The worker reads the session's events with ``consume`` (the same loop as the CLI and eval),
-appends tokens to ``Reply.pieces`` (a list append is atomic) and posts only two messages to the
+appends tokens to ``Reply.pieces`` and a thinking model's reasoning to ``Reply.thoughts`` (a
+list append is atomic) and posts only two messages to the
 chat screen: started and ended. The screen takes what is new on a short timer, so the UI never
 re-renders per token however fast the model is. Stopping sets the reply's CancelToken; the
 engine checks it between tokens and the session keeps the partial reply as ``interrupted``.
@@ -45,6 +46,10 @@ class Reply:
         self.cancel = CancelToken()
         self.pieces: list[str] = []
         self.shown = 0
+        self.thoughts: list[str] = []
+        """A thinking model's reasoning so far (it streams before the answer)."""
+        self.thoughts_shown = 0
+        self.thinking_started_at: float | None = None
         self.requested_at = time.perf_counter()
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
@@ -73,6 +78,20 @@ class Reply:
         count = end - self.shown
         self.shown = end
         return text, count
+
+    def take_unshown_thoughts(self) -> str:
+        """Reasoning produced since the last call."""
+        end = len(self.thoughts)
+        text = "".join(self.thoughts[self.thoughts_shown : end])
+        self.thoughts_shown = end
+        return text
+
+    def thinking_seconds(self) -> float | None:
+        """How long the model has thought (until its answer began); None if it has not."""
+        started = self.thinking_started_at
+        if started is None:
+            return None
+        return (self.first_token_at or time.perf_counter()) - started
 
     def text(self) -> str:
         return "".join(self.pieces)
@@ -132,10 +151,15 @@ def run_reply(target: MessageTarget, reply: Reply, run_turn: TurnRunner) -> None
         reply.last_token_at = now
         reply.pieces.append(text)
 
+    def thought(text: str) -> None:
+        if reply.thinking_started_at is None:
+            reply.thinking_started_at = time.perf_counter()
+        reply.thoughts.append(text)
+
     events: Any = None
     try:
         events = run_turn(reply.cancel)
-        reply.finished = consume(events, on_start=started, on_token=token)
+        reply.finished = consume(events, on_start=started, on_token=token, on_reasoning=thought)
     except ChatappError as exc:
         reply.error = exc.message
     except Exception as exc:  # a bug must not take the UI down; it is logged and shown

@@ -61,6 +61,7 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+o", "export", "Export", show=False),
         Binding("ctrl+s", "settings", "Settings", show=False),
         Binding("ctrl+t", "theme", "Theme", show=False),
+        Binding("alt+t", "toggle_thinking", "Thinking on/off", show=False),
         Binding("ctrl+b", "toggle_sidebar", "Sidebar", show=False),
         Binding("ctrl+l", "find_conversation", "Find chat", show=False),
         Binding("f1", "help", "Help"),
@@ -183,8 +184,26 @@ class ChatScreen(Screen[None]):
 
     def set_documents(self, collection: str | None, enabled: bool) -> None:
         """Choose the collection the next turns answer from (None, or off: no documents)."""
-        self.choices = TurnChoices(collection, enabled and collection is not None)
+        self.choices.collection = collection
+        self.choices.documents = enabled and collection is not None
         self.header.set_field("docs", self.choices.active_collection)
+
+    def action_toggle_thinking(self) -> None:
+        """Thinking on or off (or the next reasoning effort) for the next replies."""
+        backend = self.context.model.backend
+        if backend is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        self.notify(self.choices.toggle_thinking(backend.thinking, self.context.settings))
+        self.show_thinking_choice()
+
+    def show_thinking_choice(self) -> None:
+        """The header's ``thinking`` field: what the next reply does (hidden for models that
+        never think)."""
+        backend = self.context.model.backend
+        support = backend.thinking if backend is not None else None
+        state = self.choices.thinking_state(support, self.context.settings) if support else None
+        self.header.set_field("thinking", state)
 
     # -- parts ----------------------------------------------------------------------------
 

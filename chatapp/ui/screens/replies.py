@@ -4,7 +4,8 @@
 reply runs in a thread worker (``chatapp.ui.generation.run_reply``) through a ChatSession from
 the screen's ChatContext — the same pipeline as ``chatapp ask``. The controller mounts the user
 message and an empty reply when the session says the turn started, pours new text into the reply
-on a ~30 Hz timer (one Markdown append per tick, never one per token), and settles the reply's
+on a ~30 Hz timer (one Markdown append per tick, never one per token; a thinking model's
+reasoning goes to the folded block above the answer the same way), and settles the reply's
 id, status and branch when it ends. The status line's live numbers (tokens, tok/s, context) change
 on a slower clock of their own: drawn in the same frame as the reply, the status line (the full
 width of the screen) made Textual repaint everything between it and the reply. A refusal ("the documents don't contain this") arrives as a
@@ -210,7 +211,7 @@ class ReplyController:
             await view.add_notice(note.rstrip(".") + ".")
         backend = self.host.context.model.backend
         self.widget = await view.add_reply(backend.identity.name if backend else None)
-        reply.shown = 0  # the new widget shows everything produced so far
+        reply.shown = reply.thoughts_shown = 0  # the new widget shows everything so far
 
     async def flush(self) -> None:
         """One frame: the text produced since the last one is appended to the reply, or the
@@ -220,7 +221,7 @@ class ReplyController:
         if reply is None:
             return
         now = time.monotonic()
-        pending = reply.token_count > reply.shown
+        pending = reply.token_count > reply.shown or len(reply.thoughts) > reply.thoughts_shown
         status_due = not pending or now - self._status_at >= STATUS_INTERVAL_S
         if status_due and self._show_progress(reply):
             self._status_at = now
@@ -229,10 +230,16 @@ class ReplyController:
 
     async def _append_unshown(self, reply: Reply) -> None:
         widget = self.widget
-        if widget is not None and reply.view_epoch == self.host.view_epoch:
-            text, _count = reply.take_unshown()
-            if text:
-                await widget.append(text)
+        if widget is None or reply.view_epoch != self.host.view_epoch:
+            return
+        thoughts = reply.take_unshown_thoughts()
+        if thoughts:
+            await widget.append_reasoning(thoughts, reply.thinking_seconds())
+        text, _count = reply.take_unshown()
+        if text:
+            if widget.reasoning:
+                widget.end_reasoning(reply.thinking_seconds())
+            await widget.append(text)
 
     def _show_progress(self, reply: Reply) -> bool:
         """The status line's live numbers (tokens so far, tokens/s, context used); False when

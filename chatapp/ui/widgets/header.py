@@ -1,5 +1,5 @@
-"""The top line: the conversation's title on the left; model, template and document
-collection on the right. Extensions set their own fields with ``set_field``."""
+"""The top line: the conversation's title on the left; model, thinking (for a model that thinks),
+template and document collection on the right. Extensions set their own fields with ``set_field``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from chatapp.terminal_text import safe_for_terminal
 
-FIELD_ORDER = ("model", "template", "collection")
+FIELD_ORDER = ("model", "thinking", "template", "collection")
 
 
 class ChatHeader(Horizontal):

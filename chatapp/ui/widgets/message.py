@@ -1,7 +1,8 @@
 """One message of the chat: who said it, its state, its branch position, and its text.
 
 Assistant replies render as Markdown (code blocks highlighted, see ``markdown_body``) and grow
-by appending while they stream; user messages render as plain text so brackets and asterisks
+by appending while they stream; a thinking model's reasoning sits folded above its answer
+(``reasoning``, ``t`` unfolds it); user messages render as plain text so brackets and asterisks
 show as typed.
 """
 
@@ -22,6 +23,7 @@ from textual.widgets import Static
 
 from chatapp.terminal_text import safe_for_terminal
 from chatapp.ui.widgets.markdown_body import MarkdownBody, laid_out_size, render_markdown
+from chatapp.ui.widgets.reasoning import TOGGLE_KEY, ReasoningBlock, render_reasoning
 
 if TYPE_CHECKING:
     from chatapp.storage import Message
@@ -59,6 +61,13 @@ def source_label(source: dict[str, Any], number: int) -> str:
     return safe_for_terminal(f"[{number}] {name}" + (f" ({where})" if where else ""))
 
 
+def reasoning_seconds(message: Message | None) -> float | None:
+    """How long a stored reply's model thought before answering (None: unknown)."""
+    stats = (message.stats or {}) if message is not None else {}
+    value = stats.get("reasoning_s")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
 class MessageHeader(Static):
     """The line above a streaming message (a finished one draws its own); its ‹ › arrows
     switch branches when clicked."""
@@ -82,6 +91,7 @@ class MessageWidget(Widget, can_focus=True):
         Binding("k", "copy_code", "Copy code block"),
         Binding("e", "edit", "Edit and resend"),
         Binding("r", "regenerate", "Regenerate"),
+        Binding(TOGGLE_KEY, "toggle_reasoning", "Show / hide thinking"),
         Binding("left,[", "branch(-1)", "Previous branch"),
         Binding("right,]", "branch(1)", "Next branch"),
     ]
@@ -127,6 +137,10 @@ class MessageWidget(Widget, can_focus=True):
         self._sources_widget = sources_widget
         self._code_index = 0
         self._body: MarkdownBody | None = None
+        self.reasoning = (message.reasoning or "") if message is not None else ""
+        self.reasoning_seconds = reasoning_seconds(message)
+        self.reasoning_expanded = False
+        self._live_reasoning: ReasoningBlock | None = None
         self.set_reactive(MessageWidget.status, message.status if message else "complete")
         self.set_reactive(MessageWidget.branch, branch or Branch())
 
@@ -145,6 +159,10 @@ class MessageWidget(Widget, can_focus=True):
 
     def _parts(self) -> list[Widget]:
         parts: list[Widget] = [MessageHeader(self.header_text(), classes="message-header")]
+        if self.role == "assistant" and self.reasoning:
+            block = ReasoningBlock(self.reasoning, self.reasoning_seconds, live=False)
+            block.expanded = self.reasoning_expanded
+            parts.append(block)
         if self.role == "assistant":
             parts.append(
                 MarkdownBody(self.content, streaming=self.message is None, classes="message-body")
@@ -173,7 +191,15 @@ class MessageWidget(Widget, can_focus=True):
             body = render_markdown(self.content, self.app.current_theme.dark)
         else:
             body = Text(self._user_display())
-        parts: list[RenderableType] = [self.header_text(), body]
+        parts: list[RenderableType] = [self.header_text()]
+        if self.reasoning:
+            expanded = self.reasoning_expanded
+            parts.append(
+                render_reasoning(
+                    self.reasoning, self.reasoning_seconds, live=False, expanded=expanded
+                )
+            )
+        parts.append(body)
         if self.error:
             parts.append(self._error_text())
         return Group(*parts)
@@ -237,6 +263,38 @@ class MessageWidget(Widget, can_focus=True):
         if body is not None:
             await body.append(text)
 
+    async def append_reasoning(self, text: str, seconds: float | None) -> None:
+        """Add streamed reasoning (shown dimmed above the answer until the answer begins)."""
+        self.reasoning += text
+        self.reasoning_seconds = seconds
+        if self._live_reasoning is not None:
+            self._live_reasoning.grow(text, seconds)
+            return
+        block = self._live_reasoning = ReasoningBlock(self.reasoning, seconds, live=True)
+        headers = self.query(MessageHeader)
+        if headers:
+            await self.mount(block, after=headers.first())
+        else:
+            await self.mount(block, before=0)
+
+    def end_reasoning(self, seconds: float | None) -> None:
+        """The answer began: the reasoning folds to one line."""
+        block, self._live_reasoning = self._live_reasoning, None
+        if block is not None:
+            self.reasoning_seconds = seconds
+            block.end(seconds)
+
+    def action_toggle_reasoning(self) -> None:
+        """Unfold the reasoning (or fold it again)."""
+        if not self.reasoning:
+            return
+        self.reasoning_expanded = not self.reasoning_expanded
+        if self.is_flat:
+            self.refresh(layout=True)
+            return
+        for block in self.query(ReasoningBlock):
+            block.set_expanded(self.reasoning_expanded)
+
     async def finish(
         self,
         message: Message,
@@ -248,11 +306,14 @@ class MessageWidget(Widget, can_focus=True):
         (or, with sources, a header, the body and the sources panel)."""
         self.message = message
         self.content = message.content
+        self.reasoning = message.reasoning or self.reasoning
+        self.reasoning_seconds = reasoning_seconds(message) or self.reasoning_seconds
         self.id = f"msg-{message.id}"
         self.error = error or message.error
         self._sources_widget = sources_widget
         self.set_reactive(MessageWidget.branch, branch)
         self.set_reactive(MessageWidget.status, message.status)
+        self._live_reasoning = None
         if not self.is_attached:
             return
         with self.app.batch_update():
