@@ -5,6 +5,8 @@ and the choice is recorded with the reply)."""
 
 from __future__ import annotations
 
+import pytest
+
 from chatapp.engine.fake import FakeBackend
 from chatapp.ui.widgets.message import MessageWidget
 from chatapp.ui.widgets.reasoning import ReasoningBlock, render_reasoning, thought_for
@@ -162,3 +164,34 @@ def test_thinking_reply_folded_snapshot(snap_compare, make_app, store) -> None:
     )
     app = make_app(FakeBackend(thinks=True), conversation_id=conversation.id)
     assert snap_compare(app, terminal_size=(90, 20), run_before=settle)
+
+
+@pytest.mark.slow
+async def test_a_real_thinking_gguf_in_the_chat(make_app, store, tmp_path, bundled_gguf) -> None:
+    """The tiny thinking GGUF (Qwen3's published template) through real llama.cpp: the chat
+    folds its reasoning above the answer, stores it apart, and Alt+T turns it off."""
+    from chatapp.config import ModelSettings
+    from chatapp.engine.llama_cpp import LlamaCppBackend
+    from tests.support.tiny_gguf import THINKING_ANSWER, THINKING_REASONING, write_thinking_gguf
+
+    path = write_thinking_gguf(tmp_path / "tiny-thinking.gguf", tokenizer_from=bundled_gguf)
+    backend = LlamaCppBackend(path, ModelSettings(n_ctx=1024), name="tiny-thinking")
+    app = make_app(backend)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            screen = app.chat_screen
+            assert screen.header.fields.get("thinking") == "on"
+            await send(pilot, "Do cats sleep a lot?")
+            stored = store.thread(screen.conversation_id)[-1]
+            assert stored.content == THINKING_ANSWER and stored.reasoning == THINKING_REASONING
+            widget = screen.chat_view.query(MessageWidget).last()
+            assert "▸ Thought" in _plain(widget.render())
+            assert THINKING_REASONING not in _plain(widget.render())
+            await pilot.press("alt+t")
+            await send(pilot, "And dogs?")
+            stored = store.thread(screen.conversation_id)[-1]
+            assert stored.reasoning is None and stored.content.strip().startswith("Hello")
+            assert stored.params["thinking"] == "off"
+    finally:
+        backend.close()
