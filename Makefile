@@ -72,6 +72,8 @@ bench: $(VENV)/.stamp-dev
 	$(PY) benchmarks/warm_resume.py
 	$(PY) benchmarks/ui.py
 	$(PY) benchmarks/retrieval.py
+	$(PY) benchmarks/retrieval_speed.py
+	$(PY) benchmarks/grounded_prefill.py
 	$(PY) benchmarks/templates.py
 	$(PY) benchmarks/models.py
 
