@@ -156,3 +156,46 @@ def test_the_chat_ui_draws_control_characters_escaped(chatapp_home: Path) -> Non
     assert out.count(b"\\x1b]0;PWNED") >= 5, "title, question, answer, code and source drawn"
     for raw in RAW:
         assert raw not in out, raw
+
+
+async def test_chat_notices_and_the_status_line_draw_control_characters_escaped(tmp_path) -> None:
+    """A reply that fails with a server's message (or a notice quoting a file name) holding
+    ESC sequences: the chat's notice and status line show them escaped."""
+    from chatapp.config import Settings
+    from chatapp.domain import CancelToken, GenerationParams
+    from chatapp.engine.fake import FakeBackend
+    from chatapp.errors import ChatappError
+    from chatapp.storage import ConversationStore
+    from chatapp.ui.app import ChatApp
+    from chatapp.ui.widgets.chat_view import Notice
+    from chatapp.ui.widgets.status import StatusBar
+
+    class FailingBackend(FakeBackend):
+        def stream_chat(
+            self, messages, params: GenerationParams, cancel: CancelToken | None = None
+        ):
+            raise ChatappError(f"server said {EVIL}")
+            yield  # pragma: no cover
+
+    store = ConversationStore(tmp_path / "chat.db")
+    backend = FailingBackend()
+    app = ChatApp(Settings(), store, lambda: backend, load_extensions=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        for _ in range(200):
+            if app.started and app.context.model.ready.is_set():
+                break
+            await pilot.pause(0.02)
+        app.chat_screen.prompt.set_text("hello")
+        await pilot.press("enter")
+        for _ in range(200):
+            if app.chat_screen.query(Notice):
+                break
+            await pilot.pause(0.02)
+        await pilot.pause(0.1)
+        shown = [str(n.render()) for n in app.chat_screen.query(Notice)]
+        shown.append(str(app.chat_screen.query_one(StatusBar).state))
+        assert any("server said" in text for text in shown[:-1]) and "server said" in shown[-1]
+        for text in shown:
+            assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text
+        assert "\\x1b]0;PWNED" in shown[-1]
+    store.close()

@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
+from chatapp.terminal_text import safe_for_terminal
 from chatapp.ui.widgets.markdown_body import laid_out_size
 from chatapp.ui.widgets.message import Branch, MessageWidget
 
@@ -162,7 +163,10 @@ class ChatView(VerticalScroll, can_focus=False):
         return widget
 
     async def add_notice(self, text: str, *, error: bool = False) -> Notice:
-        notice = Notice(Content(text), classes="notice error" if error else "notice")
+        # A notice can quote a file name, a server's error or a document: shown, never obeyed.
+        notice = Notice(
+            Content(safe_for_terminal(text)), classes="notice error" if error else "notice"
+        )
         await self.query(".empty-hint").remove()
         await self.mount(notice)
         return notice

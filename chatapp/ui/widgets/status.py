@@ -11,6 +11,8 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
+from chatapp.terminal_text import safe_for_terminal
+
 BAR_CELLS = 20
 
 
@@ -71,16 +73,17 @@ class StatusBar(Widget):
 
     def show_loading(self, what: str, fraction: float | None = None) -> None:
         """Model loading, with a bar once the backend reports how far it is."""
-        state = Text(f"⏳ {what}")
+        state = Text(f"⏳ {safe_for_terminal(what)}")
         if fraction is not None:
             state.append(f"  {progress_bar(fraction)}", style=self._color("accent", "cyan"))
         self._set(state)
 
     def ready(self, text: str = "ready") -> None:
-        self._set(Text(text))
+        self._set(Text(safe_for_terminal(text)))
 
     def failed(self, text: str) -> None:
-        self._set(Text(text, style=self._color("error", "red")))
+        # Errors can quote a server's reply or a file name: shown escaped, never obeyed.
+        self._set(Text(safe_for_terminal(text), style=self._color("error", "red")))
 
     def generating(
         self, tokens: int, tokens_per_s: float | None, context_used: int, n_ctx: int
