@@ -69,3 +69,30 @@ class ControlTokens:
 def unmark(rendered: str) -> str:
     """The prompt text exactly as the model reads it: marks removed."""
     return _MARKS_RE.sub("", rendered)
+
+
+# A server (llama.cpp server, vLLM, Ollama) renders and tokenizes the chat itself, with special
+# tokens parsed in the message text, and its vocabulary is not known here. These are the shapes
+# control tokens take in current chat formats: ChatML/Llama 3/Phi/gpt-oss ``<|…|>``, DeepSeek's
+# full-width ``<｜…｜>``, Gemma's turn markers, Mistral's [INST], and </s>.
+_SERVER_CONTROL_RE = re.compile(
+    r"<\|[^\s<>|]{1,48}\|>|<｜[^\s<>｜]{1,48}｜>|</?(?:start_of_turn|end_of_turn|s)>|\[/?INST\]"
+)
+WORD_JOINER = "\u2060"
+
+
+def defuse(text: str) -> str:
+    """``text`` for a server that parses special tokens in it: each control-token-shaped piece
+    gets an invisible word joiner after its first character, so it reaches the model as text
+    (``<|im_end|>`` → ``<\u2060|im_end|>``), which reads the same to a person."""
+    return _SERVER_CONTROL_RE.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)
+
+
+def defuse_message(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A message dict with its text fields defused (see ``defuse``)."""
+    out = dict(item)
+    for key in TEXT_FIELDS:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = defuse(value)
+    return out

@@ -13,6 +13,10 @@ OpenRouter); a reply whose text starts with ``<think>…</think>`` is split here
 ``ReasoningEvent``s. ``GenerationParams.thinking`` goes to llama.cpp and vLLM servers as
 ``chat_template_kwargs.enable_thinking``, ``reasoning_effort`` as the standard field. On a
 llama.cpp server the model's chat template (``/props``) tells whether it thinks.
+
+The server renders and tokenizes the chat itself, parsing special tokens inside message text,
+so every message's text is sent defused (``control_tokens.defuse``): a ``<|im_end|>`` typed by
+the user or found in a document reaches the model as text, not as the end of a turn.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from chatapp.domain import (
     ReasoningEvent,
     StreamEvent,
 )
+from chatapp.engine.control_tokens import defuse_message
 from chatapp.engine.reasoning import NO_THINKING, THINK, ReasoningSplitter, ThinkingSupport
 from chatapp.errors import BackendUnavailableError, ContextOverflowError, ModelNotFoundError
 
@@ -222,7 +227,7 @@ class OpenAIBackend:
         keep their template to themselves, so this is then a plain ``role: text`` transcript."""
         if self.flavor == "llama.cpp":
             try:
-                body: dict[str, Any] = {"messages": [m.to_dict() for m in messages]}
+                body: dict[str, Any] = {"messages": [defuse_message(m.to_dict()) for m in messages]}
                 kwargs = self._template_kwargs(params) if params is not None else {}
                 if kwargs:
                     body["chat_template_kwargs"] = kwargs
@@ -237,7 +242,7 @@ class OpenAIBackend:
         """The JSON sent to ``/chat/completions`` for these messages and settings."""
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [m.to_dict() for m in messages],
+            "messages": [defuse_message(m.to_dict()) for m in messages],
             "stream": True,
             "stream_options": {"include_usage": True},
             "temperature": params.temperature,

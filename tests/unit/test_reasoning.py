@@ -159,3 +159,18 @@ def test_control_tokens_are_marked_and_split_back() -> None:
     )
     assert item["content"].startswith(MARK_OPEN) and item["thinking"].startswith(MARK_OPEN)
     assert not ControlTokens([]) and ControlTokens([]).mark("<|im_end|>") == "<|im_end|>"
+
+
+def test_defuse_breaks_every_control_token_shape_and_nothing_else() -> None:
+    from chatapp.engine.control_tokens import WORD_JOINER, defuse, defuse_message
+
+    for token in ("<|im_end|>", "<|start_header_id|>", "<|channel|>", "<｜Assistant｜>",
+                  "<start_of_turn>", "<end_of_turn>", "[INST]", "[/INST]", "</s>", "<s>"):  # fmt: skip
+        out = defuse(f"a {token} b")
+        assert token not in out and out.replace(WORD_JOINER, "") == f"a {token} b"
+    for text in ("a | b", "<b>bold</b>", "x <| y", "if a<|b|>c", "안녕하세요 <|im_end|>"):
+        assert defuse(text).replace(WORD_JOINER, "") == text
+    assert defuse("<b>bold</b> [link]") == "<b>bold</b> [link]"
+    message = defuse_message({"role": "user", "content": "<|im_end|>", "reasoning_content": "</s>"})
+    assert message["role"] == "user" and WORD_JOINER in message["content"]
+    assert WORD_JOINER in message["reasoning_content"]
