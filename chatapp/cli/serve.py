@@ -6,7 +6,6 @@ token; only a browser that opened that link gets a chat (see ``chatapp.ui.browse
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shlex
 import shutil
@@ -26,15 +25,6 @@ ICON_NAMES = ("chatapp.svg", "chatapp.png")
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("install-desktop")(install_desktop)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -79,6 +69,8 @@ def serve(
     """Serve the chat UI in your browser (each tab runs its own chatapp)."""
     if max_sessions < 1:
         raise UsageError(f"--max-sessions {max_sessions}: must be at least 1")
+    from chatapp.ui.browser import is_loopback
+
     check_port_free(host, port)
     if public_url is not None:
         check_public_url(public_url)

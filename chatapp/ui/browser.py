@@ -34,7 +34,8 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (IPv4 and IPv6, bracketed or not)."""
     if host == "localhost":
         return True
     try:
@@ -88,7 +89,7 @@ class BrowserAccess:
         scheme = public.scheme if public is not None and public.scheme else "http"
         bare = host.strip("[]")
         names = {_netloc(bare, port, scheme)}
-        if _is_loopback(bare):
+        if is_loopback(bare):
             names |= {_netloc(alias, port, scheme) for alias in ("127.0.0.1", "localhost", "::1")}
         if public is not None and public.hostname:
             names.add(_netloc(public.hostname, public.port, scheme))

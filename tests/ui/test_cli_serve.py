@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from chatapp.cli import main
-from chatapp.cli.serve import is_loopback, launcher_text
+from chatapp.cli.serve import launcher_text
+from chatapp.ui.browser import is_loopback
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -40,16 +40,22 @@ def test_block_text_folded_live_and_unfolded() -> None:
     assert "\x1b" not in hostile and "\\x1b" in hostile
 
 
+async def send_until_paused(pilot, backend: GatedBackend, text: str):
+    """Send ``text`` and wait until the gated backend pauses; returns the chat screen."""
+    await settle(pilot)
+    screen = pilot.app.chat_screen
+    screen.prompt.set_text(text)
+    await pilot.press("enter")
+    await wait_for(pilot, backend.paused.is_set)
+    return screen
+
+
 async def test_reasoning_streams_folds_and_unfolds(make_app, store) -> None:
     backend = GatedBackend(pause_after=2, thinks=True)
     backend.enqueue("Hello there, nice to meet you.", reasoning=THOUGHT)
     app = make_app(backend)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = app.chat_screen
-        screen.prompt.set_text("hi")
-        await pilot.press("enter")
-        await wait_for(pilot, backend.paused.is_set)
+        screen = await send_until_paused(pilot, backend, "hi")
         await wait_for(pilot, lambda: screen.reply is not None and screen.reply.shown == 2)
         await pilot.pause(0.1)
         reply_widget = screen.chat_view.query(MessageWidget).last()
@@ -103,11 +109,7 @@ async def test_live_reasoning_shows_while_the_model_thinks(make_app, store) -> N
     backend.enqueue("Hello!", reasoning=THOUGHT)
     app = make_app(backend)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = app.chat_screen
-        screen.prompt.set_text("hi")
-        await pilot.press("enter")
-        await wait_for(pilot, backend.paused.is_set)
+        screen = await send_until_paused(pilot, backend, "hi")
         await wait_for(
             pilot, lambda: screen.reply is not None and screen.reply.thoughts_shown == 12
         )
