@@ -14,11 +14,12 @@ import gc
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App
 from textual.events import DeliveryComplete, DeliveryFailed
+from textual.widget import AwaitMount
 
 from chatapp.errors import ChatappError
 from chatapp.ui.chat_context import ChatContext
@@ -66,7 +67,6 @@ class ChatApp(App[None]):
     CSS_PATH = Path(__file__).with_name("chatapp.tcss")  # absolute: subclasses elsewhere work
     TITLE = "chatapp"
     COMMANDS = App.COMMANDS | {ChatCommands}
-    MODES: ClassVar[dict[str, Any]] = {App.DEFAULT_MODE: "chat"}  # the installed chat screen
 
     def __init__(
         self,
@@ -91,9 +91,17 @@ class ChatApp(App[None]):
         theme = settings.ui.theme if settings is not None else peek_theme()
         if theme and theme in self.available_themes:
             self.theme = theme
-        # The base screen, made here so it can be given the context (MODES names it).
+        # The base screen, made here so it can be given the context (get_default_screen).
         self._chat_screen = ChatScreen(self.context, self._render_sources)
-        self.install_screen(self._chat_screen, "chat")
+
+    def get_default_screen(self) -> ChatScreen:
+        # The default screen rather than an installed one named in MODES: Textual re-parses
+        # and re-applies all CSS before the first frame for a MODES screen (~70 ms).
+        return self._chat_screen
+
+    async def on_mount(self) -> None:
+        # As for a MODES screen, the app is mounted once the chat screen's parts are.
+        await AwaitMount(self._chat_screen, [self._chat_screen])
 
     def _render_sources(self, message: Any) -> Any:
         renderer = self.extensions.sources_renderer
