@@ -19,6 +19,7 @@ from chatapp.ui.widgets.markdown_body import (
     parsed_markdown,
     render_markdown,
 )
+from tests.ui.conftest import wait_for
 
 CODE = "\n".join(
     f"    value_{i} = compute(x, {i})  # step {i}" for i in range(3 * FENCE_PIECE_LINES)
@@ -69,7 +70,7 @@ async def test_a_streamed_reply_shows_what_the_finished_one_shows(chunk: int) ->
         body = app.query_one(MarkdownBody)
         for i in range(0, len(tokens), chunk):
             await body.append("".join(tokens[i : i + chunk]))
-        await pilot.pause()
+        await wait_for(pilot, lambda: body.settled)  # its height catches up with its text
         assert body.text == REPLY
         streamed = shown(body)
         await body.finish()
@@ -94,7 +95,39 @@ async def test_control_characters_in_a_streamed_reply_are_shown_escaped() -> Non
         body = app.query_one(MarkdownBody)
         for piece in ["Title", "\x1b]0;pwned\x07", " and\r", " more\n\n", "next"]:
             await body.append(piece)
-        await pilot.pause()
+        await wait_for(pilot, lambda: body.settled)
         text = "\n".join(shown(body))
         assert "\x1b" not in text and "\x07" not in text and "\r" not in text
         assert "\\x1b]0;pwned\\x07" in text and "\\r" in text
+
+
+class CountingBody(MarkdownBody):
+    """Counts the layouts it asks for (each one lays out the screen and repaints the view)."""
+
+    layouts = 0
+
+    def refresh(self, *regions, repaint=True, layout=False, recompose=False):  # type: ignore[no-untyped-def]
+        if layout:
+            self.layouts += 1
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+
+class CountingApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield CountingBody(streaming=True)
+
+
+async def test_fast_text_grows_the_reply_in_few_layouts_and_shows_every_line() -> None:
+    lines = [
+        f"Line {i} of a reply that arrives faster than its height may change." for i in range(40)
+    ]
+    app = CountingApp()
+    async with app.run_test(size=(72, 60)) as pilot:
+        body = app.query_one(CountingBody)
+        await pilot.pause()
+        before = body.layouts
+        for line in lines:  # one line per frame, as a fast model's text arrives
+            await body.append(line + "\n\n")
+        await wait_for(pilot, lambda: body.settled)
+        assert body.layouts - before < len(lines) // 4
+        assert written(shown(body)) == lines

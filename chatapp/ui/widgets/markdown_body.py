@@ -13,7 +13,11 @@ where it went (benchmarks/ui.py, README "UI performance"):
   screen only when its height changed (a new line), not for every frame;
 - an open code fence is frozen into pieces of ``FENCE_PIECE_LINES`` complete lines: Rich's
   syntax highlighting costs ~0.5 ms per line per render, so re-drawing a 150-line fence every
-  frame took ~70 ms (the pieces look the same; the whole reply is drawn again at its end).
+  frame took ~70 ms (the pieces look the same; the whole reply is drawn again at its end);
+- the reply's height changes at most every ``GROW_INTERVAL_S`` while text keeps coming: each
+  change is a layout of the screen and a repaint of the whole scrolled chat view (~12 ms), and
+  one per new line was half of the UI's CPU while streaming. A line begun meanwhile shows at the
+  next change, or ``GROW_QUIET_S`` after the text stops coming.
 
 When the reply ends the blocks fold into a single widget that looks the same.
 """
@@ -21,6 +25,7 @@ When the reply ends the blocks fold into a single widget that looks the same.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -28,6 +33,7 @@ from typing import Any
 from textual.geometry import Region, Size
 from textual.reactive import Reactive
 from textual.strip import Strip
+from textual.timer import Timer
 from textual.visual import RichVisual, Visual
 from textual.widget import Widget
 
@@ -35,6 +41,10 @@ from chatapp.terminal_text import safe_for_terminal
 
 FENCE_PIECE_LINES = 6
 """An open code fence freezes its complete lines in pieces of at least this many."""
+GROW_INTERVAL_S = 0.25
+"""While text keeps coming, a streaming reply changes its height at most this often."""
+GROW_QUIET_S = 0.05
+"""A change of height that waits is made once no text has come for this long."""
 
 _PARSER: Any = None
 _TEMPLATES: dict[str, Any] = {}
@@ -175,6 +185,9 @@ class MarkdownBody(Widget):
         self._tail_at = 0
         """Where the tail's lines start in ``_lines``."""
         self._key: tuple[Any, ...] = ()
+        self._grown_at = 0.0
+        self._appended_at = 0.0
+        self._grow_timer: Timer | None = None
         if streaming:
             source = safe_for_terminal(text)
             self._tail = _Block(source, _parser().parse(source) if source else [])
@@ -215,23 +228,48 @@ class MarkdownBody(Widget):
         return self._lines
 
     def _redraw(self, *, new_blocks: bool) -> None:
-        """Re-render what changed: the tail's lines, or everything after a layout change."""
+        """Re-render what changed (the tail's lines, and any blocks it completed) and repaint
+        them; a new height waits for its turn (``_grow``)."""
         width = self.size.width
         lines = self._lines
-        if lines is None or not width or self._key[0] != width or new_blocks:
+        if lines is None or not width or self._key[0] != width:
             self._lines = None
             self.refresh(layout=True)
             return
         assert self._tail is not None
-        self._tail.lines = None
-        tail = self._block_lines(self._tail, width, self._key)
-        old_height = len(lines) - self._tail_at
-        del lines[self._tail_at :]
-        lines.extend(tail)
-        if len(tail) != old_height:
-            self.refresh(layout=True)
+        old_count, start = len(lines), self._tail_at
+        if new_blocks:  # complete blocks keep the lines they have drawn; new ones draw here
+            self._lines = None
+            lines = self._lines_for(width)
         else:
-            self.refresh(Region(0, self._tail_at, width, len(tail)))
+            self._tail.lines = None
+            del lines[start:]
+            lines.extend(self._block_lines(self._tail, width, self._key))
+        self.refresh(Region(0, start, width, max(len(lines), old_count) - start))
+        if len(lines) != old_count:
+            self._grow()
+
+    def _grow(self) -> None:
+        """Lay the reply out at its new height now, or when it is its turn."""
+        now = time.monotonic()
+        if self._grow_timer is not None:
+            return
+        due = min(self._grown_at + GROW_INTERVAL_S, self._appended_at + GROW_QUIET_S)
+        if now < due:
+            self._grow_timer = self.set_timer(due - now, self._grow_due)
+            return
+        self._grown_at = now
+        self.refresh(layout=True)
+
+    def _grow_due(self) -> None:
+        self._grow_timer = None
+        if self._lines is not None and len(self._lines) != self.size.height:
+            self._grow()
+
+    @property
+    def settled(self) -> bool:
+        """The height shown is the height of the text (no change of height is waiting)."""
+        return self._grow_timer is None and self.size.height == len(self._lines or ())
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         return len(self._lines_for(width))
@@ -255,6 +293,7 @@ class MarkdownBody(Widget):
         self.text += fragment
         if self._tail is None:  # finished meanwhile: the stored text is what is shown
             return
+        self._appended_at = time.monotonic()
         tail = self._tail.source + safe_for_terminal(fragment)
         parser = _parser()
         tokens = parser.parse(tail)
@@ -305,6 +344,9 @@ class MarkdownBody(Widget):
         if text is not None:
             self.text = text
         self.streaming = False
+        if self._grow_timer is not None:
+            self._grow_timer.stop()
+            self._grow_timer = None
         self._tail = None
         self._done = [_Block(self.text, whole=True, gap=False)]
         self._lines = None
