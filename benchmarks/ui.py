@@ -18,7 +18,10 @@
    scripted reply streams at 60 and 240 tok/s through the chat screen, the session and the
    store; first and 500th message, and a reply with a 40-line code block; target ≤ 1 ms).
 
-Prints a table and writes benchmarks/results/ui.json. ``--quick`` is a smoke run.
+Prints a table and writes benchmarks/results/ui.json. ``--quick`` is a smoke run; ``--only
+first_frame,stream_cpu`` runs those sections and keeps the others' last results in ui.json (the
+machine's load average is recorded with every section: its figures are only comparable at a
+similar load).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 QUICK = "--quick" in sys.argv
+ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
 RESULTS = ROOT / "benchmarks" / "results" / "ui.json"
 FRAME_MARKER = "palette"  # in both apps' footer (the prompt text may be split by the cursor)
 BARE_APP = """
@@ -611,19 +615,30 @@ def stream_costs(rounds: int, count: int) -> dict[str, Any]:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(tempfile.mkdtemp(prefix="chatapp-bench-ui-"))
+    sections: dict[str, Any] = {
+        "first_frame": lambda: first_frames(work / "frame", 3 if QUICK else 15),
+        "first_frame_tmux": lambda: first_frames(
+            work / "frame-tmux", 3 if QUICK else 15, tmux=True
+        ),
+        "streaming": lambda: streaming(work / "stream", 10 if QUICK else 60, 1 if QUICK else 3),
+        "ui_vs_ask": lambda: ui_vs_ask(work / "versus", 1 if QUICK else 3),
+        "open_500": lambda: open_long(work / "open", 2 if QUICK else 5),
+        "stream_cpu": lambda: stream_costs(1 if QUICK else 3, 150 if QUICK else 450),
+        "append": lambda: append_costs(1 if QUICK else 7, 60 if QUICK else 250),
+    }
+    unknown = sorted(set(ONLY or ()) - sections.keys())
+    if unknown:
+        sys.exit(f"--only: no section {', '.join(unknown)} (sections: {', '.join(sections)})")
     results: dict[str, Any] = {}
-    results["first_frame"] = first_frames(work / "frame", 3 if QUICK else 15)
-    progress(f"first frame: {results['first_frame']}")
-    results["first_frame_tmux"] = first_frames(work / "frame-tmux", 3 if QUICK else 15, tmux=True)
-    progress(f"first frame in tmux: {results['first_frame_tmux']}")
-    results["streaming"] = streaming(work / "stream", 10 if QUICK else 60, 1 if QUICK else 3)
-    progress(f"streaming: {results['streaming']}")
-    results["ui_vs_ask"] = ui_vs_ask(work / "versus", 1 if QUICK else 3)
-    progress(f"ui vs ask: {results['ui_vs_ask']}")
-    results["open_500"] = open_long(work / "open", 2 if QUICK else 5)
-    progress(f"open: {results['open_500']}")
-    results["stream_cpu"] = stream_costs(1 if QUICK else 3, 150 if QUICK else 450)
-    results["append"] = append_costs(1 if QUICK else 7, 60 if QUICK else 250)
+    if ONLY is not None and RESULTS.exists():
+        results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    for name, run in sections.items():
+        if ONLY is None or name in ONLY:
+            results[name] = {**run(), "load_average": os.getloadavg(), "quick": QUICK}
+            progress(f"{name}: {results[name]}")
+    missing = [name for name in sections if name not in results]
+    if missing:
+        sys.exit(f"no results yet for {', '.join(missing)}: run them (without --only)")
 
     f, t, s, v = (results[k] for k in ("first_frame", "first_frame_tmux", "streaming", "ui_vs_ask"))
     o, c, a = results["open_500"], results["stream_cpu"], results["append"]
@@ -631,20 +646,22 @@ def main() -> None:
         (
             "start → first frame ÷ bare Textual app",
             f"{f['ratio']:.2f}",
-            f"{f['chatapp_s']:.3f} s vs {f['bare_textual_s']:.3f} s (pty)",
+            f"{f['chatapp_s']:.3f} s vs {f['bare_textual_s']:.3f} s (pty); load "
+            f"{f['load_average'][0]:.1f}",
             "≤ 1.2",
         ),
         (
             "  … in tmux",
             f"{t['ratio']:.2f}",
-            f"{t['chatapp_s']:.3f} s vs {t['bare_textual_s']:.3f} s",
+            f"{t['chatapp_s']:.3f} s vs {t['bare_textual_s']:.3f} s; load {t['load_average'][0]:.1f}",
             "≤ 1.2",
         ),
         (
             "keypress → repaint p95 while streaming",
             f"{s['keypress_streaming_p95_ms']:.1f} ms",
             f"p50 {s['keypress_streaming_p50_ms']:.1f} ms, idle p50 "
-            f"{s['keypress_idle_p50_ms']:.1f} ms, n={s['keypress_samples']}",
+            f"{s['keypress_idle_p50_ms']:.1f} ms, n={s['keypress_samples']}; load "
+            f"{s['load_average'][0]:.1f}",
             "≤ 50 ms",
         ),
         (
@@ -666,7 +683,7 @@ def main() -> None:
             f"{c['ms_per_token_1st_60_tok_s']:.2f} ms",
             f"at 60 tok/s: 500th message {c['ms_per_token_500th_60_tok_s']:.2f}, with a long code "
             f"block {c['ms_per_token_code_60_tok_s']:.2f}; at 240 tok/s "
-            f"{c['ms_per_token_1st_240_tok_s']:.2f} ms",
+            f"{c['ms_per_token_1st_240_tok_s']:.2f} ms; load {c['load_average'][0]:.1f}",
             "≤ 1 ms",
         ),
         (
@@ -686,7 +703,7 @@ def main() -> None:
     print(f"{'measure':42} {'result':>10}  {'target':8} detail")
     for name, value, detail, target in rows:
         print(f"{name:42} {value:>10}  {target:8} {detail}")
-    results["quick"] = QUICK
+    results.pop("quick", None)  # recorded per section
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
