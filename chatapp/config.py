@@ -108,10 +108,10 @@ class RetrievalSettings(_Section):
     """A Chroma server (``chroma run``) instead of the embedded store, e.g. http://127.0.0.1:8000."""
     collection: str = "default"
     top_k: int = Field(5, ge=1, le=50)
-    source_tokens: int = Field(480, ge=0)
-    """Tokens the sources of a grounded answer may take together: each is cut to the sentences
-    that answer the question, the best-ranked first (0: whole chunks). Fewer tokens to read is
-    a sooner answer; ``ask --json`` shows what was kept."""
+    source_tokens: int = Field(340, ge=0)
+    """Tokens the sources of a grounded answer may take together: each keeps its heading, then
+    the sentences that best answer the question, from all sources together (0: whole chunks).
+    Fewer tokens to read is a sooner answer; ``ask --json`` shows what was kept."""
     min_score: float = 0.25
     """Relevance threshold: chunks whose dense similarity is below it are not used as sources."""
     chunk_tokens: int = Field(200, ge=32)

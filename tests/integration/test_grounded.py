@@ -76,7 +76,8 @@ def test_sources_are_fenced_and_rules_stay_outside(tmp_path: Path, hashing) -> N
 def test_sources_fit_the_context_dropping_the_lowest_ranked(tmp_path: Path, hashing) -> None:
     files = {f"f{i}.md": f"# Part {i}\n\n" + "tomato soil water sun " * 40 for i in range(6)}
     build(tmp_path, "big", files).close()
-    settings = load_settings({"generation": {"max_tokens": 64}})
+    # Whole chunks (no trimming): the context budget alone must decide what fits.
+    settings = load_settings({"generation": {"max_tokens": 64}, "retrieval": {"source_tokens": 0}})
     roomy = prepared("tomato soil", "big", FakeBackend(context_size=8192), settings)
     small_backend = FakeBackend(context_size=700)
     tight = prepared("tomato soil", "big", small_backend, settings)

@@ -84,3 +84,19 @@ def test_sentences_split_prose_lists_and_headings() -> None:
         "- item two",
         "Last.",
     ]
+
+
+def test_the_budget_goes_to_the_sentences_that_answer_whichever_source_holds_them() -> None:
+    """Three long sources, only the last holds the answer, deep inside: its answering sentence
+    and neighbours are kept, the others shrink to their headings."""
+    pages = ["\n\n".join([f"# Page {n}", *[FILLER] * 10]) for n in (1, 2)]
+    answer = "\n\n".join(
+        ["# Watering", *[FILLER] * 7, "Water tomatoes deeply twice a week.", *[FILLER] * 3]
+    )
+    sources = [source(pages[0], 1), source(pages[1], 2), source(answer, 3)]
+    budget = 90
+    trimmed = trim_sources("How often should I water tomatoes?", sources, budget, COUNT)
+    assert "twice a week" in trimmed[2]["text"]
+    for other in trimmed[:2]:
+        assert other["text"].startswith("# Page") and COUNT(other["text"]) < 12
+    assert sum(COUNT(s["text"]) for s in trimmed) <= budget + 12
