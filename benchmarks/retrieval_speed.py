@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,6 +33,7 @@ from chatapp.retrieval.embedder import (  # noqa: E402
     create_embedder,
 )
 from chatapp.retrieval.indexing import embed_text, index_paths  # noqa: E402
+from chatapp.retrieval.multilingual_embedder import UniversalSentenceEncoder  # noqa: E402
 from chatapp.retrieval.search import Searcher  # noqa: E402
 
 SAMPLE = 256
@@ -54,18 +56,23 @@ def embedder_speeds(texts: dict[str, list[str]]) -> dict:
     minilm = create_embedder("bundled")
     use = create_embedder("use-multilingual")
     assert isinstance(minilm, SentenceTransformerEmbedder)
-    native = minilm.precision
-    configs = {"minilm-fp32": (minilm, "fp32"), "use-multilingual": (use, None)}
+    assert isinstance(use, UniversalSentenceEncoder)
+    native, use_native = minilm.precision, use.precision
+    configs: dict[str, tuple[Any, str]] = {
+        "minilm-fp32": (minilm, "fp32"),
+        "use-multilingual-numpy": (use, "fp32"),
+    }
     if native == "bf16":
         configs["minilm-bf16"] = (minilm, "bf16")
-    out: dict = {"minilm_precision_chosen": native}
+    if use_native == "bf16":
+        configs["use-multilingual-bf16"] = (use, "bf16")
+    out: dict = {"minilm_precision_chosen": native, "use_precision_chosen": use_native}
     for language, sample in texts.items():
         nbytes = sum(len(t.encode()) for t in sample)
         times: dict[str, list[float]] = {name: [] for name in configs}
         for _ in range(ROUNDS):
             for name, (embedder, precision) in configs.items():
-                if precision is not None:
-                    minilm.precision = precision
+                embedder.precision = precision
                 embedder.embed(sample[:8])
                 began = time.perf_counter()
                 for start in range(0, len(sample), 64):
@@ -74,14 +81,15 @@ def embedder_speeds(texts: dict[str, list[str]]) -> dict:
         out[language] = {name: _rate(t, len(sample), nbytes) for name, t in times.items()}
         out[language]["chunks"] = len(sample)
         out[language]["avg_bytes"] = round(nbytes / len(sample))
-        if native == "bf16":
-            minilm.precision = "fp32"
-            exact = minilm.embed(sample)
-            minilm.precision = "bf16"
-            fast = minilm.embed(sample)
-            cosine = np.sum(exact * fast, axis=1)
-            out[language]["bf16_cosine_min"] = round(float(cosine.min()), 5)
-    minilm.precision = native
+        for name, embedder, chosen in (("", minilm, native), ("use_", use, use_native)):
+            if chosen == "bf16":
+                embedder.precision = "fp32"
+                exact = embedder.embed(sample)
+                embedder.precision = "bf16"
+                fast = embedder.embed(sample)
+                cosine = np.sum(exact * fast, axis=1)
+                out[language][f"{name}bf16_cosine_min"] = round(float(cosine.min()), 6)
+    minilm.precision, use.precision = native, use_native
     return out
 
 
@@ -197,4 +205,7 @@ if __name__ == "__main__":
     text = json.dumps(result, indent=2, ensure_ascii=False)
     print(text)
     out = ROOT / "benchmarks" / "results" / "retrieval-folders.json"
-    out.write_text(text + "\n", encoding="utf-8")
+    # A run of one folder (--quick, --english-only) keeps the other folder's last figures.
+    saved = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    saved.update(result)
+    out.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

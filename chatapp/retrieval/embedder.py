@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from chatapp.errors import ModelNotFoundError
+from chatapp.retrieval.cpu_bf16 import cpu_has_bf16
 from chatapp.retrieval.language import ENGLISH, detect_language
 from chatapp.retrieval.multilingual_embedder import MULTILINGUAL, UniversalSentenceEncoder
 
@@ -128,7 +129,7 @@ class SentenceTransformerEmbedder:
         backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
         self._counter = _plain_tokenizer(backend) if backend is not None else None
         self.precision = "fp32"
-        if device == "cpu" and _cpu_has_bf16() and os.environ.get("CHATAPP_EMBED_BF16") != "0":
+        if device == "cpu" and cpu_has_bf16():
             self.precision = "bf16" if self._bf16_matches() else "fp32"
 
     def _encode(self, texts: list[str], bf16: bool) -> np.ndarray:
@@ -176,16 +177,6 @@ class SentenceTransformerEmbedder:
         if self._counter is not None:
             return len(self._counter.encode(text, add_special_tokens=False).ids)
         return len(self._model.tokenizer.tokenize(text))
-
-
-def _cpu_has_bf16() -> bool:
-    """Native bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere bf16 is emulated and
-    slower than fp32."""
-    import torch
-
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
 def fast_model_dir() -> Path:
@@ -298,6 +289,11 @@ def embedder_plan(setting: str) -> dict[str, str]:
     return dict(AUTO_PLAN) if key == AUTO else {"*": key}
 
 
+def _language(text: str) -> str:
+    # ASCII text is Latin script (English) without counting its letters one by one.
+    return ENGLISH if text.isascii() else detect_language(text)
+
+
 class RoutedEmbedder:
     """The Embedder interface over several embedders, one per language (a *space*): texts go
     to the embedder of their language. ``embed`` puts one call's texts in one space — the one
@@ -327,7 +323,7 @@ class RoutedEmbedder:
     def space_for(self, text: str) -> str:
         if len(self.plan) == 1:
             return next(iter(self.plan.values()))
-        return self.space_for_language(detect_language(text))
+        return self.space_for_language(_language(text))
 
     def space_for_chunk(self, text: str, document_language: str) -> str:
         """The space of a chunk of a document: its own language decides, except that
@@ -336,7 +332,7 @@ class RoutedEmbedder:
         faster than MiniLM embeds code, and a Korean question about them is scored there."""
         if len(self.plan) == 1:
             return next(iter(self.plan.values()))
-        language = detect_language(text)
+        language = _language(text)
         if language == ENGLISH and document_language != ENGLISH:
             language = document_language
         return self.space_for_language(language)

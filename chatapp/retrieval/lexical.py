@@ -61,6 +61,11 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def chunk_terms(file_name: str, heading: str, text: str) -> list[str]:
+    """The terms a chunk is indexed under: its file name and heading path count as its text."""
+    return tokenize(f"{file_name} {heading}\n{text}") or ["∅"]
+
+
 _STEMMER: Any = None
 
 
@@ -85,12 +90,17 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex:
+        """The index of texts (tokenized here)."""
+        return cls.from_terms(ids, [tokenize(t) or ["∅"] for t in texts])
+
+    @classmethod
+    def from_terms(cls, ids: Sequence[str], corpus: Sequence[list[str]]) -> LexicalIndex:
+        """The index of chunks given by id and terms (``chunk_terms``)."""
         import bm25s
 
         retriever = bm25s.BM25()
-        corpus = [tokenize(t) or ["∅"] for t in texts]
         if corpus:
-            retriever.index(corpus, show_progress=False)
+            retriever.index(list(corpus), show_progress=False)
         return cls(retriever, list(ids))
 
     def save(self, folder: Path, generation: int) -> None:

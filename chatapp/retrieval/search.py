@@ -4,13 +4,14 @@ Korean and other scripts) and a keyword ranking (BM25) fused by weighted recipro
 relevance threshold on the dense similarity.
 
 The query's language is decided by script ratio (language.py). It sets how much each ranker
-counts (``DENSE_WEIGHT``: MiniLM is close to noise on Korean, so a Korean query leans on the
+counts (relevance.py: ``DENSE_WEIGHT``: MiniLM is close to noise on Korean, so a Korean query leans on the
 multilingual space and Kiwi keywords) and the similarity a chunk needs (``DEFAULT_MIN_SCORE``,
 per embedder and query language). ``score`` is the fused score scaled so 1.0 means "ranked first
 by every ranker"; ``similarity`` is the cosine between the query and the chunk in the chunk's
 space, which the threshold applies to (so a question the documents do not answer gets no
 sources) — 0 for a chunk of a space that cannot read the question's language (a code chunk
-embedded by MiniLM, found by keywords for a Korean question). Every hit reports the threshold it was held to and the query's language.
+embedded by MiniLM, found by keywords for a Korean question). Every hit reports the threshold
+it was held to and the query's language.
 """
 
 from __future__ import annotations
@@ -21,92 +22,32 @@ from typing import Any, Literal
 
 import numpy as np
 
-from chatapp.config import Settings
 from chatapp.retrieval.collection import Collection
-from chatapp.retrieval.embedder import (
-    BUNDLED,
-    FAST,
-    HASHING,
-    Embedder,
-    RoutedEmbedder,
-    create_embedder,
-    embedder_key,
-    embedder_plan,
+from chatapp.retrieval.embedder import Embedder, RoutedEmbedder, create_embedder
+from chatapp.retrieval.language import query_language
+from chatapp.retrieval.lexical import LexicalIndex, chunk_terms
+from chatapp.retrieval.manifest import ChunkRecord
+from chatapp.retrieval.relevance import (
+    BM25_WEIGHT,
+    default_threshold,
+    dense_weight,
+    explicit_min_score,
+    per_language,
+    relevance_threshold,
 )
-from chatapp.retrieval.language import ENGLISH, KOREAN, query_language
-from chatapp.retrieval.lexical import LexicalIndex
-from chatapp.retrieval.multilingual_embedder import MULTILINGUAL
+
+__all__ = [
+    "SearchHit",
+    "Searcher",
+    "explicit_min_score",
+    "fuse",
+    "load_lexical",
+    "relevance_threshold",
+]
 
 Mode = Literal["hybrid", "dense", "bm25"]
 RRF_K = 60
 CANDIDATES = 30
-
-DEFAULT_MIN_SCORE: dict[str, dict[str, float]] = {
-    BUNDLED: {"*": 0.3},
-    FAST: {"*": 0.6},
-    HASHING: {"*": 0.1},
-    MULTILINGUAL: {"*": 0.32},
-}
-"""Relevance thresholds per embedder and query language (``*``: any other language), used
-unless ``retrieval.min_score`` is set explicitly: similarities are not comparable across
-embedders, so one number cannot serve all. MiniLM and fast: chosen on benchmarks/retrieval_eval
-(English). MiniLM cannot tell Korean texts apart (unrelated Korean questions score as high as
-answerable ones), so no bar of its own works there: a single-MiniLM collection keeps its old
-bar, and ``auto`` collections decide Korean refusals in the USE space. USE multilingual: where
-the answerable questions begin in the score distributions of both eval sets (Korean
-retrieval_eval_ko and English CMake: answerable 5th percentile 0.33 / 0.39, most unanswerable
-below 0.32) — tuned on those sets."""
-OTHER_MIN_SCORE = 0.45
-"""For sentence-transformers models named by the user (their scale is unknown to us)."""
-
-DENSE_WEIGHT: dict[str, dict[str, float]] = {
-    BUNDLED: {ENGLISH: 1.0, "*": 0.0},
-    FAST: {ENGLISH: 0.5, "*": 0.0},
-    MULTILINGUAL: {"*": 1.0},
-}
-"""How much a space's dense ranking counts in the fusion, per embedder and query language
-(1.0 unless listed). MiniLM and its static distillation are English models: their ranking of a
-Korean query is noise and only drags the keyword ranking down (measured: hybrid 0.81 recall@5
-against 0.97 for Kiwi BM25 alone), so it does not count for non-Latin queries. Static
-embeddings rank worse than MiniLM on English, so their vote counts half there."""
-BM25_WEIGHT: dict[str, float] = {KOREAN: 1.0, "*": 1.0}
-"""How much the keyword ranking counts, per query language."""
-
-
-def _per_language(table: dict[str, float], language: str, default: float) -> float:
-    return table.get(language, table.get("*", default))
-
-
-def default_threshold(embedder_setting: str, language: str = ENGLISH) -> float:
-    """The similarity a chunk embedded by this embedder needs for a query in this language."""
-    key = embedder_key(embedder_setting)
-    table = DEFAULT_MIN_SCORE.get(key)
-    return OTHER_MIN_SCORE if table is None else _per_language(table, language, OTHER_MIN_SCORE)
-
-
-def explicit_min_score(settings: Settings) -> float | None:
-    """``retrieval.min_score`` when the user set it (config, environment or flag), else None."""
-    if "min_score" in settings.retrieval.model_fields_set:
-        return settings.retrieval.min_score
-    return None
-
-
-def relevance_threshold(
-    settings: Settings, embedder_setting: str, language: str = ENGLISH
-) -> float:
-    """The similarity a chunk needs to count as a source: ``retrieval.min_score`` when set,
-    else the default of the space a query in ``language`` goes to (for ``auto``: MiniLM for
-    English, USE multilingual for Korean)."""
-    explicit = explicit_min_score(settings)
-    if explicit is not None:
-        return explicit
-    plan = embedder_plan(embedder_setting)
-    return default_threshold(plan.get(language, plan.get("*", BUNDLED)), language)
-
-
-def dense_weight(space: str, language: str) -> float:
-    table = DENSE_WEIGHT.get(embedder_key(space))
-    return 1.0 if table is None else _per_language(table, language, 1.0)
 
 
 @dataclass
@@ -146,14 +87,19 @@ class SearchHit:
         }
 
 
-def load_lexical(collection: Collection) -> LexicalIndex:
-    """The collection's BM25 index, rebuilt (and saved) when the manifest changed since."""
+def load_lexical(collection: Collection, terms: dict[str, list[str]] | None = None) -> LexicalIndex:
+    """The collection's BM25 index, rebuilt (and saved) when the manifest changed since;
+    ``terms`` holds chunks' terms already made (by the indexer's reader, while it embedded)."""
     generation = collection.manifest.generation
     index = LexicalIndex.load(collection.bm25_dir, generation)
     if index is None:
+        known = terms or {}
         chunks = collection.manifest.all_chunks()
-        texts = [f"{os.path.basename(c.path)} {c.heading}\n{c.text}" for c in chunks]
-        index = LexicalIndex.build([c.id for c in chunks], texts)
+        corpus = [
+            known.get(c.id) or chunk_terms(os.path.basename(c.path), c.heading, c.text)
+            for c in chunks
+        ]
+        index = LexicalIndex.from_terms([c.id for c in chunks], corpus)
         index.save(collection.bm25_dir, generation)
     return index
 
@@ -291,53 +237,69 @@ class Searcher:
                 dense[space] = self.collection.store_for(space).query(vector, pool)
         lexical = self.lexical.top(query, pool) if mode in ("hybrid", "bm25") else []
         ranked = self._rank(mode, plan.language, dense, lexical)
-        records = self.collection.manifest.chunks_by_id([i for i, _ in ranked])
-        similarity = self._similarities(ranked, records, dense, vectors)
-        primary = self.collection.primary_space
-        if plan.threshold is not None and not self._gate_open(plan, dense, records, similarity):
+        similarity: dict[str, float] = {}
+        for ranking in dense.values():
+            similarity.update(ranking)
+        records: dict[str, ChunkRecord] = {}
+        if plan.threshold is not None and not self._gate_open(
+            plan, dense, ranked, records, similarity, vectors
+        ):
             return []
+        primary = self.collection.primary_space
         hits: list[SearchHit] = []
-        for chunk_id, score in ranked:
-            record = records.get(chunk_id)
-            if record is None:  # a vector the manifest does not own (cleanup pending)
-                continue
-            space = record.space or primary
-            sim = similarity.get(chunk_id, 0.0)
-            bar = plan.thresholds.get(space)
-            if bar is not None and sim < bar:
-                continue
-            hits.append(
-                SearchHit(
-                    len(hits) + 1,
-                    score,
-                    sim,
-                    record.path,
-                    record.start_line,
-                    record.end_line,
-                    record.page,
-                    record.heading,
-                    record.text,
-                    chunk_id,
-                    space,
-                    plan.language,
-                    bar,
+        # Chunks are read (and their similarity completed) a window at a time, best first:
+        # the k hits are nearly always among the first few, whatever the pool's size.
+        window = max(2 * k, 10)
+        for start in range(0, len(ranked), window):
+            part = ranked[start : start + window]
+            self._complete([i for i, _ in part], records, similarity, vectors)
+            for chunk_id, score in part:
+                record = records.get(chunk_id)
+                if record is None:  # a vector the manifest does not own (cleanup pending)
+                    continue
+                space = record.space or primary
+                sim = similarity.get(chunk_id, 0.0)
+                bar = plan.thresholds.get(space)
+                if bar is not None and sim < bar:
+                    continue
+                hits.append(
+                    SearchHit(
+                        len(hits) + 1,
+                        score,
+                        sim,
+                        record.path,
+                        record.start_line,
+                        record.end_line,
+                        record.page,
+                        record.heading,
+                        record.text,
+                        chunk_id,
+                        space,
+                        plan.language,
+                        bar,
+                    )
                 )
-            )
-            if len(hits) >= k:
-                break
+                if len(hits) >= k:
+                    return hits
         return hits
 
     def _gate_open(
         self,
         plan: QueryPlan,
         dense: dict[str, list[tuple[str, float]]],
-        records: dict[str, Any],
+        ranked: list[tuple[str, float]],
+        records: dict[str, ChunkRecord],
         similarity: dict[str, float],
+        vectors: dict[str, np.ndarray],
     ) -> bool:
-        """Whether some chunk of the home space is similar enough to the question."""
+        """Whether some chunk of the home space is similar enough to the question: its dense
+        ranking's best usually says so at once; otherwise every ranked chunk is checked."""
         bar = plan.threshold if plan.threshold is not None else -1.0
-        primary = self.collection.primary_space
         best = max((s for _, s in dense.get(plan.home, [])), default=-1.0)
+        if best >= bar:
+            return True
+        self._complete([i for i, _ in ranked], records, similarity, vectors)
+        primary = self.collection.primary_space
         for chunk_id, sim in similarity.items():
             record = records.get(chunk_id)
             if record is not None and (record.space or primary) == plan.home:
@@ -359,34 +321,34 @@ class Searcher:
         weights = [dense_weight(space, language) if mode == "hybrid" else 1.0 for space in dense]
         if mode == "hybrid":
             rankings.append([i for i, _ in lexical])
-            weights.append(_per_language(BM25_WEIGHT, language, 1.0))
+            weights.append(per_language(BM25_WEIGHT, language, 1.0))
         present = [w for w, r in zip(weights, rankings, strict=True) if r]
         best = (sum(present) or 1.0) / (RRF_K + 1)
         return [(i, s / best) for i, s in fuse(rankings, weights=weights)]
 
-    def _similarities(
+    def _complete(
         self,
-        ranked: list[tuple[str, float]],
-        records: dict[str, Any],
-        dense: dict[str, list[tuple[str, float]]],
+        ids: list[str],
+        records: dict[str, ChunkRecord],
+        similarity: dict[str, float],
         vectors: dict[str, np.ndarray],
-    ) -> dict[str, float]:
-        """Cosine of the query and each ranked chunk, in the chunk's own space."""
-        similarity: dict[str, float] = {}
-        for ranking in dense.values():
-            similarity.update(ranking)
+    ) -> None:
+        """Read the chunks' records and add the cosine of the query and each chunk in its own
+        space where the dense rankings did not give it (chunks found by keywords only)."""
+        unread = [i for i in ids if i not in records]
+        if unread:
+            records.update(self.collection.manifest.chunks_by_id(unread))
         primary = self.collection.primary_space
         missing: dict[str, list[str]] = {}
-        for chunk_id, _ in ranked:
+        for chunk_id in ids:
             record = records.get(chunk_id)
             if record is not None and chunk_id not in similarity:
                 missing.setdefault(record.space or primary, []).append(chunk_id)
-        for space, ids in missing.items():
+        for space, wanted in missing.items():
             vector = vectors.get(space)
             if vector is None:  # a space that appeared since the query was embedded
                 continue
-            stored = self.collection.store_for(space).embeddings(ids)
+            stored = self.collection.store_for(space).embeddings(wanted)
             for chunk_id, stored_vector in stored.items():
                 if stored_vector.shape == vector.shape:
                     similarity[chunk_id] = float(np.dot(stored_vector, vector))
-        return similarity

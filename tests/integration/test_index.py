@@ -270,3 +270,17 @@ def test_index_returns_when_the_writer_is_busy_as_the_reader_finishes(
     summary = outcome["summary"]
     assert len(summary.indexed) == 384 and not summary.interrupted
     assert collection.manifest.counts() == (384, 384)
+
+
+def test_keyword_index_from_the_readers_terms_matches_one_rebuilt_from_the_manifest(
+    collection, corpus
+) -> None:
+    from chatapp.retrieval.search import load_lexical
+
+    run(collection, [corpus])  # builds the keyword index from the terms made while reading
+    built = load_lexical(collection)
+    shutil.rmtree(collection.bm25_dir)
+    rebuilt = load_lexical(collection)  # every chunk tokenized again from the manifest
+    assert built.ids == rebuilt.ids and len(built.ids) > 0
+    for query in ("tomatoes shade", "bread flour", "roses prune", "watering"):
+        assert built.top(query, 5) == rebuilt.top(query, 5)

@@ -18,7 +18,8 @@ from chatapp.engine.fake import FakeBackend
 from chatapp.prompting.grounded import RULES_KO, refusal_text
 from chatapp.retrieval.citations import check_answer
 from chatapp.retrieval.collection import create_or_open, open_collection
-from chatapp.retrieval.embedder import RoutedEmbedder, _cpu_has_bf16, embedder_plan
+from chatapp.retrieval.cpu_bf16 import cpu_has_bf16
+from chatapp.retrieval.embedder import RoutedEmbedder, embedder_plan
 from chatapp.retrieval.grounding import DocumentRetriever
 from chatapp.retrieval.indexing import IndexOptions, index_paths
 from chatapp.retrieval.language import count_scripts
@@ -225,7 +226,7 @@ def test_bf16_is_used_only_where_it_reproduces_fp32(minilm) -> None:
     texts = ["컴포넌트의 state", "Rotate the logs nightly.", "def f(x): return x * 2"]
     chosen = minilm.precision
     assert chosen in ("fp32", "bf16")
-    if not _cpu_has_bf16():
+    if not cpu_has_bf16():
         assert chosen == "fp32"
         return
     try:
@@ -237,3 +238,24 @@ def test_bf16_is_used_only_where_it_reproduces_fp32(minilm) -> None:
         minilm.precision = chosen
     if chosen == "bf16":  # chosen at load because its probe matched fp32; so do these texts
         assert float(np.min(np.sum(exact * fast, axis=1))) >= 0.999
+
+
+def test_multilingual_bf16_pass_is_used_only_where_it_reproduces_numpy(use) -> None:
+    texts = [(PAGES / name).read_text(encoding="utf-8")[:600] for name in CHOSEN]
+    texts += [ENGLISH_PAGE.read_text(encoding="utf-8")[:600], "짧은 문장", "x = 1"] * 2
+    chosen = use.precision
+    if not cpu_has_bf16():
+        assert chosen == "fp32"
+        return
+    try:
+        use.precision = "fp32"
+        exact = use.embed(texts)
+        use.precision = "bf16"
+        fast = use.embed(texts)
+    finally:
+        use.precision = chosen
+    assert fast.shape == exact.shape == (len(texts), 512)
+    cosine = np.sum(exact * fast, axis=1)
+    if chosen == "bf16":  # its load-time probes matched the numpy pass; so do these pages
+        assert float(np.min(cosine)) >= 0.9999
+        assert float(np.max(np.abs(cosine - 1.0))) > 0.0  # really another pass, not numpy's

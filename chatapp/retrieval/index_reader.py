@@ -1,0 +1,147 @@
+"""The reading side of an indexing run, on its own thread: files are read, hashed, parsed and
+chunked, each chunk gets its embedding space and its keyword terms, while the calling thread
+embeds and writes earlier files (index_writer.py). Everything a file needs that is not
+embedding happens here, so it overlaps with the embedder's work instead of following it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+
+from chatapp.retrieval.chunking import Chunk, chunk_blocks
+from chatapp.retrieval.discovery import FoundFile
+from chatapp.retrieval.embedder import RoutedEmbedder
+from chatapp.retrieval.index_summary import IndexOptions
+from chatapp.retrieval.language import ENGLISH, document_language
+from chatapp.retrieval.lexical import chunk_terms
+from chatapp.retrieval.loaders import SkipFile, parse_file, read_file
+from chatapp.retrieval.manifest import FileRecord
+
+QUEUE_FILES = 256
+"""Files read ahead of the writer at most."""
+
+
+@dataclass
+class PreparedFile:
+    """One file as the reader leaves it for the writer."""
+
+    found: FoundFile
+    sha256: str = ""
+    kind: str = ""
+    chunks: list[Chunk] = field(default_factory=list)
+    spaces: list[str] = field(default_factory=list)
+    """The embedding space of each chunk (by its language and its document's)."""
+    terms: list[list[str]] = field(default_factory=list)
+    """The keyword (BM25) terms of each chunk, as ``load_lexical`` would make them."""
+    skip: str | None = None
+    touch: bool = False
+    reuse_from: str | None = None
+
+
+class FileReader:
+    """Prepares the files of one run; ``run`` is the reader thread's body."""
+
+    def __init__(
+        self,
+        router: RoutedEmbedder,
+        options: IndexOptions,
+        chunk_tokens: int,
+        chunk_overlap: int,
+        force: set[str],
+        stop: threading.Event,
+    ) -> None:
+        self.router = router
+        self.options = options
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self.force = force  # files to redo although unchanged (re-embedding)
+        self.stop = stop
+        self._vocabulary: dict[str, str] = {}  # one string per distinct term, not per use
+
+    def prepare(
+        self, item: FoundFile, known: dict[str, FileRecord], by_hash: dict[str, FileRecord]
+    ) -> PreparedFile:
+        prepared = PreparedFile(item)
+        try:
+            data, prepared.sha256 = read_file(item.path, self.options.max_file_bytes)
+            record = known.get(str(item.path))
+            forced = str(item.path) in self.force
+            if record is not None and record.sha256 == prepared.sha256 and not forced:
+                prepared.touch = True
+                return prepared
+            prepared.kind, blocks = parse_file(item.path, data)
+            del data
+            prepared.chunks = chunk_blocks(
+                blocks, self.router.count_tokens, self.chunk_tokens, self.chunk_overlap
+            )
+            if not prepared.chunks:
+                raise SkipFile("no text found")
+            twin = by_hash.get(prepared.sha256)
+            if twin is not None and twin.kind == prepared.kind and twin.path != str(item.path):
+                prepared.reuse_from = twin.path
+            prepared.spaces = chunk_spaces(self.router, [c.text for c in prepared.chunks])
+            name = os.path.basename(str(item.path))
+            vocabulary = self._vocabulary
+            prepared.terms = [
+                [vocabulary.setdefault(t, t) for t in chunk_terms(name, c.heading_text, c.text)]
+                for c in prepared.chunks
+            ]
+        except SkipFile as exc:
+            prepared.skip = exc.reason
+        except Exception as exc:  # one bad file never stops the run
+            prepared.skip = f"could not be read ({type(exc).__name__}: {str(exc)[:100]})"
+        return prepared
+
+    def run(
+        self,
+        work: list[FoundFile],
+        known: dict[str, FileRecord],
+        out: queue.Queue[PreparedFile | None],
+    ) -> None:
+        by_hash = {r.sha256: r for r in known.values()}
+        try:
+            for item in work:
+                if self.stop.is_set():
+                    break
+                prepared = self.prepare(item, known, by_hash)
+                while not self.stop.is_set():
+                    try:
+                        out.put(prepared, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            # The end-of-work mark must arrive however long the writer spends on a batch (a
+            # dropped mark left the writer waiting forever); only a stopped run, whose writer
+            # no longer waits for it, may go without.
+            while True:
+                try:
+                    out.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self.stop.is_set():
+                        break
+
+
+def chunk_spaces(router: RoutedEmbedder, texts: list[str]) -> list[str]:
+    """The space of each chunk of one document (``RoutedEmbedder.space_for_chunk``)."""
+    if len(router.spaces) == 1:
+        return [router.spaces[0]] * len(texts)
+    # ASCII text is Latin script: an all-ASCII document is English without counting letters.
+    language = ENGLISH if all(t.isascii() for t in texts) else document_language(texts)
+    return [router.space_for_chunk(t, language) for t in texts]
+
+
+def start_reader(
+    reader: FileReader, work: list[FoundFile], known: dict[str, FileRecord]
+) -> tuple[threading.Thread, queue.Queue[PreparedFile | None]]:
+    """The reader thread, started, and the queue it fills (``None`` marks the end)."""
+    items: queue.Queue[PreparedFile | None] = queue.Queue(maxsize=QUEUE_FILES)
+    thread = threading.Thread(
+        target=reader.run, args=(work, known, items), name="chatapp-index-reader", daemon=True
+    )
+    thread.start()
+    return thread, items

@@ -1,0 +1,187 @@
+"""The writing side of an indexing run, on the calling thread: a batch of prepared files
+(index_reader.py) gets its vectors — copied from an identical indexed file, embedded otherwise,
+each chunk in its space — which are written to the vector store first (listed in the manifest's
+intent log), then each file switches to its new chunks in one manifest transaction, then the
+old vectors are deleted. A run stopped anywhere leaves every file fully old or fully new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from chatapp.retrieval.chunking import Chunk
+from chatapp.retrieval.collection import Collection
+from chatapp.retrieval.embedder import RoutedEmbedder
+from chatapp.retrieval.index_reader import PreparedFile
+from chatapp.retrieval.index_summary import IndexProgress, IndexSummary
+from chatapp.retrieval.manifest import ChunkRecord, FileRecord
+
+
+def chunk_id(path: str, sha256: str, ordinal: int) -> str:
+    """Stable ids: the same content at the same path gets the same ids on every run."""
+    key = hashlib.sha1(path.encode("utf-8")).hexdigest()[:12]
+    return f"{key}-{sha256[:12]}-{ordinal}"
+
+
+def embed_text(path: str, chunk: Chunk | ChunkRecord) -> str:
+    """What is embedded for a chunk: its file name and heading path give the text context."""
+    heading = chunk.heading_text if isinstance(chunk, Chunk) else chunk.heading
+    title = Path(path).name + (f" — {heading}" if heading else "")
+    return f"{title}\n{chunk.text}"
+
+
+def delete_vectors(collection: Collection, ids: list[str]) -> None:
+    """Delete vectors the manifest no longer references, then forget them in its intent log."""
+    if ids:
+        collection.delete_vectors(ids)
+        collection.manifest.clear_pending(ids)
+
+
+Records = list[tuple[PreparedFile, list[ChunkRecord]]]
+
+
+class BatchWriter:
+    """Writes batches of prepared files into one collection; ``terms`` collects the keyword
+    terms of every chunk written, for the keyword index built after the run."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        router: RoutedEmbedder,
+        progress: IndexProgress,
+        report: Callable[[], None],
+        renamed_from: dict[str, str],
+    ) -> None:
+        self.collection = collection
+        self.manifest = collection.manifest
+        self.router = router
+        self.progress = progress
+        self.report = report
+        self.renamed_from = renamed_from  # old path → new path of files whose vectors moved
+        self.terms: dict[str, list[str]] = {}
+
+    def write(self, batch: list[PreparedFile], summary: IndexSummary) -> None:
+        records: Records = []
+        for prepared in batch:
+            path = str(prepared.found.path)
+            chunks = [
+                ChunkRecord(
+                    chunk_id(path, prepared.sha256, i),
+                    path,
+                    i,
+                    c.text,
+                    c.start_line,
+                    c.end_line,
+                    c.page,
+                    c.heading_text,
+                    c.tokens,
+                    space,
+                )
+                for i, (c, space) in enumerate(zip(prepared.chunks, prepared.spaces, strict=True))
+            ]
+            records.append((prepared, chunks))
+            self.terms.update((c.id, t) for c, t in zip(chunks, prepared.terms, strict=True))
+        flat = [c for _, chunks in records for c in chunks]
+        vectors = self._vectors(records, summary)
+        self.manifest.mark_pending_adds([c.id for c in flat])
+        self._store(flat, vectors)
+        self._record_files(records, summary)
+        self.report()
+
+    def _store(self, flat: list[ChunkRecord], vectors: list[np.ndarray]) -> None:
+        for space in dict.fromkeys(c.space for c in flat):
+            rows = [i for i, c in enumerate(flat) if c.space == space]
+            metadatas = [
+                {
+                    "path": flat[i].path,
+                    "start_line": flat[i].start_line,
+                    "end_line": flat[i].end_line,
+                    "page": flat[i].page,
+                    "heading": flat[i].heading,
+                    "ord": flat[i].ord,
+                }
+                for i in rows
+            ]
+            matrix = np.vstack([vectors[i] for i in rows]).astype(np.float32)
+            self.collection.store_for(space).upsert(
+                [flat[i].id for i in rows], matrix, metadatas, [flat[i].text for i in rows]
+            )
+            self.collection.remember_dimension(space, int(matrix.shape[1]))
+
+    def _record_files(self, records: Records, summary: IndexSummary) -> None:
+        stale: list[str] = []
+        now = time.time()
+        for prepared, chunks in records:
+            path = str(prepared.found.path)
+            old_ids = self.manifest.chunk_ids(path)
+            record = FileRecord(
+                path,
+                prepared.found.size,
+                prepared.found.mtime_ns,
+                prepared.sha256,
+                prepared.kind,
+                len(chunks),
+                now,
+            )
+            self.manifest.replace_file(record, chunks, old_ids)
+            new_ids = {c.id for c in chunks}
+            stale.extend(i for i in old_ids if i not in new_ids)
+            if prepared.reuse_from is not None:
+                self.renamed_from[prepared.reuse_from] = path
+            else:
+                summary.indexed.append(path)
+            self.progress.files_done += 1
+            self.progress.chunks_done += len(chunks)
+        delete_vectors(self.collection, stale)
+
+    def _vectors(self, records: Records, summary: IndexSummary) -> list[np.ndarray]:
+        """One vector per chunk of the batch, in its space: copied from an identical indexed
+        file whose chunks are in the same spaces where there is one, embedded otherwise."""
+        rows: list[np.ndarray | None] = []
+        for prepared, chunks in records:
+            reused = self._reused(prepared, chunks)
+            if reused is None:
+                prepared.reuse_from = None
+                rows.extend([None] * len(chunks))
+            else:
+                rows.extend(reused)
+                summary.chunks_reused += len(chunks)
+        flat = [c for _, chunks in records for c in chunks]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            began = time.perf_counter()
+            for space in dict.fromkeys(flat[i].space for i in missing):
+                part = [i for i in missing if flat[i].space == space]
+                texts = [embed_text(flat[i].path, flat[i]) for i in part]
+                embedded = self.router.get(space).embed(texts)
+                for i, vector in zip(part, embedded, strict=True):
+                    rows[i] = vector
+            summary.embed_s += time.perf_counter() - began
+            summary.chunks_added += len(missing)
+        return [r for r in rows if r is not None]
+
+    def _reused(
+        self, prepared: PreparedFile, chunks: list[ChunkRecord]
+    ) -> list[np.ndarray | None] | None:
+        """The vectors of the identical file the chunks can reuse (same chunks, same spaces)."""
+        if prepared.reuse_from is None:
+            return None
+        primary = self.collection.primary_space
+        source = self.manifest.chunks_of(prepared.reuse_from)
+        same = len(source) == len(chunks) and all(
+            (s.space or primary) == c.space for s, c in zip(source, chunks, strict=True)
+        )
+        if not same:
+            return None
+        stored: dict[str, np.ndarray] = {}
+        for space in {c.space for c in chunks}:
+            ids = [s.id for s, c in zip(source, chunks, strict=True) if c.space == space]
+            stored.update(self.collection.store_for(space).embeddings(ids))
+        if not all(s.id in stored for s in source):
+            return None
+        return [stored[s.id] for s in source]
