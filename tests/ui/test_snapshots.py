@@ -61,7 +61,10 @@ def test_streaming_reply_mid_stream(snap_compare, make_app, store) -> None:
                 and screen.reply.shown == 28
             ),
         )
-        await pilot.pause(0.1)
+        # The sidebar's count was read when the reply started, before or after the reply's
+        # row was written (durable streaming): read it again now that the row exists.
+        screen.refresh_sidebar()
+        await pilot.pause(0.2)
 
     try:
         assert snap_compare(app, terminal_size=(100, 30), run_before=mid_stream)
