@@ -318,21 +318,12 @@ def template(
     name: Annotated[str, typer.Argument(help="Installed name, or a path to a .gguf.")],
 ) -> None:
     """Print the exact prompt text the model receives for a sample conversation."""
-    from chatapp.engine.chat_formats import SAMPLE_CONVERSATION, select_template
-    from chatapp.models.gguf import read_gguf_info
+    from chatapp.engine.chat_formats import SAMPLE_CONVERSATION
     from chatapp.models.registry import resolve_model_path
 
     path = resolve_model_path(name)
-    info = read_gguf_info(path)
     # The same selection LlamaCppBackend makes when it loads the model, without loading it.
-    chosen = select_template(
-        info.chat_template,
-        architecture=info.architecture,
-        name=info.name or path.stem,
-        bos_token=info.bos_token,
-        eos_token=info.eos_token,
-        vocab_size=info.vocab_size,
-    )
+    chosen = _template_of(path)
     source = "the GGUF's own template" if chosen.name == "gguf" else f"fallback: {chosen.name}"
     print(f"# {path.name} — {source}", file=sys.stderr)
     # A downloaded GGUF's template is someone else's text: no terminal controls from it.
