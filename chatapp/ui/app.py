@@ -155,6 +155,7 @@ class ChatApp(App[None]):
     def _signalled(self, signum: int) -> None:
         self.exit_signal = signum
         self.chat_screen.stop_reply_blocking(0)
+        _leave_if_shutdown_hangs(128 + signum)
         self.exit(return_code=128 + signum)
 
     # -- startup --------------------------------------------------------------------------
@@ -348,6 +349,25 @@ class ChatApp(App[None]):
         """After the app exits: store a reply in progress, then close the model and store."""
         self.stop_generation()
         self.context.close(close_store=self._owns_store)
+
+
+SIGNAL_EXIT_GRACE_S = 10.0
+"""After SIGTERM/SIGHUP the process ends within this long, whatever Textual's shutdown does."""
+
+
+def _leave_if_shutdown_hangs(code: int) -> None:
+    """With the terminal gone (SIGHUP from a closed tmux pane or window), Textual's shutdown was
+    seen to block for good writing its last escape codes to the terminal. The reply being written
+    is stopped and stored within milliseconds (every save is its own committed transaction), so
+    after a grace period the process leaves anyway, with the signal's exit code."""
+    import threading
+    import time
+
+    def leave() -> None:
+        time.sleep(SIGNAL_EXIT_GRACE_S)
+        os._exit(code)
+
+    threading.Thread(target=leave, name="exit-after-signal", daemon=True).start()
 
 
 def run_app(settings: Settings | None = None, *, conversation_id: int | None = None) -> None:

@@ -74,6 +74,8 @@ def test_the_reply_survives_the_end_of_the_chat(tmp_path: Path, how: str) -> Non
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _alive(int(chat[0])):
             time.sleep(0.1)
+        # A chat whose terminal is gone must not linger (Textual's shutdown could block on it).
+        assert not _alive(int(chat[0])), f"chatapp still running 30 s after {how}"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
