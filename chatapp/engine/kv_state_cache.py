@@ -122,7 +122,13 @@ class KVStateCache:
                 "llama_cpp": _llama_version(),
             }
         ).encode()
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The states hold the conversation's tokens: folders 0700 (mkdir's mode reaches only
+        # the last folder of the path), files 0600.
+        from chatapp.paths import make_private
+
+        for folder in (self.root, self.folder):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private(folder)
         target = self.folder / f"{digest[:32]}{SUFFIX}"
         partial = target.with_suffix(".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -171,3 +171,14 @@ def test_ask_continue_in_a_new_process_starts_warm(chatapp_home: Path) -> None:
     )  # fmt: skip
     assert cleared.returncode == 0 and "deleted 1 saved state" in cleared.stdout
     assert cache_size() == (0, 0)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_saved_states_are_readable_by_the_user_alone(bundled_gguf) -> None:
+    """A state holds the conversation's tokens: every folder 0700, every file 0600."""
+    first_process(bundled_gguf)
+    root = states_dir()
+    found = [root, *root.rglob("*")]
+    assert any(p.is_file() for p in found)
+    for path in found:
+        assert path.stat().st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), path
