@@ -19,6 +19,7 @@ from chatapp.retrieval.collection import Collection
 from chatapp.retrieval.embedder import RoutedEmbedder
 from chatapp.retrieval.index_reader import PreparedFile
 from chatapp.retrieval.index_summary import IndexProgress, IndexSummary
+from chatapp.retrieval.lexical import TOKENIZER_VERSION
 from chatapp.retrieval.manifest import ChunkRecord, FileRecord
 
 
@@ -46,8 +47,8 @@ Records = list[tuple[PreparedFile, list[ChunkRecord]]]
 
 
 class BatchWriter:
-    """Writes batches of prepared files into one collection; ``terms`` collects the keyword
-    terms of every chunk written, for the keyword index built after the run."""
+    """Writes batches of prepared files into one collection; each chunk's keyword terms are
+    recorded with it in the manifest, for the keyword index built after the run."""
 
     def __init__(
         self,
@@ -63,7 +64,6 @@ class BatchWriter:
         self.progress = progress
         self.report = report
         self.renamed_from = renamed_from  # old path → new path of files whose vectors moved
-        self.terms: dict[str, list[str]] = {}
 
     def write(self, batch: list[PreparedFile], summary: IndexSummary) -> None:
         records: Records = []
@@ -85,7 +85,6 @@ class BatchWriter:
                 for i, (c, space) in enumerate(zip(prepared.chunks, prepared.spaces, strict=True))
             ]
             records.append((prepared, chunks))
-            self.terms.update((c.id, t) for c, t in zip(chunks, prepared.terms, strict=True))
         flat = [c for _, chunks in records for c in chunks]
         vectors = self._vectors(records, summary)
         self.manifest.mark_pending_adds([c.id for c in flat])
@@ -128,7 +127,7 @@ class BatchWriter:
                 len(chunks),
                 now,
             )
-            self.manifest.replace_file(record, chunks, old_ids)
+            self.manifest.replace_file(record, chunks, old_ids, (TOKENIZER_VERSION, prepared.terms))
             new_ids = {c.id for c in chunks}
             stale.extend(i for i in old_ids if i not in new_ids)
             if prepared.reuse_from is not None:

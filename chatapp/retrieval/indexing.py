@@ -2,7 +2,8 @@
 
 A reader thread reads, hashes, parses and chunks files and makes each chunk's keyword terms
 (index_reader.py) while the calling thread embeds and writes (index_writer.py), so everything
-but embedding overlaps with embedding; the keyword index is built from the reader's terms.
+but embedding overlaps with embedding; the terms are kept with the chunks in the manifest and
+the keyword index is rebuilt from them (a changed file's chunks are the only ones analysed).
 Only new or changed files (size/mtime differ and the content hash differs) are re-chunked and
 re-embedded; a file whose content matches another indexed file (a rename or a copy) reuses its
 vectors; files gone from the given folders are removed. Each file switches from its old chunks to its new ones atomically: new vectors are
@@ -76,8 +77,6 @@ class Indexer:
         self._renamed_from: dict[str, str] = {}
         self._single: RoutedEmbedder | None = None
         self._force: set[str] = set()  # files to redo although unchanged (re-embedding)
-        self.terms: dict[str, list[str]] = {}
-        """Keyword terms of the chunks this run wrote (for ``load_lexical``)."""
 
     @property
     def embedder(self) -> Embedder:
@@ -203,7 +202,6 @@ class Indexer:
         writer = BatchWriter(
             self.collection, router, self._progress, self._report, self._renamed_from
         )
-        self.terms = writer.terms
         reader, items = start_reader(files, work, known)
         batch: list[PreparedFile] = []
         finished = False
@@ -290,7 +288,7 @@ def index_paths(
     if summary.changed:
         from chatapp.retrieval.search import load_lexical
 
-        # Rebuild keyword search now, so the first query is fast; the chunks this run wrote
-        # come with their terms.
-        load_lexical(collection, indexer.terms)
+        # Rebuild keyword search now, so the first query is fast; every chunk's terms are in
+        # the manifest (this run's made by its reader), so nothing is analysed again.
+        load_lexical(collection)
     return summary

@@ -6,7 +6,9 @@ recording them), which are listed in ``pending`` first and removed by ``pending_
 next run, so search never sees them (hits are joined with the chunks table). ``generation``
 increases with every change, so derived indexes (BM25) know when to rebuild. Each chunk records
 its ``space``: the embedder whose vector store holds its vector ('' in collections made before
-spaces existed: the collection's first embedder).
+spaces existed: the collection's first embedder). A chunk's keyword terms are kept beside it
+(``terms``, with the tokenizer version that made them), so the keyword index is rebuilt after a
+change without analysing the unchanged chunks again.
 """
 
 from __future__ import annotations
@@ -37,8 +39,15 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path, ord);
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, op TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS terms (
+    id TEXT PRIMARY KEY, version INTEGER NOT NULL, terms TEXT NOT NULL
+);
 """
 _CHUNK_COLUMNS = "id, path, ord, text, start_line, end_line, page, heading, tokens, space"
+_TERM_SEP = "\x1f"  # never inside a term: terms are words, morphemes and bigrams
+
+
+_DELETE_TERMS_OF_PATH = "DELETE FROM terms WHERE id IN (SELECT id FROM chunks WHERE path = ?)"
 
 
 @dataclass(frozen=True)
@@ -185,12 +194,27 @@ class Manifest:
         self._run("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
 
     def replace_file(
-        self, record: FileRecord, chunks: list[ChunkRecord], old_ids: list[str]
+        self,
+        record: FileRecord,
+        chunks: list[ChunkRecord],
+        old_ids: list[str],
+        terms: tuple[int, list[list[str]]] | None = None,
     ) -> None:
         """Record a file's new chunks (already in the vector store) and mark its old chunk ids
-        for deletion from the store, in one transaction."""
+        for deletion from the store, in one transaction; ``terms`` (tokenizer version, each
+        chunk's keyword terms) are kept with the chunks."""
         with self.transaction() as db:
+            db.execute(_DELETE_TERMS_OF_PATH, (record.path,))
             db.execute("DELETE FROM chunks WHERE path = ?", (record.path,))
+            if terms is not None:
+                version, per_chunk = terms
+                db.executemany(
+                    "INSERT OR REPLACE INTO terms(id, version, terms) VALUES (?, ?, ?)",
+                    [
+                        (c.id, version, _TERM_SEP.join(t))
+                        for c, t in zip(chunks, per_chunk, strict=True)
+                    ],
+                )
             db.executemany(
                 f"INSERT OR REPLACE INTO chunks({_CHUNK_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -235,6 +259,7 @@ class Manifest:
         """Forget a file; its chunk ids are marked for deletion from the store and returned."""
         with self.transaction() as db:
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
+            db.execute(_DELETE_TERMS_OF_PATH, (path,))
             db.execute("DELETE FROM chunks WHERE path = ?", (path,))
             db.execute("DELETE FROM files WHERE path = ?", (path,))
             db.executemany(
@@ -242,6 +267,29 @@ class Manifest:
             )
             self._bump(db)
         return ids
+
+    # -- keyword terms ------------------------------------------------------------------
+
+    def all_terms(self, version: int) -> list[tuple[str, list[str] | None]]:
+        """(chunk id, its stored terms) for every chunk in ``all_chunks`` order; None where
+        none are stored or another tokenizer version made them."""
+        rows = self._run(
+            "SELECT c.id, t.version, t.terms FROM chunks c LEFT JOIN terms t ON t.id = c.id "
+            "ORDER BY c.path, c.ord"
+        )
+        return [
+            (r[0], (r[2].split(_TERM_SEP) if r[2] else []) if r[1] == version else None)
+            for r in rows
+        ]
+
+    def save_terms(self, version: int, terms: dict[str, list[str]]) -> None:
+        """Keep chunks' terms (made for chunks that had none stored); forget orphaned ones."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO terms(id, version, terms) VALUES (?, ?, ?)",
+                [(i, version, _TERM_SEP.join(t)) for i, t in terms.items()],
+            )
+            db.execute("DELETE FROM terms WHERE id NOT IN (SELECT id FROM chunks)")
 
     # -- the intent log -------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import numpy as np
 from chatapp.retrieval.collection import Collection
 from chatapp.retrieval.embedder import Embedder, RoutedEmbedder, create_embedder
 from chatapp.retrieval.language import query_language
-from chatapp.retrieval.lexical import LexicalIndex, chunk_terms
+from chatapp.retrieval.lexical import TOKENIZER_VERSION, LexicalIndex, chunk_terms
 from chatapp.retrieval.manifest import ChunkRecord
 from chatapp.retrieval.relevance import (
     BM25_WEIGHT,
@@ -87,19 +87,25 @@ class SearchHit:
         }
 
 
-def load_lexical(collection: Collection, terms: dict[str, list[str]] | None = None) -> LexicalIndex:
-    """The collection's BM25 index, rebuilt (and saved) when the manifest changed since;
-    ``terms`` holds chunks' terms already made (by the indexer's reader, while it embedded)."""
-    generation = collection.manifest.generation
+def load_lexical(collection: Collection) -> LexicalIndex:
+    """The collection's BM25 index, rebuilt (and saved) when the manifest changed since, from
+    the terms stored with each chunk; chunks without terms of this tokenizer (collections
+    indexed before terms were kept, or by an older tokenizer) are analysed once and theirs
+    stored."""
+    manifest = collection.manifest
+    generation = manifest.generation
     index = LexicalIndex.load(collection.bm25_dir, generation)
     if index is None:
-        known = terms or {}
-        chunks = collection.manifest.all_chunks()
-        corpus = [
-            known.get(c.id) or chunk_terms(os.path.basename(c.path), c.heading, c.text)
-            for c in chunks
-        ]
-        index = LexicalIndex.from_terms([c.id for c in chunks], corpus)
+        stored = manifest.all_terms(TOKENIZER_VERSION)
+        missing = [i for i, terms in stored if terms is None]
+        made: dict[str, list[str]] = {}
+        if missing:
+            for c in manifest.chunks_by_id(missing).values():
+                made[c.id] = chunk_terms(os.path.basename(c.path), c.heading, c.text)
+            manifest.save_terms(TOKENIZER_VERSION, made)
+        ids = [i for i, _ in stored]
+        corpus = [terms if terms is not None else made.get(i, ["∅"]) for i, terms in stored]
+        index = LexicalIndex.from_terms(ids, corpus)
         index.save(collection.bm25_dir, generation)
     return index
 
