@@ -14,6 +14,7 @@ from textual.app import App, ComposeResult
 from chatapp.engine.fake import split_tokens
 from chatapp.ui.widgets.markdown_body import (
     FENCE_PIECE_LINES,
+    HEADROOM_LINES,
     MarkdownBody,
     _parser,
     parsed_markdown,
@@ -131,3 +132,28 @@ async def test_fast_text_grows_the_reply_in_few_layouts_and_shows_every_line() -
         await wait_for(pilot, lambda: body.settled)
         assert body.layouts - before < len(lines) // 4
         assert written(shown(body)) == lines
+
+
+async def test_new_lines_fill_the_headroom_without_a_layout_and_the_headroom_goes_at_the_end() -> (
+    None
+):
+    app = CountingApp()
+    async with app.run_test(size=(72, 60)) as pilot:
+        body = app.query_one(CountingBody)
+        await body.append("First paragraph.\n\n")
+        await wait_for(pilot, lambda: body.settled)
+        low, _high = HEADROOM_LINES
+        height = body.size.height
+        assert height >= 1 + low  # the text and blank room below it
+        layouts = body.layouts
+        await body.append("Second paragraph.")  # a gap and a line: they fit in the room
+        await pilot.pause(0.1)
+        assert (body.layouts, body.size.height) == (layouts, height)
+        assert written(shown(body)) == ["First paragraph.", "Second paragraph."]
+        for i in range(height):  # more lines than the room: the reply grows
+            await body.append(f"\n\nMore {i}.")
+        await wait_for(pilot, lambda: body.settled)
+        assert body.size.height > height and body.layouts > layouts
+        await body.finish()
+        await pilot.pause()
+        assert body.size.height == len(shown(body)) and shown(body)[-1].strip() == f"More {i}."

@@ -25,6 +25,7 @@ from chatapp.ui.chat_context import ChatContext, TurnChoices
 from chatapp.ui.clipboard_export import copy_text
 from chatapp.ui.generation import Reply, ReplyEnded, ReplyStarted
 from chatapp.ui.messages import ReplyFinished
+from chatapp.ui.row_compositor import RowCroppedCompositor
 from chatapp.ui.screens.conversation_dialogs import ask_to_delete, ask_to_export, ask_to_rename
 from chatapp.ui.screens.replies import ReplyController
 from chatapp.ui.widgets.chat_view import ChatView
@@ -71,6 +72,7 @@ class ChatScreen(Screen[None]):
         self, context: ChatContext | None = None, sources_renderer: SourcesRenderer | None = None
     ) -> None:
         super().__init__()
+        self._compositor = RowCroppedCompositor()  # streamed frames draw the rows they change
         self.context = context or ChatContext()
         self.choices = TurnChoices()
         self.conversation_id: int | None = None

@@ -14,10 +14,12 @@ where it went (benchmarks/ui.py, README "UI performance"):
 - an open code fence is frozen into pieces of ``FENCE_PIECE_LINES`` complete lines: Rich's
   syntax highlighting costs ~0.5 ms per line per render, so re-drawing a 150-line fence every
   frame took ~70 ms (the pieces look the same; the whole reply is drawn again at its end);
-- the reply's height changes at most every ``GROW_INTERVAL_S`` while text keeps coming: each
+- a streaming reply is laid out with blank headroom below its text, room for about a second of
+  new lines (``HEADROOM_LINES``), and its height changes only when the text outgrows it, at most every ``GROW_INTERVAL_S``: each
   change is a layout of the screen and a repaint of the whole scrolled chat view (~12 ms), and
-  one per new line was half of the UI's CPU while streaming. A line begun meanwhile shows at the
-  next change, or ``GROW_QUIET_S`` after the text stops coming.
+  one per new line was half of the UI's CPU while streaming. New lines fill the blank ones
+  with a repaint of those lines alone; a line that finds no room shows at the next change, or
+  ``GROW_QUIET_S`` after the text stops coming. The blank lines go when the reply ends.
 
 When the reply ends the blocks fold into a single widget that looks the same.
 """
@@ -41,6 +43,9 @@ from chatapp.terminal_text import safe_for_terminal
 
 FENCE_PIECE_LINES = 6
 """An open code fence freezes its complete lines in pieces of at least this many."""
+HEADROOM_LINES = (3, 8)
+"""Blank lines a streaming reply keeps below its text for the next lines to fill: as many as
+it has grown per second so far, within these bounds (about one layout a second at any speed)."""
 GROW_INTERVAL_S = 0.25
 """While text keeps coming, a streaming reply changes its height at most this often."""
 GROW_QUIET_S = 0.05
@@ -185,8 +190,11 @@ class MarkdownBody(Widget):
         self._tail_at = 0
         """Where the tail's lines start in ``_lines``."""
         self._key: tuple[Any, ...] = ()
+        self._held = 0
+        """The height a streaming reply is laid out at: its lines and the headroom below."""
         self._grown_at = 0.0
         self._appended_at = 0.0
+        self._first_appended_at = 0.0
         self._grow_timer: Timer | None = None
         if streaming:
             source = safe_for_terminal(text)
@@ -224,6 +232,8 @@ class MarkdownBody(Widget):
             self._tail_at = len(lines)
             if self._tail is not None:
                 lines.extend(self._block_lines(self._tail, width, key))
+            if self._key and key[0] != self._key[0]:
+                self._held = 0  # another width: the headroom is counted afresh
             self._lines, self._key = lines, key
         return self._lines
 
@@ -246,7 +256,7 @@ class MarkdownBody(Widget):
             del lines[start:]
             lines.extend(self._block_lines(self._tail, width, self._key))
         self.refresh(Region(0, start, width, max(len(lines), old_count) - start))
-        if len(lines) != old_count:
+        if len(lines) > self.size.height:
             self._grow()
 
     def _grow(self) -> None:
@@ -263,16 +273,30 @@ class MarkdownBody(Widget):
 
     def _grow_due(self) -> None:
         self._grow_timer = None
-        if self._lines is not None and len(self._lines) != self.size.height:
+        if self._lines is not None and len(self._lines) > self.size.height:
             self._grow()
 
     @property
     def settled(self) -> bool:
-        """The height shown is the height of the text (no change of height is waiting)."""
-        return self._grow_timer is None and self.size.height == len(self._lines or ())
+        """All the text is shown: no change of height is waiting (a streaming reply may show
+        blank headroom below its text; a finished one is exactly as tall as its text)."""
+        count, height = len(self._lines or ()), self.size.height
+        fits = count <= height if self._tail is not None else count == height
+        return self._grow_timer is None and fits
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
-        return len(self._lines_for(width))
+        count = len(self._lines_for(width))
+        if self._tail is None:
+            return count
+        if count > self._held:
+            self._held = count + self._headroom(count)
+        return self._held
+
+    def _headroom(self, count: int) -> int:
+        low, high = HEADROOM_LINES
+        elapsed = self._appended_at - self._first_appended_at
+        per_second = count / elapsed if elapsed > 0 else 0.0
+        return max(low, min(high, round(per_second)))
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
@@ -294,6 +318,8 @@ class MarkdownBody(Widget):
         if self._tail is None:  # finished meanwhile: the stored text is what is shown
             return
         self._appended_at = time.monotonic()
+        if not self._first_appended_at:
+            self._first_appended_at = self._appended_at
         tail = self._tail.source + safe_for_terminal(fragment)
         parser = _parser()
         tokens = parser.parse(tail)
