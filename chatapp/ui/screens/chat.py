@@ -20,13 +20,19 @@ from textual.widget import Widget
 from textual.widgets import Footer
 
 from chatapp.errors import ChatappError
-from chatapp.ui.branches import branch_positions, switch_branch
+from chatapp.ui.branches import branch_positions
 from chatapp.ui.chat_context import ChatContext, TurnChoices
-from chatapp.ui.clipboard_export import copy_text
 from chatapp.ui.generation import Reply, ReplyEnded, ReplyStarted
 from chatapp.ui.messages import ReplyFinished
 from chatapp.ui.row_compositor import RowCroppedCompositor
 from chatapp.ui.screens.conversation_dialogs import ask_to_delete, ask_to_export, ask_to_rename
+from chatapp.ui.screens.message_actions import (
+    copy_last_reply,
+    edit_last_message,
+    last_message,
+    run_message_action,
+    switch_shown_branch,
+)
 from chatapp.ui.screens.replies import ReplyController
 from chatapp.ui.widgets.chat_view import ChatView
 from chatapp.ui.widgets.header import ChatHeader
@@ -123,7 +129,7 @@ class ChatScreen(Screen[None]):
         return self.replies.send(request)
 
     def action_regenerate(self) -> None:
-        last_user = self._last("user")
+        last_user = last_message(self, "user")
         if last_user is None:
             self.notify("Nothing to regenerate yet.", severity="warning")
             return
@@ -374,71 +380,20 @@ class ChatScreen(Screen[None]):
             await self._switch_branch(event.widget.message_id, event.delta)
 
     async def _switch_branch(self, message_id: int, delta: int) -> None:
-        if self.reply_running():
-            self.notify("Wait for the reply, or press Esc to stop it.", severity="warning")
-            return
-        store = self.context.store
-        if store is None:
-            return
-        shown = switch_branch(store, message_id, delta)
-        if shown is None:
-            return
-        await self.open_conversation(self.conversation_id)
-        widget = self.chat_view.widget_for_id(shown)
-        if widget is not None:
-            widget.focus()
+        await switch_shown_branch(self, message_id, delta)
 
     @on(MessageWidget.ActionRequested)
     def _message_action(self, event: MessageWidget.ActionRequested) -> None:
-        widget = event.widget
-        if event.action == "copy":
-            copy_text(self.app, widget.content, "message")
-        elif event.action == "copy_code":
-            self._copy_code(widget)
-        elif event.action == "edit":
-            if widget.role != "user" or widget.message_id is None:
-                self.notify("Only your own messages can be edited.", severity="warning")
-            else:
-                self.edit_message(widget.message_id, widget.content)
-        elif event.action == "regenerate":
-            self.action_regenerate()
-
-    def _copy_code(self, widget: MessageWidget) -> None:
-        found = widget.next_code_block()
-        if found is None:
-            self.notify("This message has no code block.", severity="warning")
-            return
-        code, number, count = found
-        copy_text(self.app, code, f"code block {number}/{count}")
-
-    def _last(self, role: str) -> MessageWidget | None:
-        return next((w for w in reversed(self.chat_view.message_widgets()) if w.role == role), None)
+        run_message_action(self, event.widget, event.action)
 
     def action_copy_last(self) -> None:
-        widget = self._last("assistant")
-        if widget is None:
-            self.notify("No reply to copy yet.", severity="warning")
-        else:
-            copy_text(self.app, widget.content, "reply")
+        copy_last_reply(self)
 
     def action_copy_code(self) -> None:
-        widget = self._last("assistant")
-        if widget is None:
-            self.notify("No reply to copy from yet.", severity="warning")
-        else:
-            self._copy_code(widget)
+        copy_last_reply(self, code=True)
 
     def action_edit_last(self) -> None:
-        focused = self.focused
-        widget = (
-            focused
-            if isinstance(focused, MessageWidget) and focused.role == "user"
-            else (self._last("user"))
-        )
-        if widget is None or widget.message_id is None:
-            self.notify("No message of yours to edit yet.", severity="warning")
-            return
-        self.edit_message(widget.message_id, widget.content)
+        edit_last_message(self)
 
     # -- other screens --------------------------------------------------------------------
 
