@@ -16,7 +16,7 @@ from chatapp.retrieval.discovery import FoundFile
 from chatapp.retrieval.embedder import RoutedEmbedder
 from chatapp.retrieval.index_summary import IndexOptions
 from chatapp.retrieval.language import ENGLISH, document_language
-from chatapp.retrieval.lexical import chunk_terms
+from chatapp.retrieval.lexical import file_terms
 from chatapp.retrieval.loaders import SkipFile, parse_file, read_file
 from chatapp.retrieval.manifest import FileRecord
 
@@ -85,10 +85,8 @@ class FileReader:
             prepared.spaces = chunk_spaces(self.router, [c.text for c in prepared.chunks])
             name = os.path.basename(str(item.path))
             vocabulary = self._vocabulary
-            prepared.terms = [
-                [vocabulary.setdefault(t, t) for t in chunk_terms(name, c.heading_text, c.text)]
-                for c in prepared.chunks
-            ]
+            made = file_terms(name, [(c.heading_text, c.text) for c in prepared.chunks])
+            prepared.terms = [[vocabulary.setdefault(t, t) for t in terms] for terms in made]
         except SkipFile as exc:
             prepared.skip = exc.reason
         except Exception as exc:  # one bad file never stops the run

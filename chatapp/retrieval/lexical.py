@@ -22,8 +22,9 @@ import numpy as np
 
 from chatapp.retrieval.language import has_hangul
 
-TOKENIZER_VERSION = 2
-"""1: character bigrams for Hangul; 2: Kiwi morphemes for Hangul."""
+TOKENIZER_VERSION = 3
+"""1: character bigrams for Hangul; 2: Kiwi morphemes for Hangul; 3: Kiwi sentence by sentence,
+without its multi-word dictionary."""
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]+")
 _TOKEN = re.compile(r"[\u4e00-\u9fff\u3040-\u30ff]+|[^\W_]+(?:_+[^\W_]+)*")
 _CJK = re.compile(r"[\u4e00-\u9fff\u3040-\u30ff]")
@@ -36,11 +37,17 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 def tokenize(text: str) -> list[str]:
     """Search tokens for BM25 (see the module docstring)."""
-    tokens: list[str] = []
     if has_hangul(text):
         from chatapp.retrieval.korean import korean_terms
 
-        tokens.extend(korean_terms(text))
+        return _tokens(text, korean_terms(text))
+    return _tokens(text, [])
+
+
+def _tokens(text: str, korean: list[str]) -> list[str]:
+    """``korean`` (the text's Korean terms) and the tokens of the rest of the text."""
+    tokens = list(korean)
+    if korean or has_hangul(text):
         text = _HANGUL.sub(" ", text)
     for match in _TOKEN.finditer(text):
         word = match.group(0)
@@ -63,7 +70,22 @@ def tokenize(text: str) -> list[str]:
 
 def chunk_terms(file_name: str, heading: str, text: str) -> list[str]:
     """The terms a chunk is indexed under: its file name and heading path count as its text."""
-    return tokenize(f"{file_name} {heading}\n{text}") or ["∅"]
+    return file_terms(file_name, [(heading, text)])[0]
+
+
+def file_terms(file_name: str, chunks: Sequence[tuple[str, str]]) -> list[list[str]]:
+    """``chunk_terms`` of a file's chunks, given as (heading, text): Kiwi analyses the
+    sentences they share once."""
+    texts = [f"{file_name} {heading}\n{text}" for heading, text in chunks]
+    korean: list[list[str]] = [[] for _ in texts]
+    with_hangul = [i for i, text in enumerate(texts) if has_hangul(text)]
+    if with_hangul:
+        from chatapp.retrieval.korean import korean_terms_many
+
+        made = korean_terms_many([texts[i] for i in with_hangul])
+        for i, terms in zip(with_hangul, made, strict=True):
+            korean[i] = terms
+    return [_tokens(text, terms) or ["∅"] for text, terms in zip(texts, korean, strict=True)]
 
 
 _STEMMER: Any = None

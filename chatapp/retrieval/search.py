@@ -25,7 +25,7 @@ import numpy as np
 from chatapp.retrieval.collection import Collection
 from chatapp.retrieval.embedder import Embedder, RoutedEmbedder, create_embedder
 from chatapp.retrieval.language import query_language
-from chatapp.retrieval.lexical import TOKENIZER_VERSION, LexicalIndex, chunk_terms
+from chatapp.retrieval.lexical import TOKENIZER_VERSION, LexicalIndex, file_terms
 from chatapp.retrieval.manifest import ChunkRecord
 from chatapp.retrieval.relevance import (
     BM25_WEIGHT,
@@ -100,8 +100,12 @@ def load_lexical(collection: Collection) -> LexicalIndex:
         missing = [i for i, terms in stored if terms is None]
         made: dict[str, list[str]] = {}
         if missing:
+            by_file: dict[str, list[ChunkRecord]] = {}
             for c in manifest.chunks_by_id(missing).values():
-                made[c.id] = chunk_terms(os.path.basename(c.path), c.heading, c.text)
+                by_file.setdefault(c.path, []).append(c)
+            for path, chunks in by_file.items():
+                terms = file_terms(os.path.basename(path), [(c.heading, c.text) for c in chunks])
+                made.update((c.id, t) for c, t in zip(chunks, terms, strict=True))
             manifest.save_terms(TOKENIZER_VERSION, made)
         ids = [i for i, _ in stored]
         corpus = [terms if terms is not None else made.get(i, ["∅"]) for i, terms in stored]
@@ -145,6 +149,7 @@ class Searcher:
         self._lexical_generation = -1
         self._spaces: list[str] = []
         self._spaces_generation = -1
+        self._primary = ""
 
     @property
     def router(self) -> RoutedEmbedder:
@@ -168,18 +173,25 @@ class Searcher:
 
     @property
     def lexical(self) -> LexicalIndex:
-        generation = self.collection.manifest.generation
+        return self._lexical_at(self.collection.manifest.generation)
+
+    def spaces(self) -> list[str]:
+        """The spaces that hold chunks (an empty collection: the plan's spaces)."""
+        return self._spaces_at(self.collection.manifest.generation)
+
+    # What a search reads about the collection is read again only after the manifest changed:
+    # a search reads the generation once.
+    def _lexical_at(self, generation: int) -> LexicalIndex:
         if self._lexical is None or generation != self._lexical_generation:
             self._lexical = load_lexical(self.collection)
             self._lexical_generation = generation
         return self._lexical
 
-    def spaces(self) -> list[str]:
-        """The spaces that hold chunks (an empty collection: the plan's spaces)."""
-        generation = self.collection.manifest.generation
+    def _spaces_at(self, generation: int) -> list[str]:
         if generation != self._spaces_generation:
             held = list(self.collection.space_counts())
             self._spaces = held or self.router.spaces
+            self._primary = self._primary or self.collection.primary_space
             self._spaces_generation = generation
         return self._spaces
 
@@ -195,8 +207,12 @@ class Searcher:
         reads the language (dense weight > 0) — chunks of a space that cannot read it (MiniLM
         for a Korean question) were found by keywords and carry no bar, the home space's
         gate vouches for them; else no bar."""
+        return self._plan(query, min_score, calibrated, self.spaces())
+
+    def _plan(
+        self, query: str, min_score: float | None, calibrated: bool, spaces: list[str]
+    ) -> QueryPlan:
         language = query_language(query)
-        spaces = self.spaces()
         home = self.router.space_for_language(language)
         if home not in spaces:
             home = spaces[0]
@@ -225,14 +241,16 @@ class Searcher:
         default for its space's embedder and the query's language."""
         if not query.strip():
             return []
-        plan = self.plan(query, min_score, calibrated)
+        generation = self.collection.manifest.generation
+        spaces = self._spaces_at(generation)
+        plan = self._plan(query, min_score, calibrated, spaces)
         pool = max(candidates, k * 3)
         # A space that cannot read the question's language (MiniLM for Korean) neither ranks
         # nor gates it: the query is not embedded there, and its chunks (found by keywords)
         # report similarity 0.
         vectors = {
             space: self.embed_query(query, space)
-            for space in self.spaces()
+            for space in spaces
             if space == plan.home or dense_weight(space, plan.language) > 0 or mode == "dense"
         }
         dense: dict[str, list[tuple[str, float]]] = {}
@@ -241,7 +259,9 @@ class Searcher:
                 if mode == "hybrid" and dense_weight(space, plan.language) <= 0:
                     continue  # the home space, embedded for the gate only
                 dense[space] = self.collection.store_for(space).query(vector, pool)
-        lexical = self.lexical.top(query, pool) if mode in ("hybrid", "bm25") else []
+        lexical = (
+            self._lexical_at(generation).top(query, pool) if mode in ("hybrid", "bm25") else []
+        )
         ranked = self._rank(mode, plan.language, dense, lexical)
         similarity: dict[str, float] = {}
         for ranking in dense.values():
@@ -251,7 +271,7 @@ class Searcher:
             plan, dense, ranked, records, similarity, vectors
         ):
             return []
-        primary = self.collection.primary_space
+        primary = self._primary or self.collection.primary_space
         hits: list[SearchHit] = []
         # Chunks are read (and their similarity completed) a window at a time, best first:
         # the k hits are nearly always among the first few, whatever the pool's size.
@@ -305,7 +325,7 @@ class Searcher:
         if best >= bar:
             return True
         self._complete([i for i, _ in ranked], records, similarity, vectors)
-        primary = self.collection.primary_space
+        primary = self._primary or self.collection.primary_space
         for chunk_id, sim in similarity.items():
             record = records.get(chunk_id)
             if record is not None and (record.space or primary) == plan.home:
@@ -344,7 +364,7 @@ class Searcher:
         unread = [i for i in ids if i not in records]
         if unread:
             records.update(self.collection.manifest.chunks_by_id(unread))
-        primary = self.collection.primary_space
+        primary = self._primary or self.collection.primary_space
         missing: dict[str, list[str]] = {}
         for chunk_id in ids:
             record = records.get(chunk_id)
