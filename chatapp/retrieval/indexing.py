@@ -206,6 +206,10 @@ class Indexer:
         batch: list[PreparedFile] = []
         finished = False
         try:
+            # While the reader prepares the first batch (Kiwi loads meanwhile), open the
+            # vector store: importing chromadb costs ~1-2 CPU seconds that would otherwise
+            # hold up the first write.
+            _ = self.collection.store
             while True:
                 try:
                     prepared = items.get(timeout=0.2)
