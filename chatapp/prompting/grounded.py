@@ -1,17 +1,22 @@
 """The words of a grounded turn: rules, fenced numbered sources, the question, a reminder.
 
-A grounded user turn reads::
+The rules end the system prompt (``grounded_system``); a grounded user turn reads::
 
-    RULES
-
-    <source n="1" path="notes/cmake.md" lines="10-24">
+    <source n="3" path="notes/build.md" lines="40-52">
     …chunk text…
     </source>
     …
+    <source n="1" path="notes/cmake.md" lines="10-24">
+    …chunk text…
+    </source>
 
     Question: …
 
     REMINDER
+
+Sources are numbered by rank (1 is the best) and listed best last, nearest the question: a small
+model copies most from what it read last (bundled SmolLM2 on the English eval set, sources cut
+to 340 tokens: 16 of 49 replies held the key fact with the best source last, 11 with it first).
 
 Sources are quoted data: text that would close the fence (``</source``) is escaped, so
 everything up to the real closing tag stays inside it; the rules say to ignore instructions
@@ -122,11 +127,13 @@ def grounded_system(system: str | None, language: str | None) -> str:
 
 
 def grounded_text(question: str, sources: list[dict[str, Any]], language: str | None = None) -> str:
-    """The user turn for ``question`` answered from ``sources`` (numbered 1.. in order), in
-    ``language`` (decided from the question when not given); the rules are in the system
-    prompt (``grounded_system``), the reminder after the question."""
+    """The user turn for ``question`` answered from ``sources`` (best first, numbered 1.. in
+    that order, listed best last so the best is nearest the question), in ``language``
+    (decided from the question when not given); the rules are in the system prompt
+    (``grounded_system``), the reminder after the question."""
     texts = grounding_texts(language or query_language(question))
-    blocks = "\n\n".join(source_block(n, s) for n, s in enumerate(sources, start=1))
+    numbered = list(enumerate(sources, start=1))
+    blocks = "\n\n".join(source_block(n, s) for n, s in reversed(numbered))
     return f"{blocks}\n\n{texts.question_label}: {question.strip()}\n\n{texts.reminder}"
 
 

@@ -57,7 +57,8 @@ def test_sources_are_fenced_and_rules_stay_outside(tmp_path: Path, hashing) -> N
     assert turn.refusal is None and turn.sources
     system, text = turn.plan.messages[0].content, turn.plan.messages[-1].content
     blocks = list(re.finditer(r'<source n="(\d+)"[^>]*>\n(.*?)\n</source>', text, re.DOTALL))
-    assert [int(b.group(1)) for b in blocks] == [s["n"] for s in turn.sources]
+    # Numbered by rank, listed best last (nearest the question).
+    assert [int(b.group(1)) for b in blocks] == [s["n"] for s in reversed(turn.sources)]
     assert text.count("</source>") == len(turn.sources)  # document text cannot close a fence
     inside = "".join(b.group(2) for b in blocks)
     outside = re.sub(r"<source n=.*?</source>", "", text, flags=re.DOTALL)

@@ -157,7 +157,8 @@ def test_grounded_korean_answer_prompt_carries_korean_rules(shared_home: Path) -
     sent = backend.calls[-1].messages
     user_turn = sent[-1].content
     assert sent[0].role == "system" and sent[0].content.endswith(RULES_KO)
-    assert user_turn.startswith('<source n="1"')
+    assert user_turn.startswith('<source n="')  # the best source, n="1", comes last
+    assert user_turn.rindex("<source n=") == user_turn.index('<source n="1"')
     assert "질문: 배열 인덱스를 key로" in user_turn and "Question:" not in user_turn
     assert result.citations is not None and result.citations.citations == [1]
 

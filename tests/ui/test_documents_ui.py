@@ -70,7 +70,8 @@ async def test_grounded_turn_shows_sources_and_checked_citations(garden, store) 
         await send(pilot, "How much sun do tomatoes need?")
         sent = backend.last_call.messages
         assert sent[0].role == "system" and sent[0].content.endswith(RULES)
-        assert sent[-1].content.startswith('<source n="1"')
+        assert sent[-1].content.startswith('<source n="')  # the best source, n="1", comes last
+        assert sent[-1].content.rindex("<source n=") == sent[-1].content.index('<source n="1"')
         reply = store.thread(store.latest_conversation().id)[-1]
         assert reply.sources and reply.sources[0]["path"].endswith("tomatoes.md")
         assert store.thread(reply.conversation_id)[-2].content == "How much sun do tomatoes need?"
