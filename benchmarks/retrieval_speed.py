@@ -195,7 +195,8 @@ def folders(
             assert not again.indexed
             # One file changed: only its chunks are embedded and analysed again (the others'
             # keyword terms are stored with them); the keyword index is rebuilt from them.
-            changed = sorted((work / "en").glob("*.md"))[len(files) // 2]
+            pages = sorted((work / "en").glob("*.md"))
+            changed = pages[len(pages) // 2]
             changed.write_text(changed.read_text(encoding="utf-8") + "\n\nOne more line.\n")
             began, cpu = time.perf_counter(), time.process_time()
             again = index_paths(en["collection"], [work / "en"], lambda: en["router"])
