@@ -4,14 +4,36 @@ both land here."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
+
+from textual.app import App
+from textual.widget import Widget
 
 from chatapp.ui.branches import switch_branch
+from chatapp.ui.chat_context import ChatContext
 from chatapp.ui.clipboard_export import copy_text
+from chatapp.ui.widgets.chat_view import ChatView
 from chatapp.ui.widgets.message import MessageWidget
 
-if TYPE_CHECKING:
-    from chatapp.ui.screens.chat import ChatScreen
+
+class ChatScreen(Protocol):
+    """What these actions need of the chat screen."""
+
+    context: ChatContext
+    conversation_id: int | None
+
+    @property
+    def app(self) -> App[Any]: ...
+    @property
+    def focused(self) -> Widget | None: ...
+    @property
+    def chat_view(self) -> ChatView: ...
+
+    def notify(self, message: str, *, severity: Any = "information") -> None: ...
+    def reply_running(self) -> bool: ...
+    async def open_conversation(self, conversation_id: int | None) -> None: ...
+    def edit_message(self, message_id: int, text: str) -> None: ...
+    def action_regenerate(self) -> None: ...
 
 
 async def switch_shown_branch(screen: ChatScreen, message_id: int, delta: int) -> None:
