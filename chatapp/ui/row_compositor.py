@@ -5,18 +5,20 @@ asking every widget whose *container* overlaps the changed area for *all* of its
 and then keeps only the changed rows: each streamed frame re-drew the screen background, the
 sidebar, the chat view and every message around the reply, ~90 lines through styles, filters
 and strip division (measured in benchmarks/ui.py: about a third of the UI's CPU while a reply
-streamed). ``RowCroppedCompositor`` asks only the widgets that overlap the changed area, and
-only for the rows of it. What it draws for those rows is what Textual's own compositor draws;
-the test compares the two on the real chat screen for many areas, so a Textual release that
-changes the compositor's insides shows up there. Full-screen renders (a layout, a resize, a
-screenshot) are Textual's own.
+streamed). ``RowCroppedCompositor`` asks a widget only for the rows of the changed areas it
+overlaps, and not at all where a widget in front of it covers all of that area (the reply's
+message, the chat view and the screen behind a streamed line: the front widget's cells are the
+ones written). What it draws for the changed areas is what Textual's own compositor draws; the
+test compares the two on the real chat screen for many areas, so a Textual release that changes
+the compositor's insides shows up there. Full-screen renders (a layout, a resize, a screenshot)
+are Textual's own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from textual._compositor import Compositor
+from textual._compositor import ChopsUpdate, Compositor
 from textual.geometry import Region
 from textual.strip import Strip
 
@@ -24,21 +26,46 @@ from textual.strip import Strip
 class RowCroppedCompositor(Compositor):
     """Textual's compositor; a partial update renders only the rows and widgets it changes."""
 
+    _changed: list[Region] | None = None
+    """The areas of the partial update being rendered (Textual keeps only their bounding box)."""
+
+    def render_partial_update(self) -> ChopsUpdate | None:
+        self._changed = list(self._dirty_regions)
+        try:
+            return super().render_partial_update()
+        finally:
+            self._changed = None
+
     def _get_renders(
         self, crop: Region | None = None
     ) -> Iterable[tuple[Region, Region, list[Strip]]]:
         if not crop:
             yield from super()._get_renders(crop)
             return
-        # Whole rows of the changed area: the chops of a row are cut at widget edges, so a
-        # widget drawn on a row is drawn across its full visible width there.
-        rows = Region(0, crop.y, self.size.width, crop.height)
-        overlaps = crop.overlaps
+        width = self.size.width
+        areas = [area.intersection(crop) for area in self._changed or (crop,)]
+        # An area inside another one is drawn with it (a layout marks each moved widget).
+        changed = [
+            area
+            for index, area in enumerate(areas)
+            if not any(
+                other.contains_region(area) and (other != area or other_index < index)
+                for other_index, other in enumerate(areas)
+                if other_index != index
+            )
+        ]
+        # Widgets come front to back and the first cells drawn for a place are the ones
+        # written, so a widget is drawn for an area unless one drawn for it covers it there.
+        drawn: list[list[Region]] = [[] for _ in changed]
         for widget, (region, clip) in self.visible_widgets.items():
             visible = region.intersection(clip)
-            if not overlaps(visible):
-                continue
-            x, y, width, height = visible.intersection(rows)
-            if width and height:
-                lines = widget.render_lines(Region(x - region.x, y - region.y, width, height))
-                yield region, Region(x, y, width, height), lines
+            for area, front in zip(changed, drawn):
+                need = visible.intersection(area)
+                if not need or any(done.contains_region(need) for done in front):
+                    continue
+                front.append(visible)
+                # Whole rows of the area: the chops of a row are cut at widget edges, so a
+                # widget drawn on a row is drawn across its full visible width there.
+                x, y, w, h = visible.intersection(Region(0, area.y, width, area.height))
+                lines = widget.render_lines(Region(x - region.x, y - region.y, w, h))
+                yield region, Region(x, y, w, h), lines

@@ -1,10 +1,13 @@
 """The chat screen's row-cropped compositor writes to the terminal exactly what Textual's own
 compositor writes, for every kind of changed area, on the real chat screen mid-stream (a long
-chat behind it, the sidebar open, the status line live)."""
+chat behind it, the sidebar open, the status line live). The one difference allowed is a cursor
+move that writes nothing (Textual moves to the cell after a changed span when a widget it drew
+in full starts there; ours did not draw that widget)."""
 
 from __future__ import annotations
 
 import random
+import re
 import types
 
 from textual._compositor import ChopsUpdate, Compositor
@@ -16,18 +19,20 @@ from tests.ui.conftest import GatedBackend, add_exchanges, settle, wait_for
 REPLY = [f"word{i} " if i % 9 else "**bold** `code`\n\n" for i in range(80)]
 
 
+IDLE_MOVE = re.compile(r"\x1b\[\d+;\d+H(?=\x1b\[\d+;\d+H|\n|$)")
+"""A cursor move followed by another move, a new line or nothing: it writes nothing."""
+
+
 def terminal_output(app, compositor: Compositor, changed: list[Region], stock: bool) -> str:
     """What a partial update of ``changed`` writes to the terminal, rendered by ``compositor``
     (or by Textual's own ``_get_renders`` on the same composition when ``stock``)."""
     if stock:
         compositor._get_renders = types.MethodType(Compositor._get_renders, compositor)
     try:
-        crop = Region.from_union(changed).intersection(compositor.size.region)
-        spans = list(compositor._regions_to_spans(changed))
-        rows = {y for y, _, _ in spans}
-        chops = compositor._render_chops(crop, rows.__contains__)
-        ends = [cuts[1:] for cuts in compositor.cuts]
-        return ChopsUpdate(chops, spans, ends).render_segments(app.console)
+        compositor._dirty_regions = set(changed)
+        update = compositor.render_partial_update()
+        assert isinstance(update, ChopsUpdate)
+        return IDLE_MOVE.sub("", update.render_segments(app.console))
     finally:
         compositor.__dict__.pop("_get_renders", None)
 
@@ -62,6 +67,8 @@ async def test_partial_updates_write_what_textuals_compositor_writes(make_app, s
             x, y = rng.randrange(width), rng.randrange(height)
             w, h = rng.randint(1, width - x), rng.randint(1, min(6, height - y))
             areas.append([Region(x, y, w, h)])
+        for _ in range(20):  # several areas in one frame (each line a region of its own)
+            areas.append([region for area in rng.sample(areas[5:45], 3) for region in area])
         for changed in areas:
             ours = terminal_output(app, compositor, changed, stock=False)
             theirs = terminal_output(app, compositor, changed, stock=True)
