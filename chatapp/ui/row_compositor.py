@@ -59,7 +59,7 @@ class RowCroppedCompositor(Compositor):
         drawn: list[list[Region]] = [[] for _ in changed]
         for widget, (region, clip) in self.visible_widgets.items():
             visible = region.intersection(clip)
-            for area, front in zip(changed, drawn):
+            for area, front in zip(changed, drawn, strict=True):
                 need = visible.intersection(area)
                 if not need or any(done.contains_region(need) for done in front):
                     continue
