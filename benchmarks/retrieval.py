@@ -277,6 +277,15 @@ def report(r: dict) -> None:
                 f"{folder['index_s']} s, {folder['chunks']} chunks, {folder['kb_per_s']} KB/s",
             )
         )
+        if "ingest_over_embed" in folder:
+            sampled = folder.get("embed_only_sampled_every")
+            how = f", embed-only from every {sampled}th chunk" if sampled else ""
+            rows.append(
+                (
+                    f"index {name}: ingest ÷ embed-only (target ≥ 0.85)",
+                    f"{folder['ingest_over_embed']} (CPU {folder['ingest_over_embed_cpu']}{how})",
+                )
+            )
         for key in ("query_latency_english", "query_latency_korean"):
             if key in folder:
                 lat = folder[key]
