@@ -22,6 +22,9 @@ from textual._compositor import ChopsUpdate, Compositor
 from textual.geometry import Region
 from textual.strip import Strip
 
+MAX_AREAS = 4
+"""A partial update of more changed areas than this is drawn as their bounding box."""
+
 
 class RowCroppedCompositor(Compositor):
     """Textual's compositor; a partial update renders only the rows and widgets it changes."""
@@ -44,16 +47,10 @@ class RowCroppedCompositor(Compositor):
             return
         width = self.size.width
         areas = [area.intersection(crop) for area in self._changed or (crop,)]
-        # An area inside another one is drawn with it (a layout marks each moved widget).
-        changed = [
-            area
-            for index, area in enumerate(areas)
-            if not any(
-                other.contains_region(area) and (other != area or other_index < index)
-                for other_index, other in enumerate(areas)
-                if other_index != index
-            )
-        ]
+        # A few areas (a streamed frame: the reply's lines, the status line) are drawn each on
+        # its own; many (a layout marks every moved widget) as the one area around them all:
+        # matching every widget against each of them cost more than it saved.
+        changed = areas if len(areas) <= MAX_AREAS else [crop]
         # Widgets come front to back and the first cells drawn for a place are the ones
         # written, so a widget is drawn for an area unless one drawn for it covers it there.
         drawn: list[list[Region]] = [[] for _ in changed]

@@ -69,6 +69,8 @@ async def test_partial_updates_write_what_textuals_compositor_writes(make_app, s
             areas.append([Region(x, y, w, h)])
         for _ in range(20):  # several areas in one frame (each line a region of its own)
             areas.append([region for area in rng.sample(areas[5:45], 3) for region in area])
+        for _ in range(10):  # more areas than are drawn one by one (a layout's moved widgets)
+            areas.append([region for area in rng.sample(areas[5:45], 7) for region in area])
         for changed in areas:
             ours = terminal_output(app, compositor, changed, stock=False)
             theirs = terminal_output(app, compositor, changed, stock=True)
