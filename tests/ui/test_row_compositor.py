@@ -67,7 +67,7 @@ async def test_partial_updates_write_what_textuals_compositor_writes(make_app, s
             x, y = rng.randrange(width), rng.randrange(height)
             w, h = rng.randint(1, width - x), rng.randint(1, min(6, height - y))
             areas.append([Region(x, y, w, h)])
-        for _ in range(20):  # several areas in one frame (each line a region of its own)
+        for _ in range(20):  # several areas at once (reply lines, the status line)
             areas.append([region for area in rng.sample(areas[5:45], 3) for region in area])
         for _ in range(10):  # more areas than are drawn one by one (a layout's moved widgets)
             areas.append([region for area in rng.sample(areas[5:45], 7) for region in area])
