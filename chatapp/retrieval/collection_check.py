@@ -145,22 +145,7 @@ def _repair(
             vectors = np.asarray(
                 embedder.embed([embed_text(c.path, c) for c in part]), dtype=np.float32
             )
-            store.upsert(
-                [c.id for c in part],
-                vectors,
-                [
-                    {
-                        "path": c.path,
-                        "start_line": c.start_line,
-                        "end_line": c.end_line,
-                        "page": c.page,
-                        "heading": c.heading,
-                        "ord": c.ord,
-                    }
-                    for c in part
-                ],
-                [c.text for c in part],
-            )
+            store.upsert([c.id for c in part], vectors)
     manifest.clear_pending()
     from chatapp.retrieval.search import load_lexical
 

@@ -29,8 +29,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from chatapp.errors import ModelNotFoundError
+from chatapp.retrieval.chunk_routing import ChunkRouter, SpacePlan, TokenCounter, TokenizerCounter
 from chatapp.retrieval.cpu_bf16 import cpu_has_bf16
-from chatapp.retrieval.language import ENGLISH, detect_language
+from chatapp.retrieval.language import ENGLISH
 from chatapp.retrieval.multilingual_embedder import MULTILINGUAL, UniversalSentenceEncoder
 
 BUNDLED = "bundled"
@@ -81,16 +82,6 @@ def _quiet_loading() -> None:
         pass
 
 
-def _plain_tokenizer(tokenizer: Any) -> Any:
-    """A copy of a fast tokenizer without padding/truncation, for counting tokens."""
-    from tokenizers import Tokenizer
-
-    plain = Tokenizer.from_str(tokenizer.to_str())
-    plain.no_padding()
-    plain.no_truncation()
-    return plain
-
-
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     out = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -127,7 +118,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.max_tokens = int(self._model.max_seq_length or 256)
         backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
-        self._counter = _plain_tokenizer(backend) if backend is not None else None
+        self._counter = TokenizerCounter(backend.to_str()) if backend is not None else None
         self.precision = "fp32"
         if device == "cpu" and cpu_has_bf16():
             self.precision = "bf16" if self._bf16_matches() else "fp32"
@@ -175,8 +166,13 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         if self._counter is not None:
-            return len(self._counter.encode(text, add_special_tokens=False).ids)
+            return self._counter(text)
         return len(self._model.tokenizer.tokenize(text))
+
+    def token_counter(self) -> TokenCounter | None:
+        """``count_tokens`` as a picklable counter (None for a model without a fast
+        tokenizer: its chunks are then sized in the calling process)."""
+        return self._counter
 
 
 def fast_model_dir() -> Path:
@@ -224,7 +220,7 @@ class StaticEmbedder:
         self.name = FAST
         self.dimension = int(self._model.dim)
         self.max_tokens = 512
-        self._counter = _plain_tokenizer(self._model.tokenizer)
+        self._counter = TokenizerCounter(self._model.tokenizer.to_str())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -232,7 +228,10 @@ class StaticEmbedder:
         return _normalise(self._model.encode(texts, show_progress_bar=False))
 
     def count_tokens(self, text: str) -> int:
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        return self._counter(text)
+
+    def token_counter(self) -> TokenCounter:
+        return self._counter
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -267,6 +266,9 @@ class HashingEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text))
 
+    def token_counter(self) -> TokenCounter:
+        return self.count_tokens  # the embedder itself pickles (it holds no model)
+
 
 def embedder_key(setting: str) -> str:
     """The name a collection records for an embedder setting (what ``create_embedder`` takes)."""
@@ -289,12 +291,7 @@ def embedder_plan(setting: str) -> dict[str, str]:
     return dict(AUTO_PLAN) if key == AUTO else {"*": key}
 
 
-def _language(text: str) -> str:
-    # ASCII text is Latin script (English) without counting its letters one by one.
-    return ENGLISH if text.isascii() else detect_language(text)
-
-
-class RoutedEmbedder:
+class RoutedEmbedder(SpacePlan):
     """The Embedder interface over several embedders, one per language (a *space*): texts go
     to the embedder of their language. ``embed`` puts one call's texts in one space — the one
     of their joined language — so vectors of one call are always comparable (a citation check
@@ -303,7 +300,7 @@ class RoutedEmbedder:
     def __init__(
         self, plan: dict[str, str], loaded: dict[str, Embedder] | None = None, name: str = AUTO
     ) -> None:
-        self.plan = dict(plan)
+        super().__init__(plan, BUNDLED)
         self.name = name
         self._loaded: dict[str, Embedder] = dict(loaded or {})
         self.max_tokens = 512
@@ -312,30 +309,6 @@ class RoutedEmbedder:
     def single(cls, embedder: Embedder, key: str) -> RoutedEmbedder:
         """One embedder for every language (what a non-``auto`` collection has)."""
         return cls({"*": key}, {key: embedder}, name=getattr(embedder, "name", key))
-
-    @property
-    def spaces(self) -> list[str]:
-        return list(dict.fromkeys(self.plan.values()))
-
-    def space_for_language(self, language: str) -> str:
-        return self.plan.get(language, self.plan.get("*", BUNDLED))
-
-    def space_for(self, text: str) -> str:
-        if len(self.plan) == 1:
-            return next(iter(self.plan.values()))
-        return self.space_for_language(_language(text))
-
-    def space_for_chunk(self, text: str, document_language: str) -> str:
-        """The space of a chunk of a document: its own language decides, except that
-        Latin-script chunks of a non-English document (the code blocks of a Korean page) stay
-        with their document — the multilingual embedder reads them as well, several times
-        faster than MiniLM embeds code, and a Korean question about them is scored there."""
-        if len(self.plan) == 1:
-            return next(iter(self.plan.values()))
-        language = _language(text)
-        if language == ENGLISH and document_language != ENGLISH:
-            language = document_language
-        return self.space_for_language(language)
 
     def get(self, space: str) -> Embedder:
         """The embedder of a space (loaded on first use)."""
@@ -355,6 +328,17 @@ class RoutedEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return self.embedder_for(text).count_tokens(text)
+
+    def chunk_router(self) -> ChunkRouter | None:
+        """The plan with each space's token counter, for a reader in another process (None
+        when an embedder has no picklable counter)."""
+        counters: dict[str, TokenCounter] = {}
+        for space in self.spaces:
+            counter = getattr(self.get(space), "token_counter", lambda: None)()
+            if counter is None:
+                return None
+            counters[space] = counter
+        return ChunkRouter(self.plan, BUNDLED, counters)
 
 
 _LOADED: dict[str, Embedder] = {}

@@ -2,6 +2,10 @@
 chunked, each chunk gets its embedding space and its keyword terms, while the calling thread
 embeds and writes earlier files (index_writer.py). Everything a file needs that is not
 embedding happens here, so it overlaps with the embedder's work instead of following it.
+
+On a machine with several cores a large run prepares its files in a process of its own
+(reader_process.py), the thread only passing them on in order: Kiwi and the tokenizers hold
+Python's lock while they work, which in one process stalled the embedder's thread for that time.
 """
 
 from __future__ import annotations
@@ -9,8 +13,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from chatapp.retrieval.chunk_routing import ChunkRouter
 from chatapp.retrieval.chunking import Chunk, chunk_blocks
 from chatapp.retrieval.discovery import FoundFile
 from chatapp.retrieval.embedder import RoutedEmbedder
@@ -46,7 +52,7 @@ class FileReader:
 
     def __init__(
         self,
-        router: RoutedEmbedder,
+        router: RoutedEmbedder | ChunkRouter,
         options: IndexOptions,
         chunk_tokens: int,
         chunk_overlap: int,
@@ -61,13 +67,12 @@ class FileReader:
         self.stop = stop
         self._vocabulary: dict[str, str] = {}  # one string per distinct term, not per use
 
-    def prepare(
-        self, item: FoundFile, known: dict[str, FileRecord], by_hash: dict[str, FileRecord]
-    ) -> PreparedFile:
+    def prepare(self, item: FoundFile, record: FileRecord | None) -> PreparedFile:
+        """One file read, chunked and analysed (``record``: what the manifest holds for its
+        path); a file that cannot be read comes back with ``skip`` set, never raising."""
         prepared = PreparedFile(item)
         try:
             data, prepared.sha256 = read_file(item.path, self.options.max_file_bytes)
-            record = known.get(str(item.path))
             forced = str(item.path) in self.force
             if record is not None and record.sha256 == prepared.sha256 and not forced:
                 prepared.touch = True
@@ -79,9 +84,6 @@ class FileReader:
             )
             if not prepared.chunks:
                 raise SkipFile("no text found")
-            twin = by_hash.get(prepared.sha256)
-            if twin is not None and twin.kind == prepared.kind and twin.path != str(item.path):
-                prepared.reuse_from = twin.path
             prepared.spaces = chunk_spaces(self.router, [c.text for c in prepared.chunks])
             name = os.path.basename(str(item.path))
             vocabulary = self._vocabulary
@@ -101,10 +103,13 @@ class FileReader:
     ) -> None:
         by_hash = {r.sha256: r for r in known.values()}
         try:
-            for item in work:
+            for prepared in self._prepared(work, known):
                 if self.stop.is_set():
                     break
-                prepared = self.prepare(item, known, by_hash)
+                twin = by_hash.get(prepared.sha256) if prepared.chunks else None
+                path = str(prepared.found.path)
+                if twin is not None and twin.kind == prepared.kind and twin.path != path:
+                    prepared.reuse_from = twin.path
                 while not self.stop.is_set():
                     try:
                         out.put(prepared, timeout=0.2)
@@ -123,8 +128,24 @@ class FileReader:
                     if self.stop.is_set():
                         break
 
+    def _prepared(
+        self, work: list[FoundFile], known: dict[str, FileRecord]
+    ) -> Iterator[PreparedFile]:
+        """The work's files prepared, in order: in a reader process when it pays
+        (``reader_process.process_router``), here otherwise."""
+        from chatapp.retrieval.reader_process import prepared_in_process, process_router
 
-def chunk_spaces(router: RoutedEmbedder, texts: list[str]) -> list[str]:
+        router = process_router(self.router, work, self.options)
+        if router is not None:
+            yield from prepared_in_process(self, router, work, known)
+            return
+        for item in work:
+            if self.stop.is_set():
+                return
+            yield self.prepare(item, known.get(str(item.path)))
+
+
+def chunk_spaces(router: RoutedEmbedder | ChunkRouter, texts: list[str]) -> list[str]:
     """The space of each chunk of one document (``RoutedEmbedder.space_for_chunk``)."""
     if len(router.spaces) == 1:
         return [router.spaces[0]] * len(texts)

@@ -27,6 +27,9 @@ class IndexOptions:
     reembed: bool = False
     """Also redo unchanged files whose chunks are not in the space their language routes to
     now (after ``Collection.switch_embedder``)."""
+    reader_process: bool | None = None
+    """Prepare files in a reader process: None decides by the run's size and the cores
+    (``reader_process.process_router``); False keeps them on the reader thread."""
 
 
 @dataclass

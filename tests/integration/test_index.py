@@ -143,7 +143,7 @@ def test_vectors_left_by_a_crash_are_cleaned_up(collection, corpus) -> None:
     run(collection, [corpus])
     # A run that died after writing vectors but before recording them in the manifest:
     collection.manifest.mark_pending_adds(["ghost-0"])
-    collection.store.upsert(["ghost-0"], HashingEmbedder().embed(["ghost"]), [{"path": "x"}], ["g"])
+    collection.store.upsert(["ghost-0"], HashingEmbedder().embed(["ghost"]))
     run(collection, [corpus])
     consistent(collection)
 

@@ -161,7 +161,7 @@ def test_collections_check_repairs_a_drifted_store(chatapp_home: Path, tmp_path:
         ids = sorted(coll.store.ids())
         coll.store.delete(ids[:2])  # vectors lost
         dim = int(coll.manifest.get_meta("dimension"))
-        coll.store.upsert(["stray-1"], np.ones((1, dim), np.float32), [{"path": "x"}], ["stray"])
+        coll.store.upsert(["stray-1"], np.ones((1, dim), np.float32))
     dry = run_chatapp(chatapp_home, "collections", "check", "drift", "--dry-run")
     assert dry.code == 1, dry.out + dry.err
     assert "1 vectors that no chunk lists: left as they are" in dry.out

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 import pytest
 
 from chatapp.retrieval.korean import korean_terms
-from chatapp.retrieval.language import count_scripts, detect_language, query_language
+from chatapp.retrieval.language import (
+    ScriptCounts,
+    count_scripts,
+    detect_language,
+    has_hangul,
+    query_language,
+)
 from chatapp.retrieval.lexical import LexicalIndex, tokenize
+
+KOREAN_CORPUS = Path(__file__).resolve().parents[2] / "benchmarks" / "retrieval_eval_ko" / "corpus"
 
 
 def test_particles_and_endings_are_dropped_stems_kept() -> None:
@@ -91,3 +102,39 @@ def test_query_language(query: str, language: str) -> None:
 def test_script_counts() -> None:
     counts = count_scripts("React 컴포넌트 日本 かな")
     assert (counts.latin, counts.hangul, counts.han, counts.kana) == (5, 4, 2, 2)
+
+
+def _scripts_one_by_one(text: str) -> ScriptCounts:
+    """The definition ``count_scripts`` computes in regex passes: each character on its own."""
+    counts = {"hangul": 0, "han": 0, "kana": 0, "latin": 0, "other": 0}
+    for char in text:
+        code = ord(char)
+        if 0xAC00 <= code <= 0xD7A3 or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F:
+            counts["hangul"] += 1
+        elif 0x3040 <= code <= 0x30FF or 0x31F0 <= code <= 0x31FF:
+            counts["kana"] += 1
+        elif 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF:
+            counts["han"] += 1
+        elif char.isalpha():
+            latin = code < 0x0250 or 0x1E00 <= code <= 0x1EFF
+            counts["latin" if latin else "other"] += 1
+    return ScriptCounts(**counts)
+
+
+def test_script_counts_match_counting_each_character() -> None:
+    rng = random.Random(7)
+    alphabet = (
+        "aZ9_ -.\n\t"
+        "가힣ᄀᇿㄱㆎ"  # syllables, jamo, compatibility jamo (block edges)
+        "あンㇰ・"  # kana, including the middle dot of its block
+        "一龥㐀鿿豈"  # Han
+        "éŁɏḀỿ"  # Latin beyond ASCII
+        "Жαא½²Ⅻ…·🙂\u200b\u0301"  # other scripts, numbers that are not letters, symbols
+    )
+    texts = ["", "plain ASCII only", "React 컴포넌트 日本 かな"]
+    texts += ["".join(rng.choices(alphabet, k=rng.randint(1, 80))) for _ in range(500)]
+    texts += [p.read_text(encoding="utf-8") for p in sorted(KOREAN_CORPUS.glob("*.md"))[:5]]
+    for text in texts:
+        assert count_scripts(text) == _scripts_one_by_one(text), text[:40]
+        expected = any(0xAC00 <= ord(c) <= 0xD7A3 or 0x3130 <= ord(c) <= 0x318F for c in text)
+        assert has_hangul(text) is expected
