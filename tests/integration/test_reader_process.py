@@ -185,3 +185,42 @@ def test_a_killed_chatapp_index_leaves_no_reader_process(tmp_path: Path) -> None
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
     assert _gone(worker), "the reader process outlived chatapp index"
+
+
+def test_with_the_real_embedders_the_reader_process_gives_the_same_vectors(
+    tmp_path: Path,
+) -> None:
+    """``auto`` (MiniLM and USE multilingual): chunk sizes from the tokenizers that travel to
+    the worker, and USE pieces made there, give the vectors of the reader thread exactly."""
+    import numpy as np
+
+    from chatapp.retrieval.embedder import create_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for page in sorted(KOREAN_PAGES.glob("*.md"))[:2] + sorted(ENGLISH_PAGES.glob("*.rst"))[:2]:
+        shutil.copyfile(page, docs / page.name)
+    router = create_embedder("auto")
+    made = {}
+    for mode in (True, False):
+        coll = create_or_open(f"real-{mode}", embedder="auto", chunk_tokens=120, chunk_overlap=16)
+        index_paths(coll, [docs], lambda: router, IndexOptions(reader_process=mode))
+        chunks = sorted(coll.manifest.all_chunks(), key=lambda c: (c.path, c.ord))
+        vectors = {}
+        for space in coll.space_counts():
+            vectors.update(coll.store_for(space).embeddings([c.id for c in chunks]))
+        made[mode] = ([(c.path, c.text, c.tokens, c.space) for c in chunks],
+                      [vectors[c.id] for c in chunks])  # fmt: skip
+    assert made[True][0] == made[False][0]
+    assert {row[3] for row in made[True][0]} == {"bundled", "use-multilingual"}
+    for by_process, by_thread in zip(made[True][1], made[False][1], strict=True):
+        assert np.array_equal(by_process, by_thread)
+    # …and they are the vectors ``embed`` makes of the same texts, tokens and all.
+    from chatapp.retrieval.index_reader import embed_text
+
+    chunks = sorted(coll.manifest.all_chunks(), key=lambda c: (c.path, c.ord))
+    for space in ("bundled", "use-multilingual"):
+        rows = [i for i, c in enumerate(chunks) if c.space == space]
+        direct = router.get(space).embed([embed_text(chunks[i].path, chunks[i]) for i in rows])
+        stored = np.stack([made[True][1][i] for i in rows])
+        assert np.allclose(direct, stored, atol=1e-5)
