@@ -114,6 +114,11 @@ def prepared_in_process(
     reader class, in order; called on the reader thread."""
     # Blocked here, SIGINT stays blocked in the process spawned from this thread: a Ctrl+C
     # while it starts cannot print a traceback from it (the main thread still gets it).
+    # multiprocessing's resource tracker, started with the pool's first lock, unblocks SIGINT
+    # in the thread that starts it; start it first, so the block below is the last word.
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     pool = ProcessPoolExecutor(
         1,
