@@ -150,13 +150,21 @@ class FileReader:
         self, work: list[FoundFile], known: dict[str, FileRecord]
     ) -> Iterator[PreparedFile]:
         """The work's files prepared, in order: in a reader process when it pays
-        (``reader_process.process_router``), here otherwise."""
-        from chatapp.retrieval.reader_process import prepared_in_process, process_router
+        (``reader_process.wants_process``), here otherwise."""
+        from chatapp.retrieval import reader_process
 
-        router = process_router(self.router, work, self.options)
-        if router is not None:
-            yield from prepared_in_process(self, router, work, known)
-            return
+        if reader_process.wants_process(work, self.options):
+            # Started first: it warms up while the models load (process_router loads them).
+            process = reader_process.ReaderProcess.start(work)
+            try:
+                router = reader_process.process_router(self.router)
+            except BaseException:
+                process.close()
+                raise
+            if router is not None:
+                yield from process.prepared(self, router, work, known)
+                return
+            process.close()
         for item in work:
             if self.stop.is_set():
                 return

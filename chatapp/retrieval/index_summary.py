@@ -29,7 +29,7 @@ class IndexOptions:
     now (after ``Collection.switch_embedder``)."""
     reader_process: bool | None = None
     """Prepare files in a reader process: None decides by the run's size and the cores
-    (``reader_process.process_router``); False keeps them on the reader thread."""
+    (``reader_process.wants_process``); False keeps them on the reader thread."""
 
 
 @dataclass

@@ -8,8 +8,12 @@ files to read, on a machine with two cores or more, prepares them in one spawned
 process — ``FileReader.prepare``, the same code the reader thread runs otherwise — while the
 reader thread keeps ``IN_FLIGHT`` files submitted and passes them on in their order.
 
-- The worker gets a ``ChunkRouter`` (the space plan and each space's tokenizer, no model
-  weights) and loads Kiwi only when a file has Hangul.
+- The worker starts before the embedders load: while the calling process loads them (the
+  token counters it hands on come from them), the worker imports the reader's code and, when
+  the first files show Hangul, loads Kiwi (~2 CPU seconds with its first analysis) — work that
+  used to follow the models' load, one after the other. Then it gets a ``ChunkRouter`` (the
+  space plan and each space's tokenizer, no model weights); a file with Hangul loads Kiwi
+  there if it has not loaded yet.
 - Ctrl+C is the calling process's: SIGINT is blocked for the worker from its start and then
   ignored; a stopped run cancels the files not started and waits for the one in progress.
 - A worker that cannot start or dies (killed, out of memory) is replaced by the reader thread
@@ -20,6 +24,7 @@ reader thread keeps ``IN_FLIGHT`` files submitted and passes them on in their or
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -34,6 +39,7 @@ from chatapp.retrieval.chunk_routing import ChunkRouter
 from chatapp.retrieval.discovery import FoundFile
 from chatapp.retrieval.embedder import RoutedEmbedder
 from chatapp.retrieval.index_summary import IndexOptions
+from chatapp.retrieval.language import has_hangul
 from chatapp.retrieval.manifest import FileRecord
 
 
@@ -55,6 +61,9 @@ about a third of a CPU second, which a smaller run does not earn back."""
 IN_FLIGHT = 8
 """Files submitted to the worker ahead of the one being passed on."""
 PARENT_CHECK_S = 0.5
+PEEK_FILES = 16
+PEEK_BYTES = 4096
+"""The first files, and bytes of each, looked at for Hangul before the worker loads Kiwi."""
 
 
 def cores() -> int:
@@ -64,35 +73,64 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def process_router(
-    router: RoutedEmbedder | ChunkRouter, work: list[FoundFile], options: IndexOptions
-) -> ChunkRouter | None:
-    """The router to hand a reader process, or None when the files are read on the thread:
-    turned off, one core, a small run, or an embedder whose tokenizer cannot travel."""
+def wants_process(work: list[FoundFile], options: IndexOptions) -> bool:
+    """Whether the run's files are prepared in a reader process (before its router is known):
+    not when turned off, on one core or for a small run."""
     if options.reader_process is False:
-        return None
+        return False
     small = sum(item.size for item in work) < PROCESS_MIN_BYTES
-    if options.reader_process is None and (cores() < 2 or small):
-        return None
+    return options.reader_process is True or (cores() >= 2 and not small)
+
+
+def process_router(router: RoutedEmbedder | ChunkRouter) -> ChunkRouter | None:
+    """The router to hand a reader process (loading the embedders), or None when an
+    embedder's tokenizer cannot travel: the files are then read on the thread."""
     return router if isinstance(router, ChunkRouter) else router.chunk_router()
+
+
+def shows_hangul(work: list[FoundFile], files: int = PEEK_FILES) -> bool:
+    """Whether the first bytes of one of the first files hold Hangul (Kiwi is worth loading
+    ahead); a file that cannot be read shows none."""
+    for item in work[:files]:
+        try:
+            with open(item.path, "rb") as handle:
+                head = handle.read(PEEK_BYTES).decode("utf-8", errors="ignore")
+        except OSError:
+            continue
+        if has_hangul(head):
+            return True
+    return False
 
 
 _WORKER: Reader | None = None
 
 
-def _start_worker(
+def _start_worker(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored now, not pending
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _warm(korean: bool) -> None:
+    """The reader's code imported and, for a folder with Hangul, Kiwi loaded and run once
+    (its first analysis sets it up: half of its cost), while the caller loads the models."""
+    from chatapp.retrieval import index_reader  # noqa: F401  (the imports are the work)
+
+    if korean:
+        from chatapp.retrieval.korean import korean_terms
+
+        korean_terms("한국어 문장.")
+
+
+def _configure(
     reader_class: type,
     router: ChunkRouter,
     options: IndexOptions,
     chunk_tokens: int,
     chunk_overlap: int,
     force: set[str],
-    parent: int,
 ) -> None:
     global _WORKER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored now, not pending
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _WORKER = reader_class(router, options, chunk_tokens, chunk_overlap, force, threading.Event())
 
 
@@ -107,59 +145,86 @@ def _prepare(item: FoundFile, record: FileRecord | None) -> Any:
     return _WORKER.prepare(item, record)
 
 
-def prepared_in_process(
-    reader: Reader, router: ChunkRouter, work: list[FoundFile], known: dict[str, FileRecord]
-) -> Iterator[Any]:
-    """The work's files prepared (``reader.prepare``) by a worker process running the same
-    reader class, in order; called on the reader thread."""
-    # Blocked here, SIGINT stays blocked in the process spawned from this thread: a Ctrl+C
-    # while it starts cannot print a traceback from it (the main thread still gets it).
-    # multiprocessing's resource tracker, started with the pool's first lock, unblocks SIGINT
-    # in the thread that starts it; start it first, so the block below is the last word.
-    from multiprocessing import resource_tracker
+class ReaderProcess:
+    """One run's worker process: ``start`` spawns it (and warms it up) before the run's
+    router is known; ``prepared`` hands it the router and passes the files on; ``close``
+    ends it."""
 
-    resource_tracker.ensure_running()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    pool = ProcessPoolExecutor(
-        1,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(
-            type(reader),
-            router,
-            reader.options,
-            reader.chunk_tokens,
-            reader.chunk_overlap,
-            reader.force,
-            os.getpid(),
-        ),
-    )
-    pending: deque[Future[Any]] = deque()
-    done = submitted = 0
-    try:
-        while done < len(work):
-            while submitted < len(work) and submitted - done < IN_FLIGHT:
-                item = work[submitted]
-                pending.append(pool.submit(_prepare, item, known.get(str(item.path))))
-                submitted += 1
-            future = pending.popleft()
-            while True:
-                if reader.stop.is_set():
-                    return
-                try:
-                    prepared = future.result(timeout=0.2)
-                    break
-                except TimeoutError:
-                    continue
-            yield prepared
-            done += 1
-    except Exception:
-        # The worker died or could not start (BrokenProcessPool, a pickling error): the
-        # reader thread prepares the files it had not returned.
-        pass
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    for item in work[done:]:
-        if reader.stop.is_set():
-            return
-        yield reader.prepare(item, known.get(str(item.path)))
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool = pool
+
+    @classmethod
+    def start(cls, work: list[FoundFile]) -> ReaderProcess:
+        """Called on the reader thread."""
+        # Blocked here, SIGINT stays blocked in the process spawned from this thread: a
+        # Ctrl+C while it starts cannot print a traceback from it (the main thread still gets
+        # it). multiprocessing's resource tracker, started with the pool's first lock,
+        # unblocks SIGINT in the thread that starts it; start it first, so the block below is
+        # the last word.
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        pool = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
+        # One worker: its tasks run in order. One that cannot start fails ``prepared``'s
+        # first task too, which then falls back to the thread.
+        with contextlib.suppress(Exception):
+            pool.submit(_warm, shows_hangul(work))
+        return cls(pool)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def prepared(
+        self,
+        reader: Reader,
+        router: ChunkRouter,
+        work: list[FoundFile],
+        known: dict[str, FileRecord],
+    ) -> Iterator[Any]:
+        """The work's files prepared (``reader.prepare``) by the worker running the same
+        reader class, in order, then the worker closed; called on the reader thread."""
+        pending: deque[Future[Any]] = deque()
+        done = submitted = 0
+        try:
+            self.pool.submit(
+                _configure,
+                type(reader),
+                router,
+                reader.options,
+                reader.chunk_tokens,
+                reader.chunk_overlap,
+                reader.force,
+            )
+            while done < len(work):
+                while submitted < len(work) and submitted - done < IN_FLIGHT:
+                    item = work[submitted]
+                    record = known.get(str(item.path))
+                    pending.append(self.pool.submit(_prepare, item, record))
+                    submitted += 1
+                future = pending.popleft()
+                while True:
+                    if reader.stop.is_set():
+                        return
+                    try:
+                        prepared = future.result(timeout=0.2)
+                        break
+                    except TimeoutError:
+                        continue
+                yield prepared
+                done += 1
+        except Exception:
+            # The worker died or could not start (BrokenProcessPool, a pickling error): the
+            # reader thread prepares the files it had not returned.
+            pass
+        finally:
+            self.close()
+        for item in work[done:]:
+            if reader.stop.is_set():
+                return
+            yield reader.prepare(item, known.get(str(item.path)))

@@ -131,6 +131,45 @@ def test_a_stopped_run_leaves_no_reader_process(folder: Path) -> None:
     assert len(again.indexed) + again.unchanged == 16 and not again.interrupted
 
 
+class UntravelledHashing(HashingEmbedder):
+    """A hashing embedder whose tokenizer cannot travel to a worker (as a sentence-transformers
+    model without a fast tokenizer)."""
+
+    def token_counter(self):
+        return None
+
+
+def test_an_early_worker_is_closed_when_the_tokenizers_cannot_travel(folder: Path) -> None:
+    """The worker starts before the models load; when their tokenizers turn out not to travel,
+    it is ended and the thread reads every file, as before."""
+    seen: list[int] = []
+    coll = create_or_open("untravelled", embedder="hashing", chunk_tokens=80, chunk_overlap=12)
+    router = RoutedEmbedder({"en": "hashing", "*": "hashing-ko"}, {
+        "hashing": HashingEmbedder(), "hashing-ko": UntravelledHashing(128)})  # fmt: skip
+    summary = index_paths(coll, [folder], lambda: router, IndexOptions(reader_process=True),
+                          on_progress=lambda _: seen.append(len(workers())))  # fmt: skip
+    assert len(summary.indexed) == 16 and not summary.interrupted
+    assert seen and max(seen) == 0, "a worker was still running while files were written"
+    by_thread, _ = index("by-thread", folder, False)
+    assert contents(coll) == contents(by_thread)
+    assert not workers()
+
+
+def test_kiwi_is_loaded_ahead_only_for_a_folder_that_shows_hangul(folder: Path) -> None:
+    from chatapp.retrieval.discovery import FoundFile
+    from chatapp.retrieval.reader_process import shows_hangul
+
+    def found(paths: list[Path]) -> list[FoundFile]:
+        return [FoundFile(p, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+
+    korean = sorted(folder.glob("*.md"))
+    english = sorted(folder.glob("*.rst"))
+    assert shows_hangul(found(english + korean[:1]))
+    assert not shows_hangul(found(english))
+    assert not shows_hangul(found(english[:1] + korean), files=1)  # only the first files
+    assert not shows_hangul([FoundFile(folder / "gone.md", 10, 0)])  # unreadable: none shown
+
+
 def _cli_with_worker(tmp_path: Path, **popen) -> tuple[subprocess.Popen, psutil.Process]:
     """``chatapp index`` of a folder large enough for a reader process, once its worker runs."""
     files = {f"d{i:04}.md": f"# Doc {i}\n\n" + f"word{i} " * 200 for i in range(2000)}
