@@ -114,7 +114,7 @@ def _start_worker(parent: int) -> None:
 def _warm(korean: bool) -> None:
     """The reader's code imported and, for a folder with Hangul, Kiwi loaded and run once
     (its first analysis sets it up: half of its cost), while the caller loads the models."""
-    from chatapp.retrieval import index_reader  # noqa: F401  (the imports are the work)
+    from chatapp.retrieval import chunking, lexical, loaders  # noqa: F401  (what the reader runs)
 
     if korean:
         from chatapp.retrieval.korean import korean_terms
