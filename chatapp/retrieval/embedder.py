@@ -322,6 +322,11 @@ class RoutedEmbedder(SpacePlan):
             self._loaded[space] = create_embedder(space)
         return self._loaded[space]
 
+    @property
+    def loaded(self) -> bool:
+        """Whether every space's embedder is loaded already."""
+        return all(space in self._loaded for space in self.spaces)
+
     def embedder_for(self, text: str) -> Embedder:
         return self.get(self.space_for(text))
 

@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class PreparedFile:
     skip: str | None = None
     touch: bool = False
     reuse_from: str | None = None
+    terms_later: Future[Any] | None = None
+    """Where ``terms`` are still being made (a reader process's future, ``settle_terms``)."""
 
 
 class FileReader:
@@ -72,9 +75,12 @@ class FileReader:
         self.stop = stop
         self._vocabulary: dict[str, str] = {}  # one string per distinct term, not per use
 
-    def prepare(self, item: FoundFile, record: FileRecord | None) -> PreparedFile:
+    def prepare(
+        self, item: FoundFile, record: FileRecord | None, terms: bool = True
+    ) -> PreparedFile:
         """One file read, chunked and analysed (``record``: what the manifest holds for its
-        path); a file that cannot be read comes back with ``skip`` set, never raising."""
+        path); a file that cannot be read comes back with ``skip`` set, never raising.
+        ``terms=False`` leaves its keyword terms to ``terms_of``."""
         prepared = PreparedFile(item)
         try:
             data, prepared.sha256 = read_file(item.path, self.options.max_file_bytes)
@@ -91,15 +97,17 @@ class FileReader:
                 raise SkipFile("no text found")
             prepared.spaces = chunk_spaces(self.router, [c.text for c in prepared.chunks])
             prepared.inputs = self._inputs(str(item.path), prepared)
-            name = os.path.basename(str(item.path))
-            vocabulary = self._vocabulary
-            made = file_terms(name, [(c.heading_text, c.text) for c in prepared.chunks])
-            prepared.terms = [[vocabulary.setdefault(t, t) for t in terms] for terms in made]
+            if terms:
+                prepared.terms = self.terms_of(prepared)
         except SkipFile as exc:
             prepared.skip = exc.reason
         except Exception as exc:  # one bad file never stops the run
             prepared.skip = f"could not be read ({type(exc).__name__}: {str(exc)[:100]})"
         return prepared
+
+    def terms_of(self, prepared: PreparedFile) -> list[list[str]]:
+        """The keyword terms of each of a prepared file's chunks (Kiwi for Hangul)."""
+        return keyword_terms(prepared, self._vocabulary)
 
     def run(
         self,
@@ -155,7 +163,8 @@ class FileReader:
 
         if reader_process.wants_process(work, self.options):
             # Started first: it warms up while the models load (process_router loads them).
-            process = reader_process.ReaderProcess.start(work)
+            loaded = not isinstance(self.router, RoutedEmbedder) or self.router.loaded
+            process = reader_process.ReaderProcess.start(work, models_loaded=loaded)
             try:
                 router = reader_process.process_router(self.router)
             except BaseException:
@@ -176,6 +185,44 @@ def embed_text(path: str, chunk: Chunk | ChunkRecord) -> str:
     heading = chunk.heading_text if isinstance(chunk, Chunk) else chunk.heading
     title = Path(path).name + (f" — {heading}" if heading else "")
     return f"{title}\n{chunk.text}"
+
+
+def keyword_terms(
+    prepared: PreparedFile, vocabulary: dict[str, str] | None = None
+) -> list[list[str]]:
+    """The keyword terms of each chunk of a prepared file, as ``load_lexical`` makes them
+    (``vocabulary``: one string per distinct term across files)."""
+    name = os.path.basename(str(prepared.found.path))
+    made = file_terms(name, [(c.heading_text, c.text) for c in prepared.chunks])
+    if vocabulary is None:
+        return made
+    return [[vocabulary.setdefault(t, t) for t in terms] for terms in made]
+
+
+def terms_ready(prepared: PreparedFile) -> bool:
+    """Whether a prepared file's keyword terms are there (or failed, to be made here)."""
+    return prepared.terms_later is None or prepared.terms_later.done()
+
+
+def settle_terms(prepared: PreparedFile, stop: threading.Event) -> bool:
+    """Wait for a prepared file's keyword terms still being made and put them in ``terms``
+    (made here when their worker died or was closed first); False if stopped meanwhile."""
+    later = prepared.terms_later
+    if later is None:
+        return True
+    while True:
+        try:
+            made = later.result(timeout=0.2)
+            break
+        except TimeoutError:
+            if stop.is_set():
+                return False
+        except Exception:  # the worker died, or the task was cancelled (BrokenProcessPool)
+            made = None
+            break
+    prepared.terms = made if made is not None else keyword_terms(prepared)
+    prepared.terms_later = None
+    return True
 
 
 def chunk_spaces(router: RoutedEmbedder | ChunkRouter, texts: list[str]) -> list[str]:

@@ -3,19 +3,26 @@
 each chunk in its space — which are written to the vector store first (listed in the manifest's
 intent log), then each file switches to its new chunks in one manifest transaction, then the
 old vectors are deleted. A run stopped anywhere leaves every file fully old or fully new.
+
+A file whose keyword terms are still being made (the first files of a run whose reader
+process loads Kiwi after them) is embedded and stored like the others, and recorded once its
+terms are there (``finish`` waits for the last); until then its vectors are only in the
+intent log, which the next run clears if this one stops first.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 
 from chatapp.retrieval.collection import Collection
 from chatapp.retrieval.embedder import RoutedEmbedder
-from chatapp.retrieval.index_reader import PreparedFile, embed_text
+from chatapp.retrieval.index_reader import PreparedFile, embed_text, settle_terms, terms_ready
 from chatapp.retrieval.index_summary import IndexProgress, IndexSummary
 from chatapp.retrieval.lexical import TOKENIZER_VERSION
 from chatapp.retrieval.manifest import ChunkRecord, FileRecord
@@ -55,6 +62,7 @@ class BatchWriter:
         self.progress = progress
         self.report = report
         self.renamed_from = renamed_from  # old path → new path of files whose vectors moved
+        self._unrecorded: deque[Records] = deque()  # stored, waiting for keyword terms
 
     def write(self, batch: list[PreparedFile], summary: IndexSummary) -> None:
         records: Records = []
@@ -80,8 +88,26 @@ class BatchWriter:
         vectors = self._vectors(records, summary)
         self.manifest.mark_pending_adds([c.id for c in flat])
         self._store(flat, vectors)
-        self._record_files(records, summary)
+        self._unrecorded.append(records)
+        self._record_ready(summary, None)
         self.report()
+
+    def finish(self, summary: IndexSummary, stop: threading.Event) -> None:
+        """Record the batches still waiting for their keyword terms, waiting for them (a
+        stop leaves them unrecorded)."""
+        self._record_ready(summary, stop)
+        self.report()
+
+    def _record_ready(self, summary: IndexSummary, stop: threading.Event | None) -> None:
+        """Record the stored batches, in order, while their terms are there (``stop``:
+        waiting for them, until it is set; None: not waiting)."""
+        while self._unrecorded:
+            records = self._unrecorded[0]
+            if stop is None and not all(terms_ready(p) for p, _ in records):
+                return
+            if not all(settle_terms(p, stop or threading.Event()) for p, _ in records):
+                return
+            self._record_files(self._unrecorded.popleft(), summary)
 
     def _store(self, flat: list[ChunkRecord], vectors: list[np.ndarray]) -> None:
         for space in dict.fromkeys(c.space for c in flat):

@@ -238,6 +238,8 @@ class Indexer:
                     break
             if batch and not self.stop.is_set():
                 writer.write(batch, summary)
+            if not self.stop.is_set():
+                writer.finish(summary, self.stop)
         finally:
             if not finished:
                 self.stop.set()

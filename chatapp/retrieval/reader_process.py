@@ -14,6 +14,11 @@ reader thread keeps ``IN_FLIGHT`` files submitted and passes them on in their or
   used to follow the models' load, one after the other. Then it gets a ``ChunkRouter`` (the
   space plan and each space's tokenizer, no model weights); a file with Hangul loads Kiwi
   there if it has not loaded yet.
+- When the models were loaded before the run (a second folder indexed from the chat), Kiwi's
+  load would hold up the first batch instead: the worker then prepares the first
+  ``EARLY_BYTES`` of files without their keyword terms, loads Kiwi and makes their terms
+  after them, while the writer embeds those files (it records them once their terms arrive,
+  ``PreparedFile.terms_later``).
 - Ctrl+C is the calling process's: SIGINT is blocked for the worker from its start and then
   ignored; a stopped run cancels the files not started and waits for the one in progress.
 - A worker that cannot start or dies (killed, out of memory) is replaced by the reader thread
@@ -32,7 +37,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
 
 from chatapp.retrieval.chunk_routing import ChunkRouter
@@ -52,7 +57,9 @@ class Reader(Protocol):
     force: set[str]
     stop: threading.Event
 
-    def prepare(self, item: FoundFile, record: FileRecord | None) -> Any: ...
+    def prepare(self, item: FoundFile, record: FileRecord | None, terms: bool = True) -> Any: ...
+
+    def terms_of(self, prepared: Any) -> list[list[str]]: ...
 
 
 PROCESS_MIN_BYTES = 256 * 1024
@@ -64,6 +71,9 @@ PARENT_CHECK_S = 0.5
 PEEK_FILES = 16
 PEEK_BYTES = 4096
 """The first files, and bytes of each, looked at for Hangul before the worker loads Kiwi."""
+EARLY_BYTES = 160 * 1024
+"""Files prepared before Kiwi loads, when the models are loaded already: about two seconds of
+USE's work on Korean here, a little more than Kiwi's load and first analysis."""
 
 
 def cores() -> int:
@@ -140,9 +150,33 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _prepare(item: FoundFile, record: FileRecord | None) -> Any:
+_DEFERRED: dict[str, Any] = {}
+"""Files prepared without their keyword terms, by path, until ``_deferred_terms``."""
+
+
+def _prepare(item: FoundFile, record: FileRecord | None, terms: bool = True) -> Any:
     assert _WORKER is not None, "reader process not started"
-    return _WORKER.prepare(item, record)
+    prepared = _WORKER.prepare(item, record, terms)
+    if not terms and prepared.chunks and prepared.skip is None:
+        _DEFERRED[str(item.path)] = prepared
+    return prepared
+
+
+def _deferred_terms(path: str) -> list[list[str]] | None:
+    """The keyword terms of a file ``_prepare`` left without (None for one it skipped)."""
+    assert _WORKER is not None, "reader process not started"
+    prepared = _DEFERRED.pop(path, None)
+    return None if prepared is None else _WORKER.terms_of(prepared)
+
+
+def early_files(work: list[FoundFile], budget: int = EARLY_BYTES) -> int:
+    """How many of the first files fit in ``budget`` bytes (at least one)."""
+    total = 0
+    for count, item in enumerate(work):
+        total += item.size
+        if total > budget:
+            return max(1, count)
+    return len(work)
 
 
 class ReaderProcess:
@@ -150,12 +184,14 @@ class ReaderProcess:
     router is known; ``prepared`` hands it the router and passes the files on; ``close``
     ends it."""
 
-    def __init__(self, pool: ProcessPoolExecutor) -> None:
+    def __init__(self, pool: ProcessPoolExecutor, defer_terms: bool = False) -> None:
         self.pool = pool
+        self.defer_terms = defer_terms
+        """Whether the first files' keyword terms follow them (Kiwi not loaded ahead)."""
 
     @classmethod
-    def start(cls, work: list[FoundFile]) -> ReaderProcess:
-        """Called on the reader thread."""
+    def start(cls, work: list[FoundFile], models_loaded: bool = False) -> ReaderProcess:
+        """Called on the reader thread; ``models_loaded``: no model load to warm up beside."""
         # Blocked here, SIGINT stays blocked in the process spawned from this thread: a
         # Ctrl+C while it starts cannot print a traceback from it (the main thread still gets
         # it). multiprocessing's resource tracker, started with the pool's first lock,
@@ -173,9 +209,10 @@ class ReaderProcess:
         )
         # One worker: its tasks run in order. One that cannot start fails ``prepared``'s
         # first task too, which then falls back to the thread.
+        korean = shows_hangul(work)
         with contextlib.suppress(Exception):
-            pool.submit(_warm, shows_hangul(work))
-        return cls(pool)
+            pool.submit(_warm, korean and not models_loaded)
+        return cls(pool, defer_terms=korean and models_loaded)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -191,6 +228,7 @@ class ReaderProcess:
         reader class, in order, then the worker closed; called on the reader thread."""
         pending: deque[Future[Any]] = deque()
         done = submitted = 0
+        later: list[Future[Any]] = []  # the terms of the first files, when they follow
         try:
             self.pool.submit(
                 _configure,
@@ -201,6 +239,14 @@ class ReaderProcess:
                 reader.chunk_overlap,
                 reader.force,
             )
+            if self.defer_terms:
+                # All of them at once, so their terms are queued behind them, not behind
+                # the files after them.
+                submitted = early_files(work)
+                for item in work[:submitted]:
+                    record = known.get(str(item.path))
+                    pending.append(self.pool.submit(_prepare, item, record, False))
+                later = [self.pool.submit(_deferred_terms, str(i.path)) for i in work[:submitted]]
             while done < len(work):
                 while submitted < len(work) and submitted - done < IN_FLIGHT:
                     item = work[submitted]
@@ -216,8 +262,13 @@ class ReaderProcess:
                         break
                     except TimeoutError:
                         continue
+                if done < len(later) and prepared.chunks and prepared.skip is None:
+                    prepared.terms_later = later[done]
                 yield prepared
                 done += 1
+            # Terms still being made are waited for here: closing the worker would cancel them.
+            while later and not reader.stop.is_set() and wait(later, timeout=0.2).not_done:
+                continue
         except Exception:
             # The worker died or could not start (BrokenProcessPool, a pickling error): the
             # reader thread prepares the files it had not returned.

@@ -170,6 +170,46 @@ def test_kiwi_is_loaded_ahead_only_for_a_folder_that_shows_hangul(folder: Path) 
     assert not shows_hangul([FoundFile(folder / "gone.md", 10, 0)])  # unreadable: none shown
 
 
+def test_with_the_models_loaded_the_first_files_come_before_their_keyword_terms(
+    folder: Path,
+) -> None:
+    """Kiwi's load then follows the first files, whose terms come after them (the writer
+    embeds meanwhile); the terms are the ones the thread makes, and the files after them
+    come with theirs."""
+    import threading
+
+    from chatapp.retrieval.discovery import discover
+    from chatapp.retrieval.index_reader import FileReader, settle_terms
+    from chatapp.retrieval.reader_process import ReaderProcess, early_files, process_router
+
+    work = discover([folder]).files
+    reader = FileReader(routed(), IndexOptions(), 80, 12, set(), threading.Event())
+    router = process_router(reader.router)
+    assert router is not None
+    made: list = []
+
+    def read() -> None:  # on a thread of its own, as the indexer's reader (SIGINT masks)
+        english = ReaderProcess.start([i for i in work if i.path.suffix == ".rst"], True)
+        assert not english.defer_terms  # no Hangul: no Kiwi to wait for
+        english.close()
+        process = ReaderProcess.start(work, models_loaded=True)
+        assert process.defer_terms
+        made.extend(process.prepared(reader, router, work, {}))
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join(timeout=120)
+    early = early_files(work)
+    assert 0 < early < len(work) and len(made) == len(work)
+    assert all(p.terms_later is not None and not p.terms for p in made[:early])
+    assert all(p.terms_later is None and p.terms for p in made[early:])
+    assert all(p.terms_later.done() for p in made[:early])  # before the worker closed
+    for prepared in made:
+        assert settle_terms(prepared, threading.Event())
+    assert [p.terms for p in made] == [reader.prepare(i, None).terms for i in work]
+    assert not workers()
+
+
 def _cli_with_worker(tmp_path: Path, **popen) -> tuple[subprocess.Popen, psutil.Process]:
     """``chatapp index`` of a folder large enough for a reader process, once its worker runs."""
     files = {f"d{i:04}.md": f"# Doc {i}\n\n" + f"word{i} " * 200 for i in range(2000)}
