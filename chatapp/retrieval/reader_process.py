@@ -15,9 +15,10 @@ reader thread keeps ``IN_FLIGHT`` files submitted and passes them on in their or
   space plan and each space's tokenizer, no model weights); a file with Hangul loads Kiwi
   there if it has not loaded yet.
 - When the models were loaded before the run (a second folder indexed from the chat), Kiwi's
-  load would hold up the first batch instead: the worker then prepares the first
-  ``EARLY_BYTES`` of files without their keyword terms, loads Kiwi and makes their terms
-  after them, while the writer embeds those files (it records them once their terms arrive,
+  load would hold up the first batch instead: the reader thread prepares one batch of files
+  itself while the worker starts (nothing is embedded yet for its GIL to hold up), the worker
+  prepares the next ``EARLY_BYTES`` of files, then loads Kiwi and makes the keyword terms of
+  all of them, while the writer embeds those files (it records each once its terms arrive,
   ``PreparedFile.terms_later``).
 - Ctrl+C is the calling process's: SIGINT is blocked for the worker from its start and then
   ignored; a stopped run cancels the files not started and waits for the one in progress.
@@ -38,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
+from dataclasses import replace
 from typing import Any, Protocol
 
 from chatapp.retrieval.chunk_routing import ChunkRouter
@@ -162,6 +164,12 @@ def _prepare(item: FoundFile, record: FileRecord | None, terms: bool = True) -> 
     return prepared
 
 
+def _terms_of(prepared: Any) -> list[list[str]]:
+    """The keyword terms of a file prepared in the calling process."""
+    assert _WORKER is not None, "reader process not started"
+    return _WORKER.terms_of(prepared)
+
+
 def _deferred_terms(path: str) -> list[list[str]] | None:
     """The keyword terms of a file ``_prepare`` left without (None for one it skipped)."""
     assert _WORKER is not None, "reader process not started"
@@ -217,6 +225,38 @@ class ReaderProcess:
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
+    def _first_files(
+        self,
+        reader: Reader,
+        work: list[FoundFile],
+        known: dict[str, FileRecord],
+        pending: deque[Future[Any]],
+    ) -> dict[int, Future[Any]]:
+        """The first files without their keyword terms, and the futures of those terms by
+        file: one batch prepared here while the worker starts (the models are loaded, and
+        nothing is embedded yet for the GIL to hold up), the next ``EARLY_BYTES`` there, then
+        Kiwi's load and their terms, all queued in that order."""
+        own: list[Any] = []
+        while (
+            len(own) < len(work) and sum(len(p.chunks) for p in own) < reader.options.batch_chunks
+        ):
+            item = work[len(own)]
+            own.append(reader.prepare(item, known.get(str(item.path)), terms=False))
+        early = len(own) + early_files(work[len(own) :])
+        for prepared in own:
+            ready: Future[Any] = Future()
+            ready.set_result(prepared)
+            pending.append(ready)
+        for item in work[len(own) : early]:
+            pending.append(self.pool.submit(_prepare, item, known.get(str(item.path)), False))
+        later: dict[int, Future[Any]] = {}
+        for i, prepared in enumerate(own):
+            if prepared.chunks and prepared.skip is None:  # the chunks alone travel
+                later[i] = self.pool.submit(_terms_of, replace(prepared, inputs=[], spaces=[]))
+        for i in range(len(own), early):
+            later[i] = self.pool.submit(_deferred_terms, str(work[i].path))
+        return later
+
     def prepared(
         self,
         reader: Reader,
@@ -228,7 +268,7 @@ class ReaderProcess:
         reader class, in order, then the worker closed; called on the reader thread."""
         pending: deque[Future[Any]] = deque()
         done = submitted = 0
-        later: list[Future[Any]] = []  # the terms of the first files, when they follow
+        later: dict[int, Future[Any]] = {}  # the terms of the first files, when they follow
         try:
             self.pool.submit(
                 _configure,
@@ -240,13 +280,8 @@ class ReaderProcess:
                 reader.force,
             )
             if self.defer_terms:
-                # All of them at once, so their terms are queued behind them, not behind
-                # the files after them.
-                submitted = early_files(work)
-                for item in work[:submitted]:
-                    record = known.get(str(item.path))
-                    pending.append(self.pool.submit(_prepare, item, record, False))
-                later = [self.pool.submit(_deferred_terms, str(i.path)) for i in work[:submitted]]
+                later = self._first_files(reader, work, known, pending)
+                submitted = len(pending)
             while done < len(work):
                 while submitted < len(work) and submitted - done < IN_FLIGHT:
                     item = work[submitted]
@@ -262,12 +297,13 @@ class ReaderProcess:
                         break
                     except TimeoutError:
                         continue
-                if done < len(later) and prepared.chunks and prepared.skip is None:
+                if done in later and prepared.chunks and prepared.skip is None:
                     prepared.terms_later = later[done]
                 yield prepared
                 done += 1
             # Terms still being made are waited for here: closing the worker would cancel them.
-            while later and not reader.stop.is_set() and wait(later, timeout=0.2).not_done:
+            waiting = list(later.values())
+            while waiting and not reader.stop.is_set() and wait(waiting, timeout=0.2).not_done:
                 continue
         except Exception:
             # The worker died or could not start (BrokenProcessPool, a pickling error): the
