@@ -28,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from chatapp.retrieval import korean  # noqa: E402
 from chatapp.retrieval.chunking import chunk_blocks  # noqa: E402
 from chatapp.retrieval.embedder import create_embedder  # noqa: E402
+from chatapp.retrieval.index_reader import page_language  # noqa: E402
 from chatapp.retrieval.language import has_hangul  # noqa: E402
 from chatapp.retrieval.loaders import parse_file, read_file  # noqa: E402
 
@@ -48,7 +49,7 @@ def corpus_chunks() -> tuple[list[list[str]], int]:
         data, _ = read_file(path)
         nbytes += len(data)
         _, blocks = parse_file(path, data)
-        chunks = chunk_blocks(blocks, router.count_tokens, 200, 32)
+        chunks = chunk_blocks(blocks, router.chunk_counter(page_language(blocks)), 200, 32)
         files.append([f"{path.name} {c.heading_text}\n{c.text}" for c in chunks])
     return files, nbytes
 

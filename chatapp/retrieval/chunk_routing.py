@@ -61,6 +61,22 @@ class SpacePlan:
         """What makes the space's embedder input ahead of ``embed_inputs`` (None: it has none)."""
         return None
 
+    def counter(self, space: str) -> TokenCounter:
+        """The token counter of a space's embedder."""
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a text in the space of its own language."""
+        return self.counter(self.space_for(text))(text)
+
+    def chunk_counter(self, document_language: str) -> TokenCounter:
+        """Token counts for the chunks of a document in ``document_language``: each text
+        counted by the embedder that will embed it (``space_for_chunk``), so the code blocks
+        of a Korean page are sized in the multilingual embedder's pieces."""
+        if len(self.plan) == 1:
+            return self.counter(next(iter(self.plan.values())))
+        return lambda text: self.counter(self.space_for_chunk(text, document_language))(text)
+
 
 class ChunkRouter(SpacePlan):
     """A ``SpacePlan`` with each space's token counter and input maker: what the indexer's
@@ -77,8 +93,8 @@ class ChunkRouter(SpacePlan):
         self.counters = dict(counters)
         self.inputs = dict(inputs or {})
 
-    def count_tokens(self, text: str) -> int:
-        return self.counters[self.space_for(text)](text)
+    def counter(self, space: str) -> TokenCounter:
+        return self.counters[space]
 
     def input_maker(self, space: str) -> InputMaker | None:
         return self.inputs.get(space)

@@ -337,8 +337,8 @@ class RoutedEmbedder(SpacePlan):
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.embedder_for("\n".join(texts)).embed(texts)
 
-    def count_tokens(self, text: str) -> int:
-        return self.embedder_for(text).count_tokens(text)
+    def counter(self, space: str) -> TokenCounter:
+        return self.get(space).count_tokens
 
     def input_maker(self, space: str) -> InputMaker | None:
         return getattr(self.get(space), "input_maker", lambda: None)()

@@ -24,10 +24,11 @@ from chatapp.retrieval.chunking import Chunk, chunk_blocks
 from chatapp.retrieval.discovery import FoundFile
 from chatapp.retrieval.embedder import RoutedEmbedder
 from chatapp.retrieval.index_summary import IndexOptions
-from chatapp.retrieval.language import ENGLISH, document_language
+from chatapp.retrieval.language import document_language
 from chatapp.retrieval.lexical import file_terms
 from chatapp.retrieval.loaders import SkipFile, parse_file, read_file
 from chatapp.retrieval.manifest import ChunkRecord, FileRecord
+from chatapp.retrieval.markup import Block
 
 QUEUE_FILES = 256
 """Files read ahead of the writer at most."""
@@ -90,12 +91,13 @@ class FileReader:
                 return prepared
             prepared.kind, blocks = parse_file(item.path, data)
             del data
+            language = page_language(blocks)
             prepared.chunks = chunk_blocks(
-                blocks, self.router.count_tokens, self.chunk_tokens, self.chunk_overlap
+                blocks, self.router.chunk_counter(language), self.chunk_tokens, self.chunk_overlap
             )
             if not prepared.chunks:
                 raise SkipFile("no text found")
-            prepared.spaces = chunk_spaces(self.router, [c.text for c in prepared.chunks])
+            prepared.spaces = chunk_spaces(self.router, [c.text for c in prepared.chunks], language)
             prepared.inputs = self._inputs(str(item.path), prepared)
             if terms:
                 prepared.terms = self.terms_of(prepared)
@@ -225,12 +227,18 @@ def settle_terms(prepared: PreparedFile, stop: threading.Event) -> bool:
     return True
 
 
-def chunk_spaces(router: RoutedEmbedder | ChunkRouter, texts: list[str]) -> list[str]:
-    """The space of each chunk of one document (``RoutedEmbedder.space_for_chunk``)."""
+def page_language(blocks: list[Block]) -> str:
+    """A document's language, from its prose (``document_language``)."""
+    prose = [b.text for b in blocks if b.kind != "code"] or [b.text for b in blocks]
+    return document_language(prose)
+
+
+def chunk_spaces(
+    router: RoutedEmbedder | ChunkRouter, texts: list[str], language: str
+) -> list[str]:
+    """The space of each chunk of a document in ``language`` (``space_for_chunk``)."""
     if len(router.spaces) == 1:
         return [router.spaces[0]] * len(texts)
-    # ASCII text is Latin script: an all-ASCII document is English without counting letters.
-    language = ENGLISH if all(t.isascii() for t in texts) else document_language(texts)
     return [router.space_for_chunk(t, language) for t in texts]
 
 

@@ -13,8 +13,8 @@ every file fully old or fully new, and the next run resumes where it stopped.
 
 Each chunk goes to the embedding space of its language (``RoutedEmbedder.space_for_chunk``:
 MiniLM for Latin-script text, USE multilingual for Korean in an ``auto`` collection, code of a
-Korean page with its page) and is sized in the tokens of the embedder its text reads best
-with; with ``IndexOptions.reembed`` every file with a chunk outside the space its language now
+Korean page with its page, whose language its prose decides) and is sized in the tokens of the
+embedder that embeds it; with ``IndexOptions.reembed`` every file with a chunk outside the space its language now
 routes to is re-chunked and re-embedded (switching a collection's embedder).
 """
 
@@ -32,9 +32,17 @@ from chatapp.retrieval.collection import Collection
 from chatapp.retrieval.collection_lock import collection_lock
 from chatapp.retrieval.discovery import Discovery, FoundFile, discover
 from chatapp.retrieval.embedder import Embedder, RoutedEmbedder
-from chatapp.retrieval.index_reader import FileReader, PreparedFile, chunk_spaces, start_reader
+from chatapp.retrieval.index_reader import (
+    FileReader,
+    PreparedFile,
+    chunk_spaces,
+    page_language,
+    start_reader,
+)
 from chatapp.retrieval.index_summary import IndexOptions, IndexProgress, IndexSummary
 from chatapp.retrieval.index_writer import BatchWriter, chunk_id, delete_vectors, embed_text
+from chatapp.retrieval.language import ENGLISH
+from chatapp.retrieval.loaders import parse_file, read_file
 from chatapp.retrieval.manifest import FileRecord
 
 __all__ = [
@@ -160,11 +168,20 @@ class Indexer:
         return summary
 
     def _needs_reembed(self, path: str) -> bool:
-        """Whether a chunk of the file is in another space than its language routes to now."""
+        """Whether a chunk of the file is in another space than its language routes to now
+        (with several spaces the file is parsed again for its page language; one that cannot
+        be is left to the reader, which reports it)."""
         primary = self.collection.primary_space
         router = self.router
         chunks = self.manifest.chunks_of(path)
-        spaces = chunk_spaces(router, [c.text for c in chunks])
+        language = ENGLISH
+        if len(router.spaces) > 1:
+            try:
+                data, _ = read_file(Path(path), self.options.max_file_bytes)
+                language = page_language(parse_file(Path(path), data)[1])
+            except Exception:
+                return True
+        spaces = chunk_spaces(router, [c.text for c in chunks], language)
         return any((c.space or primary) != s for c, s in zip(chunks, spaces, strict=True))
 
     def _recover(self) -> None:

@@ -115,19 +115,15 @@ def query_language(text: str) -> str:
 
 
 DOCUMENT_SHARE = 0.25
-"""A document is Korean (Japanese…) when at least this share of its chunks is: a Korean page
-heavy with code blocks is still a Korean page."""
+"""A document is Korean (Japanese…) when its prose — its text outside code blocks, which have
+no language — is at least this share Korean by ``detect_language``'s weighted letters. Korean
+pages of the React docs score 0.54–0.85 (however much code they hold), English pages 0; an
+English page with one Korean paragraph in ten (about 0.2) stays English."""
 
 
-def document_language(chunks: list[str]) -> str:
-    """The language of a document from its chunks: the most common non-English chunk language
-    when it covers ``DOCUMENT_SHARE`` of the chunks, else ``en``."""
-    counts: dict[str, int] = {}
-    for text in chunks:
-        language = detect_language(text)
-        if language != ENGLISH:
-            counts[language] = counts.get(language, 0) + 1
-    if not counts:
+def document_language(prose: list[str]) -> str:
+    """The language of a document from the texts of its prose blocks (all its blocks when it
+    has none, as a source file)."""
+    if all(text.isascii() for text in prose):
         return ENGLISH
-    language, n = max(counts.items(), key=lambda kv: kv[1])
-    return language if n >= DOCUMENT_SHARE * len(chunks) else ENGLISH
+    return detect_language("\n".join(prose), DOCUMENT_SHARE)

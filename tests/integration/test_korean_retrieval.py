@@ -22,7 +22,7 @@ from chatapp.retrieval.cpu_bf16 import cpu_has_bf16
 from chatapp.retrieval.embedder import RoutedEmbedder, embedder_plan
 from chatapp.retrieval.grounding import DocumentRetriever
 from chatapp.retrieval.indexing import IndexOptions, index_paths
-from chatapp.retrieval.language import count_scripts
+from chatapp.retrieval.language import count_scripts, detect_language
 from chatapp.retrieval.multilingual_embedder import (
     MULTILINGUAL,
     UniversalSentenceEncoder,
@@ -43,6 +43,8 @@ CHOSEN = [
     "referencing-values-with-refs.md",
     "conditional-rendering.md",
 ]
+CODE_HEAVY = "scaling-up-with-reducer-and-context.md"
+"""A Korean page whose chunks are four fifths code (the Korean ones only a fifth)."""
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +63,7 @@ def korean_home(tmp_path_factory: pytest.TempPathFactory, router: RoutedEmbedder
     home = tmp_path_factory.mktemp("korean-home")
     docs = home / "docs"
     docs.mkdir()
-    for name in CHOSEN:
+    for name in [*CHOSEN, CODE_HEAVY]:
         shutil.copyfile(PAGES / name, docs / name)
     shutil.copyfile(ENGLISH_PAGE, docs / ENGLISH_PAGE.name)  # a mixed folder
     old = os.environ.get("CHATAPP_HOME")
@@ -69,7 +71,7 @@ def korean_home(tmp_path_factory: pytest.TempPathFactory, router: RoutedEmbedder
     try:
         coll = create_or_open("react-ko", embedder="auto", chunk_tokens=200, chunk_overlap=32)
         summary = index_paths(coll, [docs], lambda: router)
-        assert len(summary.indexed) == len(CHOSEN) + 1
+        assert len(summary.indexed) == len(CHOSEN) + 2
         coll.close()
     finally:
         if old is not None:
@@ -102,7 +104,7 @@ def test_multilingual_embedder_loads_offline_from_its_package(use) -> None:
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
 
 
-def test_mixed_folder_routes_chunks_by_language(shared_home: Path) -> None:
+def test_mixed_folder_routes_chunks_by_language(shared_home: Path, use) -> None:
     with open_collection("react-ko") as coll:
         spaces = coll.space_counts()
         chunks = coll.manifest.all_chunks()
@@ -113,6 +115,12 @@ def test_mixed_folder_routes_chunks_by_language(shared_home: Path) -> None:
     # Korean pages, code blocks included, are in the multilingual space
     assert korean and all(c.space == MULTILINGUAL for c in korean)
     assert any(count_scripts(c.text).hangul == 0 for c in korean)  # a code block
+    # however much code a page holds: its prose decides its language
+    heavy = [c for c in korean if c.path.endswith(CODE_HEAVY)]
+    assert sum(detect_language(c.text) == "ko" for c in heavy) < len(heavy) / 4
+    # and its code is sized in the pieces of the embedder that embeds it
+    code = [c for c in heavy if c.text.isascii()]
+    assert code and all(c.tokens == use.count_tokens(c.text) for c in code)
 
 
 def test_korean_question_finds_its_page(shared_home: Path, router) -> None:
@@ -193,7 +201,7 @@ def _make_legacy(collection_folder: Path) -> None:
 def test_old_minilm_collection_still_searches_and_reembeds(tmp_path: Path, minilm, router) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
-    for name in CHOSEN[:2]:
+    for name in [*CHOSEN[:2], CODE_HEAVY]:
         shutil.copyfile(PAGES / name, docs / name)
     coll = create_or_open("old", embedder="bundled", chunk_tokens=200, chunk_overlap=32)
     index_paths(coll, [docs], lambda: minilm)
@@ -212,7 +220,7 @@ def test_old_minilm_collection_still_searches_and_reembeds(tmp_path: Path, minil
         # switch it to the default pipeline: the Korean pages move to the multilingual space
         old.switch_embedder("auto")
         summary = index_paths(old, [docs], lambda: router, IndexOptions(reembed=True))
-        assert sorted(Path(p).name for p in summary.indexed) == sorted(CHOSEN[:2])
+        assert sorted(Path(p).name for p in summary.indexed) == sorted([*CHOSEN[:2], CODE_HEAVY])
         spaces = old.space_counts()
         assert set(spaces) == {MULTILINGUAL}  # Korean pages, code blocks included
         assert old.known_spaces() == [MULTILINGUAL]  # MiniLM's store was dropped
@@ -220,7 +228,7 @@ def test_old_minilm_collection_still_searches_and_reembeds(tmp_path: Path, minil
         assert hits and hits[0].path.endswith("responding-to-events.md")
         # a second run finds nothing left to re-embed
         again = index_paths(old, [docs], lambda: router, IndexOptions(reembed=True))
-        assert not again.indexed and again.unchanged == 2
+        assert not again.indexed and again.unchanged == 3
 
 
 def test_bf16_is_used_only_where_it_reproduces_fp32(minilm) -> None:

@@ -1,4 +1,5 @@
-"""Korean keywords by Kiwi morphemes, and the language of chunks and queries by script ratio."""
+"""Korean keywords by Kiwi morphemes, and the language of chunks, pages and queries by script
+ratio."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from chatapp.retrieval.index_reader import page_language
 from chatapp.retrieval.korean import korean_terms
 from chatapp.retrieval.language import (
+    DOCUMENT_SHARE,
     ScriptCounts,
     count_scripts,
     detect_language,
+    document_language,
     has_hangul,
     query_language,
 )
 from chatapp.retrieval.lexical import LexicalIndex, tokenize
+from chatapp.retrieval.loaders import parse_file
+from chatapp.retrieval.markup import Block
 
 KOREAN_CORPUS = Path(__file__).resolve().parents[2] / "benchmarks" / "retrieval_eval_ko" / "corpus"
 
@@ -138,3 +144,28 @@ def test_script_counts_match_counting_each_character() -> None:
         assert count_scripts(text) == _scripts_one_by_one(text), text[:40]
         expected = any(0xAC00 <= ord(c) <= 0xD7A3 or 0x3130 <= ord(c) <= 0x318F for c in text)
         assert has_hangul(text) is expected
+
+
+def test_a_korean_page_is_korean_however_much_code_it_holds() -> None:
+    # a fifth of its chunks are Korean, the rest code; its letters are 0.22 Korean (weighted)
+    page = KOREAN_CORPUS / "scaling-up-with-reducer-and-context.md"
+    _, blocks = parse_file(page, page.read_bytes())
+    code = [b for b in blocks if b.kind == "code"]
+    assert sum(len(b.text) for b in code) > sum(len(b.text) for b in blocks) / 2
+    assert detect_language("\n".join(b.text for b in blocks), DOCUMENT_SHARE) == "en"
+    assert page_language(blocks) == "ko"  # its prose decides
+
+
+def test_an_english_page_with_a_korean_paragraph_stays_english() -> None:
+    english = "Rotate the log files every night and keep five of them for a week. " * 3
+    korean = "로그 파일은 매일 밤 교체하고 다섯 개를 일주일 동안 보관합니다."
+    blocks = [Block(english, n, n) for n in range(9)] + [Block(korean, 10, 10)]
+    assert page_language(blocks) == "en"
+    assert page_language([blocks[0], Block(korean, 10, 10), Block(korean, 11, 11)]) == "ko"
+    # a page with no prose (a source file) is decided by its code
+    assert (
+        page_language([Block("// 상태를 초기화합니다\n// 렌더링 후에 실행됩니다", 1, 2, "code")])
+        == "ko"
+    )
+    assert page_language([Block("int main() { return 0; }", 1, 1, "code")]) == "en"
+    assert document_language([]) == "en"
