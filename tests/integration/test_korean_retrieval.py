@@ -44,7 +44,7 @@ CHOSEN = [
     "conditional-rendering.md",
 ]
 CODE_HEAVY = "scaling-up-with-reducer-and-context.md"
-"""A Korean page whose chunks are four fifths code (the Korean ones only a fifth)."""
+"""A Korean page whose chunks are only a fifth Korean (the rest code and link lists)."""
 
 
 @pytest.fixture(scope="session")
