@@ -14,8 +14,8 @@ every file fully old or fully new, and the next run resumes where it stopped.
 Each chunk goes to the embedding space of its language (``RoutedEmbedder.space_for_chunk``:
 MiniLM for Latin-script text, USE multilingual for Korean in an ``auto`` collection, code of a
 Korean page with its page, whose language its prose decides) and is sized in the tokens of the
-embedder that embeds it; with ``IndexOptions.reembed`` every file with a chunk outside the space its language now
-routes to is re-chunked and re-embedded (switching a collection's embedder).
+embedder that embeds it; with ``IndexOptions.reembed`` every file with a chunk outside the space
+its language now routes to is re-chunked and re-embedded (switching a collection's embedder).
 """
 
 from __future__ import annotations

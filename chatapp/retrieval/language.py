@@ -118,7 +118,8 @@ DOCUMENT_SHARE = 0.25
 """A document is Korean (Japanese…) when its prose — its text outside code blocks, which have
 no language — is at least this share Korean by ``detect_language``'s weighted letters. Korean
 pages of the React docs score 0.54–0.85 (however much code they hold), English pages 0; an
-English page with one Korean paragraph in ten (about 0.2) stays English."""
+English page with one Korean paragraph in ten (0.12 for a paragraph said in both languages)
+stays English."""
 
 
 def document_language(prose: list[str]) -> str:
