@@ -34,6 +34,8 @@ from chatapp.retrieval.embedder import (  # noqa: E402
     SentenceTransformerEmbedder,
     create_embedder,
 )
+from chatapp.retrieval.index_summary import WRITE_BATCH_MAX  # noqa: E402
+from chatapp.retrieval.index_writer import embedding_calls  # noqa: E402
 from chatapp.retrieval.indexing import embed_text, index_paths  # noqa: E402
 from chatapp.retrieval.multilingual_embedder import UniversalSentenceEncoder  # noqa: E402
 from chatapp.retrieval.search import Searcher  # noqa: E402
@@ -99,17 +101,20 @@ def embedder_speeds(texts: dict[str, list[str]]) -> dict:
 
 
 def embed_only_s(collection: Collection, router: RoutedEmbedder, every: int = 1) -> float:
-    """Embedding the collection's chunks alone, each in its space, in the indexer's batches;
-    with ``every`` > 1, every ``every``-th chunk, and the time scaled by ``every`` (an estimate
-    for a folder whose chunks are alike, as the generated English one's are)."""
+    """Embedding the collection's chunks alone, each in its space, in the indexer's calls (its
+    largest batches, each embedded in like-length calls); with ``every`` > 1, every
+    ``every``-th chunk, and the time scaled by ``every`` (an estimate for a folder whose chunks
+    are alike, as the generated English one's are)."""
     chunks = collection.manifest.all_chunks()[::every]
     primary = collection.primary_space
     began, cpu = time.perf_counter(), time.process_time()
     for space in router.spaces:
-        texts = [embed_text(c.path, c) for c in chunks if (c.space or primary) == space]
+        mine = [c for c in chunks if (c.space or primary) == space]
         embedder = router.get(space)
-        for start in range(0, len(texts), 64):
-            embedder.embed(texts[start : start + 64])
+        for first in range(0, len(mine), WRITE_BATCH_MAX):
+            batch = mine[first : first + WRITE_BATCH_MAX]
+            for call in embedding_calls([c.tokens for c in batch]):
+                embedder.embed([embed_text(batch[i].path, batch[i]) for i in call])
     LAST_EMBED_CPU_S[0] = (time.process_time() - cpu) * every
     return (time.perf_counter() - began) * every
 

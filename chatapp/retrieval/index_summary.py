@@ -10,8 +10,15 @@ from typing import Any
 from chatapp.retrieval.loaders import DEFAULT_MAX_FILE_BYTES
 
 EMBED_BATCH = 64
-"""Chunks per embedding call: large enough to keep the model busy, small enough that progress
-moves and an interruption loses little."""
+"""Chunks per embedding call: large enough to keep the model busy, small enough that a stop
+waits little (a stop is checked between calls)."""
+
+WRITE_BATCH_MAX = 256
+"""Chunks per written batch once a run is under way. The first batch is ``batch_chunks`` (the
+embedder starts early); each next one doubles up to this. A batch is embedded in calls of
+``EMBED_BATCH`` chunks of like length (sorted by tokens), so a model that pads each call to its
+longest text (MiniLM) pads less: across 256 English chunks ~5 % of its tokens are padding,
+across 64 ~15 % (measured on the generated 16 MB folder)."""
 
 
 @dataclass
@@ -24,6 +31,7 @@ class IndexOptions:
     """Follow symlinks that lead outside the folders being indexed (off: they are skipped)."""
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     batch_chunks: int = EMBED_BATCH
+    """Chunks in the first written batch; later ones grow to ``WRITE_BATCH_MAX``."""
     reembed: bool = False
     """Also redo unchanged files whose chunks are not in the space their language routes to
     now (after ``Collection.switch_embedder``)."""

@@ -23,7 +23,7 @@ import numpy as np
 from chatapp.retrieval.collection import Collection
 from chatapp.retrieval.embedder import RoutedEmbedder
 from chatapp.retrieval.index_reader import PreparedFile, embed_text, settle_terms, terms_ready
-from chatapp.retrieval.index_summary import IndexProgress, IndexSummary
+from chatapp.retrieval.index_summary import EMBED_BATCH, IndexProgress, IndexSummary
 from chatapp.retrieval.lexical import TOKENIZER_VERSION
 from chatapp.retrieval.manifest import ChunkRecord, FileRecord
 
@@ -44,6 +44,14 @@ def delete_vectors(collection: Collection, ids: list[str]) -> None:
 Records = list[tuple[PreparedFile, list[ChunkRecord]]]
 
 
+def embedding_calls(tokens: list[int]) -> list[list[int]]:
+    """The embedding calls for one space's chunks of a batch (their token counts): positions
+    in calls of at most ``EMBED_BATCH``, shortest chunks first, so a model that pads a call to
+    its longest text pads less (see ``WRITE_BATCH_MAX``); the vectors are the same."""
+    order = sorted(range(len(tokens)), key=tokens.__getitem__)
+    return [order[start : start + EMBED_BATCH] for start in range(0, len(order), EMBED_BATCH)]
+
+
 class BatchWriter:
     """Writes batches of prepared files into one collection; each chunk's keyword terms are
     recorded with it in the manifest, for the keyword index built after the run."""
@@ -55,6 +63,7 @@ class BatchWriter:
         progress: IndexProgress,
         report: Callable[[], None],
         renamed_from: dict[str, str],
+        stop: threading.Event | None = None,
     ) -> None:
         self.collection = collection
         self.manifest = collection.manifest
@@ -63,6 +72,7 @@ class BatchWriter:
         self.report = report
         self.renamed_from = renamed_from  # old path → new path of files whose vectors moved
         self._unrecorded: deque[Records] = deque()  # stored, waiting for keyword terms
+        self.stop = stop or threading.Event()
 
     def write(self, batch: list[PreparedFile], summary: IndexSummary) -> None:
         records: Records = []
@@ -86,6 +96,8 @@ class BatchWriter:
             records.append((prepared, chunks))
         flat = [c for _, chunks in records for c in chunks]
         vectors = self._vectors(records, summary)
+        if vectors is None:  # stopped while embedding: nothing of the batch is written
+            return
         self.manifest.mark_pending_adds([c.id for c in flat])
         self._store(flat, vectors)
         self._unrecorded.append(records)
@@ -142,9 +154,10 @@ class BatchWriter:
             self.progress.chunks_done += len(chunks)
         delete_vectors(self.collection, stale)
 
-    def _vectors(self, records: Records, summary: IndexSummary) -> list[np.ndarray]:
+    def _vectors(self, records: Records, summary: IndexSummary) -> list[np.ndarray] | None:
         """One vector per chunk of the batch, in its space: copied from an identical indexed
-        file whose chunks are in the same spaces where there is one, embedded otherwise."""
+        file whose chunks are in the same spaces where there is one, embedded otherwise (None:
+        the run was stopped meanwhile)."""
         rows: list[np.ndarray | None] = []
         for prepared, chunks in records:
             reused = self._reused(prepared, chunks)
@@ -159,21 +172,24 @@ class BatchWriter:
             x for prepared, chunks in records for x in (prepared.inputs or [None] * len(chunks))
         ]
         missing = [i for i, row in enumerate(rows) if row is None]
-        if missing:
-            began = time.perf_counter()
-            for space in dict.fromkeys(flat[i].space for i in missing):
-                part = [i for i in missing if flat[i].space == space]
-                texts = [embed_text(flat[i].path, flat[i]) for i in part]
-                embedder = self.router.get(space)
-                made = [inputs[i] for i in part]
+        began = time.perf_counter()
+        for space in dict.fromkeys(flat[i].space for i in missing):
+            part = [i for i in missing if flat[i].space == space]
+            embedder = self.router.get(space)
+            for positions in embedding_calls([flat[i].tokens for i in part]):
+                if self.stop.is_set():
+                    return None
+                call = [part[j] for j in positions]
+                texts = [embed_text(flat[i].path, flat[i]) for i in call]
+                made = [inputs[i] for i in call]
                 if all(x is not None for x in made) and hasattr(embedder, "embed_inputs"):
                     embedded = embedder.embed_inputs(texts, made)  # tokens made by the reader
                 else:
                     embedded = embedder.embed(texts)
-                for i, vector in zip(part, embedded, strict=True):
+                for i, vector in zip(call, embedded, strict=True):
                     rows[i] = vector
-            summary.embed_s += time.perf_counter() - began
-            summary.chunks_added += len(missing)
+        summary.embed_s += time.perf_counter() - began
+        summary.chunks_added += len(missing)
         return [r for r in rows if r is not None]
 
     def _reused(

@@ -39,7 +39,12 @@ from chatapp.retrieval.index_reader import (
     page_language,
     start_reader,
 )
-from chatapp.retrieval.index_summary import IndexOptions, IndexProgress, IndexSummary
+from chatapp.retrieval.index_summary import (
+    WRITE_BATCH_MAX,
+    IndexOptions,
+    IndexProgress,
+    IndexSummary,
+)
 from chatapp.retrieval.index_writer import BatchWriter, chunk_id, delete_vectors, embed_text
 from chatapp.retrieval.language import ENGLISH
 from chatapp.retrieval.loaders import parse_file, read_file
@@ -217,10 +222,11 @@ class Indexer:
             router, self.options, self.chunk_tokens, self.chunk_overlap, self._force, self.stop
         )
         writer = BatchWriter(
-            self.collection, router, self._progress, self._report, self._renamed_from
+            self.collection, router, self._progress, self._report, self._renamed_from, self.stop
         )
         reader, items = start_reader(files, work, known)
         batch: list[PreparedFile] = []
+        batch_chunks = self.options.batch_chunks
         finished = False
         try:
             # While the reader prepares the first batch (Kiwi loads meanwhile), open the
@@ -248,9 +254,10 @@ class Indexer:
                     self._progress.files_done += 1
                 else:
                     batch.append(prepared)
-                    if sum(len(p.chunks) for p in batch) >= self.options.batch_chunks:
+                    if sum(len(p.chunks) for p in batch) >= batch_chunks:
                         writer.write(batch, summary)
                         batch = []
+                        batch_chunks = max(batch_chunks, min(2 * batch_chunks, WRITE_BATCH_MAX))
                 if self.stop.is_set():
                     break
             if batch and not self.stop.is_set():
