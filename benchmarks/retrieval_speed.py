@@ -1,6 +1,8 @@
 """Retrieval speed: embedders side by side, and indexing of the 1 MB Korean and 16 MB English
-folders with the default pipeline (``auto``), re-indexing (unchanged, one file changed) and query
-latency at ≥ 20k chunks, with CPU seconds and the load average next to wall-clock figures.
+folders with the default pipeline (``auto``), the Korean one again with one core kept busy by
+another process (as a reply being generated beside the indexer does), re-indexing (unchanged,
+one file changed) and query latency at ≥ 20k chunks, with CPU seconds and the load average next
+to wall-clock figures.
 
 Run by benchmarks/retrieval.py (``make bench``); alone: ``python benchmarks/retrieval_speed.py``
 (``--quick`` skips the 16 MB folder, ``--english-only`` the 1 MB Korean one; writes
@@ -10,18 +12,23 @@ side in one run and embedder speeds alternate between rounds (medians reported, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import chatapp  # noqa: E402,F401  (its BLAS thread default must come before numpy's)
+
 os.environ.setdefault("CHATAPP_HOME", tempfile.mkdtemp(prefix="chatapp-bench-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -123,6 +130,17 @@ LAST_EMBED_CPU_S = [0.0]
 """CPU seconds of the last ``embed_only_s``."""
 
 
+@contextlib.contextmanager
+def busy_core() -> Iterator[None]:
+    """One core kept busy by another process (a single-threaded spin) while the block runs."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -204,6 +222,11 @@ def folders(
                 ko["collection"], ko["router"], korean_queries
             )
             out["korean_1mb"] = ko
+            # The same folder again with one core taken by another busy program (what a
+            # reply being generated beside the indexer does).
+            with busy_core():
+                busy = index_folder("speed-ko-1mb-busy", work / "ko", nbytes, embed_only=0)
+            out["korean_1mb_one_core_busy"] = busy
         if not quick:
             files, nbytes = english_folder(work / "en", 16.0)
             en = index_folder("speed-en-16mb", work / "en", nbytes, embed_only=ENGLISH_EMBED_EVERY)
