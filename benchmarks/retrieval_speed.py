@@ -132,8 +132,10 @@ LAST_EMBED_CPU_S = [0.0]
 
 @contextlib.contextmanager
 def busy_core() -> Iterator[None]:
-    """One core kept busy by another process (a single-threaded spin) while the block runs."""
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    """One core kept busy by another process (a single-threaded spin) while the block runs; the
+    spinner also stops when this process dies."""
+    spin = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    sum(range(100_000))"
+    spinner = subprocess.Popen([sys.executable, "-c", spin, str(os.getpid())])
     try:
         yield
     finally:
