@@ -12,7 +12,7 @@ call) on the unanswerable questions and false refusals on the answerable ones; w
 SmolLM2 through the session, English answer accuracy with and without retrieval (the reply
 contains the question's key fact).
 Speed (retrieval_speed.py) — embedders side by side on the same Korean and English chunks
-(chunks/s, KB/s; MiniLM in fp32 and under bf16 autocast, with the cosine between them); ingest ÷
+(chunks/s, KB/s; MiniLM with fp32 and bf16 weights, with the cosine between them); ingest ÷
 embed-only for the default pipeline; the 1 MB Korean and 16 MB English folders
 (retrieval_corpora.py) indexed with the default pipeline; re-index of the unchanged 16 MB
 folder; query p50/p95 including query embedding at ≥ 20k chunks; fast-mode indexing speed-up.

@@ -66,7 +66,7 @@ def _rate(seconds: list[float], n: int, nbytes: int) -> dict:
 
 def embedder_speeds(texts: dict[str, list[str]]) -> dict:
     """chunks/s and KB/s per embedder on Korean and English chunks (the same chunks for every
-    embedder), MiniLM in fp32 and under bf16 autocast, rounds alternating."""
+    embedder), MiniLM with fp32 and with bf16 weights, rounds alternating."""
     minilm = create_embedder("bundled")
     use = create_embedder("use-multilingual")
     assert isinstance(minilm, SentenceTransformerEmbedder)
