@@ -6,7 +6,8 @@ way Hugging Face transformers renders it (sandboxed Jinja2, ``trim_blocks``/``ls
 ``documents`` passed as None, an assistant turn's reasoning as ``reasoning_content`` and
 ``thinking``). When a model has no template, or its template fails on a simple conversation, a
 fallback is chosen by architecture and name (chatml, llama3, gemma, phi, mistral) and a warning
-is logged. ``ChatTemplate.thinking`` says whether the model thinks and which template variable
+is logged. A template runs within limits on time and memory (``template_limits``): one over them
+is treated like one that fails. ``ChatTemplate.thinking`` says whether the model thinks and which template variable
 switches it; extra variables (``enable_thinking``…) are passed to ``render``. Control-token
 texts inside messages can be marked (``control_tokens``) so the tokenizer reads them as plain
 text. No llama.cpp import.
@@ -25,7 +26,6 @@ from typing import Any
 import jinja2
 import jinja2.ext
 import jinja2.meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from chatapp.domain import ChatMessage
 from chatapp.engine.chat_families import FALLBACK_TEMPLATES, FAMILY_TOKENS, family_for
@@ -36,6 +36,7 @@ from chatapp.engine.reasoning import (
     ThinkingSupport,
     detect_reasoning_format,
 )
+from chatapp.engine.template_limits import LimitedSandbox, TemplateLimitError, render_limited
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class _IgnoreGenerationTags(jinja2.ext.Extension):
 
 @lru_cache(maxsize=32)
 def _compile(source: str) -> jinja2.Template:
-    env = ImmutableSandboxedEnvironment(
+    env = LimitedSandbox(
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=[_IgnoreGenerationTags, jinja2.ext.loopcontrols],
@@ -136,7 +137,10 @@ class ChatTemplate:
             items = merge_system_into_user(items)
         if self.control_tokens:
             items = [self.control_tokens.mark_message(item) for item in items]
-        return _compile(self.source).render(
+        return render_limited(
+            _compile(self.source),
+            self.source,
+            sum(len(str(item.get("content") or "")) for item in items),
             **(variables or {}),
             messages=items,
             tools=None,
@@ -354,6 +358,9 @@ def select_template(
                 if _works(own):
                     return own
                 problem = "its chat template drops user messages"
+            except TemplateLimitError as exc:
+                problem = f"its chat template is over the render limits ({exc})"
+                break
             except Exception as exc:  # any template bug: TemplateError, TypeError, KeyError…
                 problem = f"its chat template fails to render ({exc})"
     family = family_for(architecture, name, vocab_size)

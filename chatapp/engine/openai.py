@@ -41,12 +41,31 @@ from chatapp.domain import (
     StreamEvent,
 )
 from chatapp.engine.control_tokens import defuse_message
+from chatapp.engine.openai_stream import (
+    MAX_JSON_BODY_BYTES,
+    Deadlines,
+    ReplyLimits,
+    ServerReportedError,
+    StreamProblem,
+    Usage,
+    one_line,
+    parse_chunk,
+    read_capped,
+    sse_lines,
+    sse_payloads,
+)
 from chatapp.engine.reasoning import NO_THINKING, THINK, ReasoningSplitter, ThinkingSupport
-from chatapp.errors import BackendUnavailableError, ContextOverflowError, ModelNotFoundError
+from chatapp.errors import (
+    BackendUnavailableError,
+    ChatappError,
+    ContextOverflowError,
+    ModelNotFoundError,
+)
 
 Flavor = Literal["llama.cpp", "llama-cpp-python", "vllm", "openai"]
 _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE vocabularies
 _PER_MESSAGE_TOKENS = 4  # role markers and separators a chat template adds around each turn
+_MAX_N_CTX = 1 << 24  # a context size a server claims beyond this is not believed
 
 
 class OpenAIBackend:
@@ -73,6 +92,8 @@ class OpenAIBackend:
         # Non-OpenAI endpoints (/props, /tokenize, /extras/…) live at the server root.
         self.root_url = self.base_url.removesuffix("/v1")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        headers["Accept-Encoding"] = "identity"  # sizes are capped on the bytes as sent
+        self.timeout_s = timeout_s
         self._client = httpx.Client(
             headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         )
@@ -110,24 +131,39 @@ class OpenAIBackend:
             f"server {self.base_url}: cannot be reached ({type(exc).__name__}); is it running?"
         )
 
+    def _request_json(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        """(status, parsed JSON or None) of a plain request, its body capped in size; an
+        HTTP error status raises (see ``_raise_for_status``)."""
+        with self._client.stream(method, url, **kwargs) as response:
+            self._raise_for_status(response)
+            try:
+                data = read_capped(response.iter_bytes(), MAX_JSON_BODY_BYTES, url)
+            except StreamProblem as exc:
+                raise BackendUnavailableError(f"server {self.base_url}: {exc}") from None
+            try:
+                return response.status_code, json.loads(data)
+            except ValueError:
+                return response.status_code, None
+
     def _get_json(self, url: str) -> Any:
         try:
-            response = self._client.get(url)
+            _, data = self._request_json("GET", url)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
-        self._raise_for_status(response)
-        try:
-            return response.json()
-        except ValueError:
+        if data is None:
             raise BackendUnavailableError(
                 f"server {self.base_url}: {url} did not answer JSON (not an OpenAI-compatible API?)"
-            ) from None
+            )
+        return data
 
     def _raise_for_status(self, response: httpx.Response) -> None:
         if response.status_code < 400:
             return
-        response.read()
-        detail = _error_detail(response)
+        try:
+            body = read_capped(response.iter_bytes(), 64 * 1024, "error body")
+        except (StreamProblem, httpx.HTTPError):
+            body = b""
+        detail = _error_detail(body)
         if response.status_code in (401, 403):
             raise BackendUnavailableError(
                 f"server {self.base_url}: refused the request (HTTP {response.status_code}; "
@@ -155,18 +191,23 @@ class OpenAIBackend:
         return "openai"
 
     def _server_n_ctx(self, meta: dict[str, Any]) -> int | None:
-        if isinstance(meta.get("max_model_len"), int):  # vLLM
-            return int(meta["max_model_len"])
-        if self.flavor != "llama.cpp":
-            return None
-        try:
-            props = self._client.get(f"{self.root_url}/props").json()
+        if self.flavor == "llama.cpp":
+            try:
+                props = self._request_json("GET", f"{self.root_url}/props")[1]
+            except (httpx.HTTPError, ChatappError):
+                props = None
             self._props = props if isinstance(props, dict) else {}
-            n_ctx = props.get("default_generation_settings", {}).get("n_ctx") or props.get("n_ctx")
-            return int(n_ctx) if n_ctx else None
-        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
-            train = (meta.get("meta") or {}).get("n_ctx_train")
-            return int(train) if train else None
+        settings = self._props.get("default_generation_settings")
+        inner = meta.get("meta")
+        for value in (
+            meta.get("max_model_len"),  # vLLM
+            settings.get("n_ctx") if isinstance(settings, dict) else None,
+            self._props.get("n_ctx"),
+            inner.get("n_ctx_train") if isinstance(inner, dict) else None,
+        ):
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return min(value, _MAX_N_CTX)
+        return None
 
     # -- Backend protocol ------------------------------------------------------------------
 
@@ -204,11 +245,10 @@ class OpenAIBackend:
         if route is not None:
             try:
                 body = {"content": text} if route == "/tokenize" else {"input": text}
-                response = self._client.post(f"{self.root_url}{route}", json=body)
-                if response.status_code == 200:
-                    data = response.json()
+                status, data = self._request_json("POST", f"{self.root_url}{route}", json=body)
+                if status == 200 and isinstance(data, dict):
                     return int(data["count"]) if "count" in data else len(data["tokens"])
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            except (httpx.HTTPError, ChatappError, ValueError, KeyError, TypeError):
                 pass
         return math.ceil(len(text) / _CHARS_PER_TOKEN)
 
@@ -231,10 +271,12 @@ class OpenAIBackend:
                 kwargs = self._template_kwargs(params) if params is not None else {}
                 if kwargs:
                     body["chat_template_kwargs"] = kwargs
-                response = self._client.post(f"{self.root_url}/apply-template", json=body)
-                if response.status_code == 200:
-                    return str(response.json()["prompt"])
-            except (httpx.HTTPError, ValueError, KeyError):
+                status, data = self._request_json(
+                    "POST", f"{self.root_url}/apply-template", json=body
+                )
+                if status == 200 and isinstance(data, dict):
+                    return str(data["prompt"])
+            except (httpx.HTTPError, ChatappError, ValueError, KeyError):
                 pass
         return "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant: "
 
@@ -295,73 +337,103 @@ class OpenAIBackend:
         params: GenerationParams,
         cancel: CancelToken | None = None,
     ) -> Iterator[StreamEvent]:
+        """The reply as events. Nothing the server sends is trusted (see ``openai_stream``): a
+        malformed chunk, an overlong line or a stalled stream raises BackendUnavailableError
+        (the session stores the reply so far as failed); more than ``params.max_tokens``
+        chunks end the reply here with ``length``."""
         body = self.request_body(messages, params)
         stats = GenerationStats(n_ctx=self.n_ctx)
         started = time.perf_counter()
         first_at: float | None = None
-        chunks = 0
         finish = "stop"
         error: str | None = None
-        usage: dict[str, Any] | None = None
+        usage: Usage | None = None
         splitter = ReasoningSplitter(THINK)  # for servers that leave <think> in the text
         reasoning_chunks = 0
         answer_at: float | None = None
         last_thought_at: float | None = None
+        limits = ReplyLimits(params.max_tokens)
+        deadlines = Deadlines(self.timeout_s)
+        ended = False
         try:
             with self._client.stream(
                 "POST", f"{self.base_url}/chat/completions", json=body
             ) as response:
                 self._raise_for_status(response)
-                for payload in _sse_payloads(response):
+                lines = sse_lines(response.iter_bytes(), deadlines)
+                for payload in sse_payloads(lines):
                     if cancel is not None and cancel.cancelled:
                         finish = "cancelled"
                         break  # leaving the block closes the connection; the server stops
-                    if payload.get("usage"):
-                        usage = payload["usage"]
-                    for choice in payload.get("choices") or []:
-                        delta = choice.get("delta") or {}
-                        thought = delta.get("reasoning_content") or delta.get("reasoning")
-                        text = delta.get("content")
-                        if thought or text:
-                            now = time.perf_counter()
-                            if first_at is None:
-                                first_at = now
-                            chunks += 1
-                        if isinstance(thought, str) and thought:
-                            reasoning_chunks += 1
-                            last_thought_at = now
-                            yield ReasoningEvent(thought)
-                        if isinstance(text, str) and text:
-                            for piece in splitter.feed(text):
-                                if isinstance(piece, ReasoningEvent):
-                                    reasoning_chunks += 1
-                                    last_thought_at = now
-                                elif answer_at is None:
-                                    answer_at = now
-                                yield piece
-                        if choice.get("finish_reason") == "length":
+                    if payload is None:
+                        ended = True
+                        break
+                    chunk = parse_chunk(payload)
+                    usage = chunk.usage or usage
+                    if not limits.admits(chunk):
+                        finish, ended = "length", True
+                        break  # our own token limit: the server sent more than was asked
+                    if chunk.text or chunk.thought:
+                        deadlines.progressed()
+                        now = time.perf_counter()
+                        if first_at is None:
+                            first_at = now
+                    if chunk.thought:
+                        reasoning_chunks += 1
+                        last_thought_at = now
+                        yield ReasoningEvent(chunk.thought)
+                    if chunk.text:
+                        for piece in splitter.feed(chunk.text):
+                            if isinstance(piece, ReasoningEvent):
+                                reasoning_chunks += 1
+                                last_thought_at = now
+                            elif answer_at is None:
+                                answer_at = now
+                            yield piece
+                    if chunk.finish_reason is not None:
+                        ended = True
+                        if chunk.finish_reason == "length":
                             finish = "length"
                 if cancel is not None and cancel.cancelled:
                     finish = "cancelled"
         except httpx.TransportError as exc:
-            if first_at is None:
+            if first_at is None and not isinstance(exc, httpx.ReadTimeout):
                 raise self._unreachable(exc) from None
+            if isinstance(exc, httpx.ReadTimeout):
+                raise BackendUnavailableError(
+                    f"server {self.base_url}: sent nothing for {self.timeout_s:g} s "
+                    "(backend.timeout_s)"
+                ) from None
             finish, error = "error", f"server {self.base_url}: connection lost mid-reply"
+            ended = True
+        except StreamProblem as exc:
+            raise BackendUnavailableError(f"server {self.base_url}: {exc}") from None
+        except ServerReportedError as exc:
+            raise BackendUnavailableError(f"server error mid-reply: {exc}") from None
+        if not ended and finish != "cancelled":
+            raise BackendUnavailableError(
+                f"server {self.base_url}: the reply stream ended without its end marker "
+                "(no finish_reason, no [DONE])"
+            )
         yield from splitter.flush()
-        ended = time.perf_counter()
-        completion = int(usage["completion_tokens"]) if usage else chunks
-        details = (usage or {}).get("completion_tokens_details") or {}
-        if reasoning_chunks or details.get("reasoning_tokens"):
-            stats.reasoning_tokens = int(details.get("reasoning_tokens") or reasoning_chunks)
-            thought_until = answer_at or last_thought_at or ended
-            stats.reasoning_s = max(0.0, thought_until - (first_at or ended))
+        ended_at = time.perf_counter()
+        chunks = limits.chunks
+        completion = (
+            usage.completion_tokens if usage and usage.completion_tokens is not None else chunks
+        )
+        if reasoning_chunks or (usage and usage.reasoning_tokens):
+            stats.reasoning_tokens = (usage.reasoning_tokens if usage else None) or reasoning_chunks
+            thought_until = answer_at or last_thought_at or ended_at
+            stats.reasoning_s = max(0.0, thought_until - (first_at or ended_at))
         stats.prompt_tokens = (
-            int(usage["prompt_tokens"]) if usage else self.count_chat_tokens(messages)
+            usage.prompt_tokens
+            if usage and usage.prompt_tokens is not None
+            else self.count_chat_tokens(messages)
         )
         stats.completion_tokens = completion
-        stats.ttft_s = (first_at or ended) - started
-        stats.total_s = ended - started
-        decode_s = ended - (first_at or ended)
+        stats.ttft_s = (first_at or ended_at) - started
+        stats.total_s = ended_at - started
+        decode_s = ended_at - (first_at or ended_at)
         stats.decode_tokens_per_s = (
             (completion - 1) / decode_s if completion > 1 and decode_s else 0
         )
@@ -371,32 +443,14 @@ class OpenAIBackend:
         self._client.close()
 
 
-def _sse_payloads(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a server-sent-event stream, up to ``data: [DONE]``."""
-    for line in response.iter_lines():
-        if not line.startswith("data:"):
-            continue  # blank separators, ": ping" comments, "event:" names
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            continue
-        if isinstance(payload, dict):
-            if payload.get("error"):
-                message = payload["error"]
-                message = message.get("message", message) if isinstance(message, dict) else message
-                raise BackendUnavailableError(f"server error mid-reply: {message}")
-            yield payload
-
-
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(body: bytes) -> str:
+    """The message of an error response, on one line (printing escapes it for a terminal)."""
+    text = body.decode("utf-8", "replace")
     try:
-        data = response.json()
+        data = json.loads(text)
     except ValueError:
-        return response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
+        return one_line(text.strip().splitlines()[0], 200) if text.strip() else ""
     error = data.get("error", data.get("detail", data)) if isinstance(data, dict) else data
     if isinstance(error, dict):
         error = error.get("message", error)
-    return str(error).replace("\n", " ")[:300]
+    return one_line(str(error))

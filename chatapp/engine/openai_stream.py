@@ -1,0 +1,218 @@
+"""Reading an OpenAI-compatible server's streamed reply without trusting the server.
+
+A server can be anything at the other end of ``backend.base_url``: it may trickle one byte at a
+time, send one endless line, send JSON of the wrong shape, or stream forever. Here the
+server-sent events are read in bounded pieces: a line longer than ``MAX_LINE_BYTES`` ends the
+reply, a reply gets ``timeout_s`` to send each next useful chunk (measured here, so a trickle of
+bytes does not keep it alive) and ten times that in all, and every chunk is checked field by
+field into a ``ReplyChunk`` before anything of it is used. What went wrong is a
+``StreamProblem`` whose message names the server and the problem in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+MAX_LINE_BYTES = 1024 * 1024
+"""A single server-sent-event line; one token's chunk is a few hundred bytes."""
+MAX_JSON_BODY_BYTES = 8 * 1024 * 1024
+"""A whole non-streamed JSON answer (``/models``, ``/props``, ``/tokenize``)."""
+TOTAL_DEADLINE_FACTOR = 10
+"""A reply ends after ``timeout_s`` without a useful chunk, and after this many times it in all."""
+MAX_DETAIL_CHARS = 300
+
+
+class StreamProblem(Exception):
+    """The stream cannot be used any further; ``str()`` is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ReplyChunk:
+    """One checked chunk: the text and thinking it adds, how it ends the reply, and usage."""
+
+    text: str = ""
+    thought: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+def one_line(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters (escaping is left to the printer)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def read_capped(chunks: Iterator[bytes], cap: int, what: str) -> bytes:
+    """All of ``chunks`` joined; StreamProblem once they pass ``cap`` bytes."""
+    data = bytearray()
+    for piece in chunks:
+        data += piece
+        if len(data) > cap:
+            raise StreamProblem(f"{what} is larger than {cap // (1024 * 1024)} MiB")
+    return bytes(data)
+
+
+class Deadlines:
+    """The time a reply has left: until the next useful chunk, and in all."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        now = time.monotonic()
+        self.total_end = now + timeout_s * TOTAL_DEADLINE_FACTOR
+        self.idle_end = now + timeout_s
+
+    def progressed(self) -> None:
+        self.idle_end = time.monotonic() + self.timeout_s
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now > self.total_end:
+            raise StreamProblem(
+                f"reply still not finished after {self.timeout_s * TOTAL_DEADLINE_FACTOR:g} s "
+                f"(10 x backend.timeout_s)"
+            )
+        if now > self.idle_end:
+            raise StreamProblem(f"sent nothing usable for {self.timeout_s:g} s (backend.timeout_s)")
+
+
+def sse_lines(chunks: Iterator[bytes], deadlines: Deadlines) -> Iterator[str]:
+    """The lines of a server-sent-event stream, each at most ``MAX_LINE_BYTES``; the deadlines
+    are checked whenever bytes arrive."""
+    pending = bytearray()
+    for piece in chunks:
+        deadlines.check()
+        pending += piece
+        while True:
+            end = pending.find(b"\n")
+            if end < 0:
+                break
+            line = bytes(pending[:end]).rstrip(b"\r")
+            del pending[: end + 1]
+            if len(line) > MAX_LINE_BYTES:
+                raise StreamProblem(f"sent a line longer than {MAX_LINE_BYTES // 1024} KiB")
+            yield line.decode("utf-8", "replace")
+        if len(pending) > MAX_LINE_BYTES:
+            raise StreamProblem(f"sent a line longer than {MAX_LINE_BYTES // 1024} KiB")
+    if pending.strip():
+        yield bytes(pending).decode("utf-8", "replace")
+
+
+def sse_payloads(lines: Iterator[str]) -> Iterator[dict[str, Any] | None]:
+    """Each ``data:`` JSON object of the stream; None once for ``data: [DONE]`` (then stops).
+    StreamProblem for data that is not a JSON object, ServerReportedError for an ``error``."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue  # blank separators, ": ping" comments, "event:" names
+        data = line[5:].strip()
+        if data == "[DONE]":
+            yield None
+            return
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            raise StreamProblem(f"sent data that is not JSON ({one_line(data, 60)!r})") from None
+        if not isinstance(payload, dict):
+            raise StreamProblem(f"sent a chunk that is not a JSON object ({one_line(data, 60)!r})")
+        if payload.get("error"):
+            message = payload["error"]
+            message = message.get("message", message) if isinstance(message, dict) else message
+            raise ServerReportedError(one_line(str(message)))
+        yield payload
+
+
+class ServerReportedError(Exception):
+    """The server itself reported an error in the stream; ``str()`` is its message."""
+
+
+def _count(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StreamProblem(f"sent a malformed chunk (usage.{name} is not a count)")
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise StreamProblem(f"sent a malformed chunk ({name} is not text)")
+    return value
+
+
+def parse_chunk(payload: dict[str, Any]) -> ReplyChunk:
+    """One chunk checked against the OpenAI streaming format; StreamProblem naming the field
+    that is wrong. Only the first choice is read (chatapp asks for one)."""
+    usage = None
+    raw_usage = payload.get("usage")
+    if raw_usage is not None:
+        if not isinstance(raw_usage, dict):
+            raise StreamProblem("sent a malformed chunk (usage is not an object)")
+        details = raw_usage.get("completion_tokens_details")
+        if details is not None and not isinstance(details, dict):
+            raise StreamProblem(
+                "sent a malformed chunk (usage.completion_tokens_details is not an object)"
+            )
+        usage = Usage(
+            _count(raw_usage.get("prompt_tokens"), "prompt_tokens"),
+            _count(raw_usage.get("completion_tokens"), "completion_tokens"),
+            _count((details or {}).get("reasoning_tokens"), "reasoning_tokens"),
+        )
+    choices = payload.get("choices")
+    if choices is None:
+        choices = []
+    if not isinstance(choices, list):
+        raise StreamProblem("sent a malformed chunk (choices is not a list)")
+    if not choices:
+        return ReplyChunk(usage=usage)
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise StreamProblem("sent a malformed chunk (choices[0] is not an object)")
+    delta = choice.get("delta")
+    if delta is None:
+        delta = {}
+    if not isinstance(delta, dict):
+        raise StreamProblem("sent a malformed chunk (choices[0].delta is not an object)")
+    thought = _text(delta.get("reasoning_content"), "delta.reasoning_content") or _text(
+        delta.get("reasoning"), "delta.reasoning"
+    )
+    text = _text(delta.get("content"), "delta.content")
+    finish = choice.get("finish_reason")
+    if finish is not None and not isinstance(finish, str):
+        raise StreamProblem("sent a malformed chunk (finish_reason is not text)")
+    return ReplyChunk(text=text, thought=thought, finish_reason=finish, usage=usage)
+
+
+class ReplyLimits:
+    """chatapp's own token limit on a reply: a server that sends more text chunks than
+    ``max_tokens``, or more text than that many tokens could hold, is cut off there."""
+
+    MAX_CHARS_PER_TOKEN = 64  # the longest tokens (runs of spaces in code) are a few dozen
+
+    def __init__(self, max_tokens: int) -> None:
+        self.max_tokens = max_tokens
+        self.max_chars = max(max_tokens * self.MAX_CHARS_PER_TOKEN, 4096)
+        self.chunks = 0
+        self.chars = 0
+
+    def admits(self, chunk: ReplyChunk) -> bool:
+        """Count ``chunk``; False when it would take the reply past the limit."""
+        size = len(chunk.text) + len(chunk.thought)
+        if not size:
+            return True
+        if self.chunks + 1 > self.max_tokens or self.chars + size > self.max_chars:
+            return False
+        self.chunks += 1
+        self.chars += size
+        return True
