@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> None:
                 code = exit_code_for_interrupt()
             sys.exit(code)
     except ChatappError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        from chatapp.terminal_text import for_stream
+
+        # Messages quote paths, server replies and file names: escaped on a terminal.
+        print(f"error: {for_stream(exc.message, sys.stderr)}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

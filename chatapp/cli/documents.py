@@ -60,10 +60,11 @@ def _err() -> Any:
 
 
 def _shown(path: str) -> str:
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
+    """A path for the messages on stderr: relative to here, escaped on a terminal."""
+    shown = Path(path)
+    if shown.is_relative_to(Path.cwd()):
+        path = str(shown.relative_to(Path.cwd()))
+    return for_stream(path, sys.stderr)
 
 
 # -- index --------------------------------------------------------------------------------
@@ -247,7 +248,7 @@ class _IndexProgressView:
                 MofNCompleteColumn(),
                 TextColumn("files  {task.fields[rate]:>6.1f} chunks/s"),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[current]}", style="dim"),
+                TextColumn("{task.fields[current]}", style="dim", markup=False),
                 console=_err(),
                 transient=True,
             )
@@ -258,7 +259,7 @@ class _IndexProgressView:
     def update(self, progress: Any) -> None:
         if self._progress is None:
             return
-        current = Path(progress.current).name if progress.current else ""
+        current = for_stream(Path(progress.current).name, sys.stderr) if progress.current else ""
         self._progress.update(
             self._task,
             total=progress.files_total,
@@ -290,7 +291,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     for old, new in summary.renamed:
         err.print(f"  renamed  {_shown(old)} → {_shown(new)}", markup=False)
     for path, reason in summary.skipped:
-        err.print(f"  skipped  {_shown(path)}: {reason}", markup=False)
+        err.print(f"  skipped  {_shown(path)}: {for_stream(reason, sys.stderr)}", markup=False)
     if summary.interrupted:
         err.print(
             "  stopped early: every file is either fully old or fully new; "

@@ -1,13 +1,19 @@
-"""Text that arrives from outside the program: piped stdin and command-line arguments.
+"""Text that arrives from outside the program: piped stdin, ``@file`` values and command-line
+arguments.
 
 Both reach the conversation store, which holds UTF-8 text only. Python hands undecodable bytes
 over as lone surrogates (``\\udce9`` for byte 0xE9), which SQLite then refuses with a traceback;
 here they become one clear line instead: which input, which byte, and how to convert it.
+
+Stdin and files are read up to a cap (``input_cap_bytes``: the configured context in bytes,
+with a wide margin), so ``chatapp ask - < /dev/zero`` or ``yes | chatapp ask -`` is one line and
+exit 2 instead of reading until memory runs out.
 """
 
 from __future__ import annotations
 
 import codecs
+import os
 import sys
 from collections.abc import Sequence
 from typing import IO, Any
@@ -15,6 +21,53 @@ from typing import IO, Any
 from chatapp.errors import UsageError
 
 _HINT = "convert it to UTF-8 first, e.g. `iconv -f cp949 -t utf-8` (Korean) or `-f latin1`"
+MIN_INPUT_CAP = 1024 * 1024
+BYTES_PER_TOKEN = 16
+"""A token is about 4 bytes of English or 4-5 of Korean; four times that is the margin."""
+_READ_SIZE = 64 * 1024
+
+
+def input_cap_bytes(n_ctx: int | None = None) -> int:
+    """The most bytes of input a prompt may bring: the context (``n_ctx``, else the configured
+    ``model.n_ctx``) at ``BYTES_PER_TOKEN``, and never under ``MIN_INPUT_CAP``."""
+    if n_ctx is None:
+        from chatapp.config import load_settings
+        from chatapp.errors import ChatappError
+
+        try:
+            n_ctx = load_settings().model.n_ctx
+        except (ChatappError, ValueError):
+            n_ctx = 0  # a broken config is reported by the command itself
+    return max(MIN_INPUT_CAP, n_ctx * BYTES_PER_TOKEN)
+
+
+def _too_much(what: str, cap: int) -> UsageError:
+    return UsageError(
+        f"{what}: more than {cap / (1024 * 1024):g} MiB, more text than the model's context "
+        "can hold; give a shorter text (or set a larger model.n_ctx)"
+    )
+
+
+def read_capped(read: Any, what: str, cap: int) -> bytes:
+    """Bytes from ``read(size)`` until it returns nothing; UsageError past ``cap`` bytes."""
+    data = bytearray()
+    while True:
+        piece = read(min(_READ_SIZE, cap + 1 - len(data)))
+        if not piece:
+            return bytes(data)
+        data += piece
+        if len(data) > cap:
+            raise _too_much(what, cap)
+
+
+def read_text_file(path: os.PathLike[str] | str, what: str, cap: int | None = None) -> str:
+    """A file's text (a regular file, a pipe or a device), read up to ``cap`` bytes (default
+    ``input_cap_bytes()``); UsageError naming ``what`` for too much, for bytes that are not
+    UTF-8 text, or for a file that cannot be read."""
+    limit = input_cap_bytes() if cap is None else cap
+    with open(path, "rb") as handle:
+        data = read_capped(handle.read, what, limit)
+    return decode_input(data, what)
 
 
 def _encoding_of(stream: Any) -> str:
@@ -44,17 +97,22 @@ def decode_input(data: bytes, what: str, encoding: str = "utf-8") -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def read_stdin_text(stream: IO[Any] | None = None) -> str:
+def read_stdin_text(stream: IO[Any] | None = None, cap: int | None = None) -> str:
     """All of stdin as text ("" when stdin is closed or absent); UsageError (exit 2) naming
-    stdin and the encoding problem for bytes that are not text."""
+    stdin and the problem for bytes that are not text or more than ``cap`` bytes (default
+    ``input_cap_bytes()``)."""
     stream = sys.stdin if stream is None else stream
     if stream is None:
         return ""
     raw = getattr(stream, "buffer", None)
+    cap = input_cap_bytes() if cap is None else cap
     try:
         if raw is None:  # a text-only stream (tests, embedding): check what it decoded
-            return check_text(stream.read(), "stdin")
-        data = raw.read()
+            text = stream.read(cap + 1)
+            if len(text) > cap:
+                raise _too_much("stdin", cap)
+            return check_text(text, "stdin")
+        data = read_capped(raw.read, "stdin", cap)
     except (OSError, ValueError):
         return ""
     return decode_input(data, "stdin", _encoding_of(stream))

@@ -52,8 +52,11 @@ def parse_vars(items: list[str] | None) -> dict[str, str]:
 
 
 def _read_text_file(path: Path, what: str) -> str:
+    from chatapp.cli.stdin_text import read_text_file
+
     try:
-        return path.read_text(encoding="utf-8")
+        # Capped: `--var passage=@/dev/zero` is one line, not a read until memory runs out.
+        return read_text_file(path, f"{what}: file {path}")
     except FileNotFoundError:
         raise UsageError(f"{what}: file {path}: no such file") from None
     except IsADirectoryError:

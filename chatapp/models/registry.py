@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,6 +75,37 @@ def looks_like_path(spec: str) -> bool:
     if selector is None and spec.lower().endswith(".gguf"):
         return True
     return base.count("/") > 1
+
+
+_KINDS = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def require_regular_file(path: Path) -> Path:
+    """``path`` when it is a regular file (or a link to one); ModelLoadError naming what it is
+    otherwise. Opened without blocking, so a named pipe is refused at once instead of hanging
+    until something writes to it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ModelLoadError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ModelLoadError(path, "is a folder, not a GGUF file") from None
+    except OSError as exc:
+        raise ModelLoadError(path, f"unreadable ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise ModelLoadError(path, f"is {kind}, not a GGUF file (give a regular file)")
+    return path
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -229,10 +261,7 @@ def resolve_model_path(spec: str) -> Path:
     if spec == BUNDLED_CHAT_NAME:
         return bundled_chat_model()
     if looks_like_path(spec):
-        path = Path(spec).expanduser()
-        if not path.exists():
-            raise ModelLoadError(path, "no such file")
-        return path
+        return require_regular_file(Path(spec).expanduser())
     model = find_installed(spec)
     if model is not None:
         if model.missing:
@@ -241,10 +270,10 @@ def resolve_model_path(spec: str) -> Path:
                 f"file is gone (registered as {model.name!r}; deleted outside chatapp?); "
                 f"run `chatapp models rm {model.name}` or pull it again",
             )
-        return model.path
+        return require_regular_file(model.path)
     path = Path(spec).expanduser()
-    if path.is_file():  # a relative file name without a .gguf suffix or ./ prefix
-        return path
+    if path.exists() and not path.is_dir():  # a file name without a .gguf suffix or ./ prefix
+        return require_regular_file(path)
     from chatapp.models.catalog import load_catalog
 
     catalog = load_catalog()
@@ -260,7 +289,7 @@ def add_local_model(path: Path, name: str | None = None) -> InstalledModel:
     """Register a GGUF file that stays where it is, after checking its header and size."""
     from chatapp.models.gguf import validate_gguf
 
-    file = path.expanduser().resolve()
+    file = require_regular_file(path.expanduser().resolve())
     info = validate_gguf(file)
     chosen = (name or file.stem).strip().lower()
     if not chosen or any(c in chosen for c in "/\\ ") or ":" in chosen:

@@ -4,10 +4,16 @@ the same name.
 
 Every problem names the file, the line and the field: YAML syntax errors carry their mark, and
 a field path from validation is walked through the composed YAML nodes to find its line.
+
+A template file is data from wherever the user got it, so it is read only when it is a regular
+file under ``MAX_TEMPLATE_BYTES``, and YAML anchors and aliases (``&a`` / ``*a``) are refused:
+a "billion laughs" file of nested aliases would otherwise expand without end.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ from chatapp.errors import NotFoundError, TemplateError
 from chatapp.prompting.schema import Template, check_template
 
 SUFFIXES = (".yaml", ".yml")
+MAX_TEMPLATE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -115,12 +122,37 @@ def _duplicate_keys(node: yaml.Node | None, loc: tuple[Any, ...] = ()) -> list[t
     return found
 
 
+def _first_alias(text: str) -> yaml.Mark | None:
+    """Where the text first uses an anchor or an alias (None when it uses none)."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            return event.start_mark
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            return event.start_mark
+    return None
+
+
 def parse_template_text(text: str, path: Path, stem: str | None = None) -> ValidationReport:
     """Parse and check one template's YAML text; problems are collected, not raised."""
     report = ValidationReport(path)
     try:
-        root = yaml.compose(text)
+        alias = _first_alias(text)
+        if alias is not None:
+            report.problems.append(
+                Problem(
+                    path,
+                    alias.line + 1,
+                    "",
+                    "YAML anchors and aliases (&name, *name) are not allowed in templates",
+                )
+            )
+            return report
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except RecursionError:
+        report.problems.append(Problem(path, None, "", "not valid YAML (nested too deeply)"))
+        return report
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -165,13 +197,30 @@ def load_template_file(path: Path, origin: str = "user") -> Template:
     return report.template
 
 
+def _read_template_bytes(path: Path) -> bytes:
+    """A regular file's bytes, opened without blocking; ValueError for anything else or for
+    more than ``MAX_TEMPLATE_BYTES``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        data = handle.read(MAX_TEMPLATE_BYTES + 1)
+    if len(data) > MAX_TEMPLATE_BYTES:
+        raise ValueError(f"larger than {MAX_TEMPLATE_BYTES // 1024} KiB")
+    return data
+
+
 def validate_file(path: Path) -> ValidationReport:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_template_bytes(path).decode("utf-8")
+    except ValueError as exc:  # UnicodeDecodeError included
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        return ValidationReport(path, problems=[Problem(path, None, "", f"cannot read ({reason})")])
     except FileNotFoundError:
         return ValidationReport(path, problems=[Problem(path, None, "", "no such file")])
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+    except OSError as exc:
+        reason = "is a folder" if isinstance(exc, IsADirectoryError) else exc.strerror
         return ValidationReport(path, problems=[Problem(path, None, "", f"cannot read ({reason})")])
     report = parse_template_text(text, path, path.stem)
     if report.template is not None:
