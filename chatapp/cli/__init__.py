@@ -1,14 +1,14 @@
 """The ``chatapp`` command line.
 
 Every command group lives in its own module with a ``register(app)`` function; this module only
-assembles them and turns ChatappError into one line on stderr with the error's exit code (no
-traceback). Heavy libraries are imported inside commands, never at import time, so ``chatapp``
-paints its first frame quickly.
+assembles them and turns errors into one line on stderr: a ChatappError with its own exit code, a
+usage error (an unknown option or command, a bad value) the way click words it, exit 2. No
+traceback either way. Heavy libraries are imported inside commands, never at import time, so
+``chatapp`` paints its first frame quickly.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -18,21 +18,21 @@ from chatapp.errors import ChatappError
 if TYPE_CHECKING:
     import typer
 
-COMMAND_MODULES = (
-    "chatapp.cli.chat",
-    "chatapp.cli.history",
-    "chatapp.cli.settings",
-    "chatapp.cli.doctor",
-    "chatapp.cli.templates",
-    "chatapp.cli.documents",
-    "chatapp.cli.models",
-    "chatapp.cli.serve",
-    "chatapp.cli.cache",
-)
-
 
 def build_app() -> typer.Typer:
     import typer
+
+    from chatapp.cli import (
+        cache,
+        chat,
+        doctor,
+        documents,
+        history,
+        models,
+        serve,
+        settings,
+        templates,
+    )
 
     app = typer.Typer(
         name="chatapp",
@@ -42,8 +42,8 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+    for module in (chat, history, settings, doctor, templates, documents, models, serve, cache):
+        module.register(app)
     return app
 
 
@@ -93,15 +93,61 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exit_code_for_interrupt())
     except SystemExit:
         raise
-    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:  # click's own errors arrive here in non-standalone mode
+        kind = _click_kind(exc)
+        if kind == "Exit":
+            sys.exit(getattr(exc, "exit_code", 0))
+        if kind == "Abort":
             print("interrupted", file=sys.stderr)
             sys.exit(exit_code_for_interrupt())
-        raise
+        if kind is None:
+            raise
+        sys.exit(_show_click_error(exc))
+
+
+def _click_kind(exc: BaseException) -> str | None:
+    """``Exit``, ``Abort`` or ``ClickException`` for click's signalling exceptions, else None.
+
+    Matched by class name within click or typer, not by ``isinstance``: typer 0.2x carries its
+    own copy of click (``typer._click``) whose classes are not click's, and other packages may
+    still raise real click's; both are handled the same way.
+    """
+    for cls in type(exc).__mro__:
+        if cls.__module__.partition(".")[0] in ("click", "typer") and cls.__name__ in (
+            "Exit",
+            "Abort",
+            "ClickException",
+        ):
+            return cls.__name__
+    return None
+
+
+def _show_click_error(exc: Exception) -> int:
+    """Print a click error the way ChatappErrors are printed (one line, naming the command and
+    the bad token, with click's "did you mean" when it has one); return its exit code."""
+    from chatapp.terminal_text import for_stream
+
+    code = int(getattr(exc, "exit_code", 1))
+    ctx = getattr(exc, "ctx", None)
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        # A group run without a command: its help (typer's rich help has printed itself).
+        if message.strip():
+            print(for_stream(message, sys.stderr), file=sys.stderr)
+        return code
+    # typer 0.2x checks values with pydantic, whose message does not quote the value given.
+    cause = exc.__cause__
+    errors = getattr(cause, "errors", None)
+    if callable(errors):
+        try:
+            given = errors()[0].get("input")
+        except (IndexError, AttributeError, TypeError):
+            given = None
+        if isinstance(given, str) and repr(given) not in message:
+            message = f"{message.rstrip('.')}: {given!r}"
+    command = getattr(ctx, "command_path", None) or "chatapp"
+    hint = f" (see: {command} --help)" if code == 2 else ""
+    line = f"error: {command}: {message}{hint}".replace("\n", " ")
+    print(for_stream(line, sys.stderr), file=sys.stderr)
+    return code
