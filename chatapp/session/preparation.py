@@ -136,9 +136,11 @@ def prepare_turn(
             return template_turn.render_user(input_text)
         return request.text if input_text is None else input_text
 
+    # A plain message is all input: too long for the context, it is cut (with the same note a
+    # template's input gets) rather than refused — a long paste is the user's text.
     draft = TurnDraft(
         render=lambda sources, input_text: user_text(input_text),
-        input_text=template_turn.input_text if template_turn is not None else None,
+        input_text=template_turn.input_text if template_turn is not None else request.text,
     )
     if request.collection is not None:
         from chatapp.prompting import grounded

@@ -116,7 +116,16 @@ def test_ctrl_c_keeps_the_partial_reply_and_exits_130(chatapp_home: Path) -> Non
     assert status == "interrupted" and content.strip()
 
 
-def test_prompt_longer_than_context_is_a_clear_error(chatapp_home: Path) -> None:
-    result = chatapp(["ask", "--n-ctx", "512", "-"], chatapp_home, stdin="word " * 3000)
+def test_prompt_longer_than_context_is_cut_with_a_note(chatapp_home: Path) -> None:
+    """A long paste is the user's text: cut to fit, with the note ``run`` gives, as in the chat."""
+    result = chatapp(
+        ["ask", "--n-ctx", "512", "--max-tokens", "8", "-"], chatapp_home, stdin="word " * 3000
+    )
+    assert result.returncode == 0, result.stderr
+    assert "input cut to its first" in result.stderr and "(512 tokens)" in result.stderr
+
+
+def test_a_system_prompt_longer_than_context_is_a_clear_error(chatapp_home: Path) -> None:
+    result = chatapp(["ask", "--n-ctx", "512", "--system", "word " * 3000, "hi"], chatapp_home)
     assert result.returncode == 2
     assert result.stderr.startswith("error: prompt too long") and "512" in result.stderr

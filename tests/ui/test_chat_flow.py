@@ -129,7 +129,11 @@ async def test_dropped_history_is_announced(make_app, store) -> None:
         assert any("earlier messages left out to fit the model's context" in n for n in notices)
 
 
-async def test_a_prompt_too_long_for_the_context_is_refused_with_a_message(make_app, store) -> None:
+async def test_a_prompt_too_long_for_the_context_is_kept_and_cut_with_a_note(
+    make_app, store
+) -> None:
+    """The user's text is not refused: the budget cuts what the model reads, with the note
+    ``run`` gives for a template's input; the stored message is the whole text."""
     backend = FakeBackend(context_size=256)
     app = make_app(backend)
     async with app.run_test() as pilot:
@@ -137,9 +141,33 @@ async def test_a_prompt_too_long_for_the_context_is_refused_with_a_message(make_
         long_text = "word " * 2000
         await send(pilot, long_text)
         notices = [str(n.render()) for n in app.chat_screen.query(Notice)]
+        assert any(
+            "input cut to its first" in n and f"of {len(long_text)} characters" in n
+            for n in notices
+        ), notices
+        [conversation] = store.list_conversations()
+        user, reply = store.thread(conversation.id)
+        assert user.content == long_text and reply.status == "complete"
+        sent = backend.last_call.messages[-1].content
+        assert sent.endswith(" […]") and long_text.startswith(sent.removesuffix(" […]"))
+        assert app.chat_screen.prompt.expanded_text() == ""
+
+
+async def test_a_system_prompt_too_long_for_the_context_is_refused_with_a_message(
+    settings, store
+) -> None:
+    from chatapp.ui.app import ChatApp
+
+    settings.chat.system_prompt = "rule " * 400  # even an empty message cannot fit
+    backend = FakeBackend(context_size=256)
+    app = ChatApp(settings, store, lambda: backend, load_extensions=False)
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        await send(pilot, "hello")
+        notices = [str(n.render()) for n in app.chat_screen.query(Notice)]
         assert any("prompt too long" in n for n in notices)
         assert store.list_conversations() == []
-        assert app.chat_screen.prompt.expanded_text() == long_text, "the prompt is given back"
+        assert app.chat_screen.prompt.expanded_text() == "hello", "the prompt is given back"
 
 
 async def test_a_model_that_fails_to_load_leaves_history_browsable(settings, store) -> None:
@@ -270,7 +298,7 @@ async def test_copy_message_and_code_block(make_app, store) -> None:
         assert app.clipboard == reply.content
 
 
-async def test_a_one_megabyte_paste_is_refused_by_the_budget_not_frozen(make_app, store) -> None:
+async def test_a_one_megabyte_paste_is_cut_by_the_budget_not_refused(make_app, store) -> None:
     from textual import events
 
     backend = FakeBackend(context_size=4096)
@@ -286,6 +314,8 @@ async def test_a_one_megabyte_paste_is_refused_by_the_budget_not_frozen(make_app
         await wait_for(pilot, lambda: app.chat_screen.replies_started > started)
         await settle(pilot)
         notices = [str(n.render()) for n in app.chat_screen.query(Notice)]
-        assert any("prompt too long" in n for n in notices)
-        assert backend.calls == [] and store.list_conversations() == []
-        assert app.chat_screen.prompt.expanded_text() == big, "the paste is given back"
+        assert any(f"of {len(big)} characters" in n for n in notices), notices
+        [conversation] = store.list_conversations()
+        user, reply = store.thread(conversation.id)
+        assert user.content == big and reply.status == "complete"
+        assert backend.count_chat_tokens(backend.last_call.messages) <= 4096

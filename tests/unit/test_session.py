@@ -185,7 +185,9 @@ def test_budget_drops_old_turns_and_reports_it(store: ConversationStore) -> None
 
 
 def test_an_overlong_first_prompt_leaves_no_conversation_behind(store: ConversationStore) -> None:
-    session = ChatSession(FakeBackend(context_size=64), store)
+    # A long message is cut to fit (tests/unit/test_long_input.py); what cannot fit even with
+    # the message cut to nothing is the system prompt.
+    session = ChatSession(FakeBackend(context_size=64), store, system_prompt="rule " * 100)
     with pytest.raises(ContextOverflowError):
         list(session.send(TurnRequest("word " * 500)))
     assert store.list_conversations() == [] and session.conversation_id is None
