@@ -90,3 +90,81 @@ async def test_a_small_paste_goes_into_the_editor() -> None:
         app.post_message(events.Paste(text))
         await pilot.pause()
         assert prompt.text == text
+
+
+class CountingPrompt(PromptInput):
+    """The prompt, counting the edits made to its document (each one re-wraps what it
+    touches)."""
+
+    edits = 0
+
+    def edit(self, edit):  # type: ignore[no-untyped-def]
+        CountingPrompt.edits += 1
+        return super().edit(edit)
+
+
+class CountingHost(PromptHost):
+    def compose(self) -> ComposeResult:
+        yield CountingPrompt(id="prompt")
+
+
+def type_keys(app: App[None], text: str) -> None:
+    """Queue ``text`` as the key events a terminal without bracketed paste sends (a line
+    break arrives as Enter), all at once, as they come from one read of the terminal."""
+    from textual.keys import _character_to_key
+
+    for char in text:
+        if char == "\n":
+            app.post_message(events.Key("enter", "\r"))
+        else:
+            app.post_message(events.Key(_character_to_key(char), char))
+
+
+async def until(pilot, condition, timeout: float = 60.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("not reached")
+
+
+async def test_a_paste_typed_as_keys_is_inserted_at_once_and_held_aside() -> None:
+    """40,000 keys (lines included) arrive faster than anyone types: a handful of edits, not
+    one per key, and the text goes behind a placeholder like a bracketed paste."""
+    app = CountingHost()
+    line = "The quick brown fox jumps over the lazy dog, 0123456789 times."
+    typed = "\n".join(line for _ in range(40_000 // (len(line) + 1)))
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        await pilot.press(*"Read: ")
+        CountingPrompt.edits = 0
+        type_keys(app, typed)
+        await until(pilot, lambda: prompt.expanded_text() == "Read: " + typed)
+        assert CountingPrompt.edits < 20, CountingPrompt.edits
+        assert len(prompt.text) < 200 and "pasted text #1" in prompt.text
+        assert app.sent == [], "Enter inside the burst was a line break, not a send"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.sent == ["Read: " + typed]
+
+
+async def test_a_shorter_typed_burst_is_inserted_in_the_editor_in_one_edit() -> None:
+    app = CountingHost()
+    typed = "word " * 1000
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        CountingPrompt.edits = 0
+        type_keys(app, typed)
+        await until(pilot, lambda: prompt.text == typed)
+        assert CountingPrompt.edits <= 2, CountingPrompt.edits
+
+
+async def test_enter_right_after_a_few_typed_keys_still_sends() -> None:
+    """An input method commits a syllable and Enter in one write: that Enter sends."""
+    app = PromptHost()
+    async with app.run_test() as pilot:
+        type_keys(app, "안녕하세요\n")
+        await until(pilot, lambda: app.sent == ["안녕하세요"], timeout=5)
+        type_keys(app, "x" * 40 + "\n")  # a short burst: Enter sends it too
+        await until(pilot, lambda: len(app.sent) == 2, timeout=5)
+        assert app.sent[1] == "x" * 40

@@ -2,16 +2,48 @@
 
 A very large paste (a whole file, a 1 MB log) is kept aside and shown as a one-line placeholder,
 so the editor never has to lay out a megabyte; it is put back in place when the prompt is sent.
+
+A terminal without bracketed paste types a paste as keys, one event each. Inserted one by one,
+every key re-wrapped the whole input (a 200 KB paste never finished, and kept the app from
+hearing anything else). Keys already queued behind the one being handled are a burst no person
+types: they are gathered and inserted at once, a burst that grows past ``PASTE_INLINE_LIMIT``
+goes behind a placeholder like a bracketed paste, and Enter or Tab inside a long burst is part
+of the text (a line break, a tab) rather than "send" or "next field".
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+
 from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
+from textual.widgets.text_area import Location
 
 PASTE_INLINE_LIMIT = 16_000
 """Pastes longer than this (in characters) are held aside behind a placeholder."""
+BURST_GAP_S = 0.1
+"""Runs of queued keys less than this apart belong to one burst (one paste typed as keys)."""
+BURST_TEXT_CHARS = 64
+"""In a burst at least this long, Enter and Tab are text: a person cannot type that fast."""
+BURST_TEXT_KEYS_BEHIND = 16
+"""Nor with this many keys already waiting behind the Enter (a paste's first short line)."""
+BURST_TEXT_KEYS = {"enter": "\n", "tab": "\t"}
+
+
+@dataclass
+class TypedBurst:
+    """Keys that arrived faster than anyone types, inserted as one text."""
+
+    start: Location
+    end: Location
+    parts: list[str] = field(default_factory=list)
+    chars: int = 0
+    marker: str | None = None
+    """The placeholder shown instead, once the burst is longer than PASTE_INLINE_LIMIT."""
+    last_at: float = 0.0
+
 
 PLACEHOLDER = "Ask anything (Enter sends, F1 keys)"
 
@@ -38,6 +70,9 @@ class PromptInput(TextArea):
         self._history_index: int | None = None
         self._draft = ""
         self._pastes: dict[str, str] = {}
+        self._typed: list[str] = []
+        """Characters of keys queued behind the one being handled, not inserted yet."""
+        self._burst: TypedBurst | None = None
 
     # -- sending --------------------------------------------------------------------------
 
@@ -56,6 +91,8 @@ class PromptInput(TextArea):
     def clear_prompt(self) -> None:
         self.clear()
         self._pastes.clear()
+        self._typed.clear()
+        self._burst = None
         self._history_index = None
         self._draft = ""
 
@@ -66,6 +103,8 @@ class PromptInput(TextArea):
 
     def set_text(self, text: str) -> None:
         self._pastes.clear()
+        self._typed.clear()
+        self._burst = None
         if len(text) > PASTE_INLINE_LIMIT:
             self.load_text("")
             self._insert_paste(text)
@@ -82,6 +121,15 @@ class PromptInput(TextArea):
     # -- keys -----------------------------------------------------------------------------
 
     async def _on_key(self, event: events.Key) -> None:
+        text = event.character if event.is_printable else self._burst_text_key(event.key)
+        if text and not self.read_only:
+            event.stop()
+            event.prevent_default()
+            self._typed.append(text)
+            if not self._key_queued():
+                self._insert_typed()
+            return
+        self._insert_typed()  # what was typed before this key comes first
         if event.key == "enter":
             event.stop()
             event.prevent_default()
@@ -126,6 +174,56 @@ class PromptInput(TextArea):
         # Stay on the first line so another Up goes further back.
         self.move_cursor((0, len(self.document[0])))
 
+    # -- keys typed faster than a person types ----------------------------------------------
+
+    def _key_queued(self) -> bool:
+        """Another key is already waiting for this widget (Textual has no public peek)."""
+        return isinstance(self._peek_message(), events.Key)
+
+    def _burst_text_key(self, key: str) -> str | None:
+        """Enter or Tab as text, when they come in the middle of a long burst. (An input
+        method sends a syllable and Enter together: that Enter still sends.)"""
+        if key not in BURST_TEXT_KEYS or not self._key_queued():
+            return None
+        if self._message_queue.qsize() >= BURST_TEXT_KEYS_BEHIND:
+            return BURST_TEXT_KEYS[key]
+        burst = self._burst
+        gathered = sum(map(len, self._typed))
+        if burst is not None and self._continues(burst):
+            gathered += burst.chars
+        return BURST_TEXT_KEYS[key] if gathered >= BURST_TEXT_CHARS else None
+
+    def _continues(self, burst: TypedBurst) -> bool:
+        recent = time.monotonic() - burst.last_at < BURST_GAP_S
+        return recent and self.selection.is_empty and self.cursor_location == burst.end
+
+    def _insert_typed(self) -> None:
+        """Insert the gathered keys as one edit (behind a placeholder once the burst they
+        belong to is longer than PASTE_INLINE_LIMIT)."""
+        if not self._typed:
+            return
+        text = "".join(self._typed)
+        self._typed.clear()
+        burst = self._burst
+        if burst is None or not self._continues(burst):
+            start = min(self.selection.start, self.selection.end)
+            burst = self._burst = TypedBurst(start, start)
+        burst.parts.append(text)
+        burst.chars += len(text)
+        burst.last_at = time.monotonic()
+        if burst.marker is None and burst.chars <= PASTE_INLINE_LIMIT:
+            self._replace_via_keyboard(text, *self.selection)
+        else:
+            if burst.marker is not None:
+                del self._pastes[burst.marker]
+            whole = "".join(burst.parts)
+            burst.parts = [whole]
+            burst.marker = self._paste_marker(whole)
+            self._pastes[burst.marker] = whole
+            # From where the burst began to the end of any selection it replaces.
+            self.replace(burst.marker, burst.start, max(self.selection))
+        burst.end = self.cursor_location
+
     # -- large pastes ---------------------------------------------------------------------
 
     async def _on_paste(self, event: events.Paste) -> None:
@@ -136,9 +234,11 @@ class PromptInput(TextArea):
         self._insert_paste(event.text)
 
     def _insert_paste(self, text: str) -> None:
-        lines = text.count("\n") + 1
-        marker = (
-            f"[pasted text #{len(self._pastes) + 1}: {len(text):,} characters, {lines:,} lines]"
-        )
+        self._insert_typed()
+        marker = self._paste_marker(text)
         self._pastes[marker] = text
         self.insert(marker)
+
+    def _paste_marker(self, text: str) -> str:
+        lines = text.count("\n") + 1
+        return f"[pasted text #{len(self._pastes) + 1}: {len(text):,} characters, {lines:,} lines]"
