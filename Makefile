@@ -5,7 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-PIP_FLAGS := -c constraints.txt
+# requirements.lock pins every package a fresh install gets (the versions CI tested);
+# constraints.txt holds the few pins chosen by hand, which `make lock` starts from.
+LOCK := requirements.lock
+PIP_FLAGS := -c constraints.txt -c $(LOCK)
 GPU ?=
 
 # `make run GPU=cuda` (or metal, vulkan) rebuilds llama-cpp-python for that GPU backend.
@@ -32,11 +35,11 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test test-fast bench lint format snapshots clean gpu system-deps
+.PHONY: run test test-fast bench lint format snapshots clean gpu system-deps lock
 
-$(VENV)/.stamp-base: pyproject.toml constraints.txt
+$(VENV)/.stamp-base: pyproject.toml constraints.txt $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade $(PIP_FLAGS) pip
 	$(PIP) install -q $(PIP_FLAGS) -e .
 	touch $@
 
@@ -46,7 +49,7 @@ $(VENV)/.stamp-dev: $(VENV)/.stamp-base
 
 gpu: $(VENV)/.stamp-base
 ifneq ($(GPU_CMAKE),)
-	$(PIP) install --force-reinstall --no-deps --no-cache-dir llama-cpp-python
+	$(PIP) install --force-reinstall --no-deps --no-cache-dir $(PIP_FLAGS) llama-cpp-python
 endif
 
 run: $(VENV)/.stamp-base gpu
@@ -85,6 +88,21 @@ lint: $(VENV)/.stamp-dev
 format: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check --fix chatapp tests benchmarks
 	$(VENV)/bin/ruff format chatapp tests benchmarks
+
+# Resolve every dependency afresh (newest releases allowed by pyproject.toml and constraints.txt)
+# in a throwaway venv and write the versions it got to $(LOCK). Run it deliberately, then
+# `make test` (the changed lock reinstalls .venv) and commit the lock with the results.
+lock:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv "$$tmp/venv" && \
+	"$$tmp/venv/bin/python" -m pip install -q --upgrade pip && \
+	"$$tmp/venv/bin/python" -m pip install -q -c constraints.txt -e '.[dev]' && \
+	{ echo "# Every package a fresh install of chatapp[dev] gets, as \`make lock\` resolved it"; \
+	  echo "# ($$("$$tmp/venv/bin/python" -V), $$(uname -sm)). Used as a pip constraints file by"; \
+	  echo "# make run / make test. Local version labels (torch's +cpu) are left off."; \
+	  "$$tmp/venv/bin/python" -m pip freeze --all --exclude-editable \
+	    | grep -v -i '^chatapp[= ]' | sed -E 's/\+[A-Za-z0-9.]+$$//'; } > "$(LOCK).new" && \
+	mv "$(LOCK).new" "$(LOCK)" && echo "wrote $(LOCK)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -54,10 +54,11 @@ class ModelSettings(_Section):
     """How to split the model across GPUs, e.g. [0.5, 0.5]."""
     n_batch: int = Field(512, ge=16)
     """Prompt tokens evaluated per batch."""
-    kv_cache_mb: int = Field(1024, ge=0)
+    kv_cache_mb: int = Field(128, ge=0)
     """Disk kept for the model's KV state of recent conversations, so a follow-up in a new
     process (``ask --continue``, reopening a chat) does not read the conversation again;
-    least recently used states go first; 0 turns it off (``chatapp cache clear`` empties it)."""
+    least recently used states go first, a state larger than the whole limit is not kept
+    (raise it for big models); 0 turns it off (``chatapp cache clear`` empties it)."""
 
 
 class BackendSettings(_Section):

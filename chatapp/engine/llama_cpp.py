@@ -37,7 +37,7 @@ from chatapp.domain import (
 from chatapp.engine.base import LoadProgress
 from chatapp.engine.chat_formats import ChatTemplate, resolve_chat, select_template
 from chatapp.engine.control_tokens import unmark
-from chatapp.engine.kv_state_cache import WarmResume
+from chatapp.engine.kv_state_cache import StateOwner, WarmResume
 from chatapp.engine.llama_generation import ReplyPlan, TokenLoop
 from chatapp.engine.llama_loading import (
     cpu_has_amx,
@@ -282,6 +282,10 @@ class LlamaCppBackend:
             list(tokens), params, stops=[], answer_stops=[*params.stop], grammar=grammar
         )
         return self._stream(plan, cancel)
+
+    def keep_state_for(self, owner: StateOwner) -> None:
+        """Whose conversation the KV state saved after the next reply holds (kv_state_files)."""
+        self._resume.keep_state_for(owner)
 
     def close(self) -> None:
         self._resume.wait()  # the KV state of the last reply is written before the model goes

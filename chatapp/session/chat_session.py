@@ -31,8 +31,10 @@ from chatapp.domain import (
     TokenEvent,
 )
 from chatapp.engine.base import Backend
+from chatapp.engine.kv_state_files import KeepsStates
 from chatapp.errors import ChatappError, UsageError
 from chatapp.session.preparation import PreparedTurn, prepare_turn
+from chatapp.session.deletion import state_owner
 from chatapp.session.reply_writer import ReplyWriter
 from chatapp.session.turns import TurnEvent, TurnFinished, TurnRequest, TurnResult, TurnStarted
 
@@ -234,18 +236,38 @@ class ChatSession:
             # A template without an input: show what was asked, remember the (empty) input.
             content = prepared.template_turn.user_text
             record["request"]["text"] = request.text
+        model = self.backend.identity.name  # loaded before the write transaction starts
+        created = self.conversation_id is None
+        try:
+            with self.store.all_or_nothing():  # a first turn not stored leaves no conversation
+                return self._store_user_rows(prepared, content, template, record, parent_id, model)
+        except BaseException:
+            if created:
+                self.conversation_id = None
+            raise
+
+    def _store_user_rows(
+        self,
+        prepared: PreparedTurn,
+        content: str,
+        template: str | None,
+        record: dict[str, Any],
+        parent_id: int | None,
+        model: str,
+    ) -> Message:
+        assert self.store is not None
         if self.conversation_id is None:
             conversation = self.store.create_conversation(
                 title_from(content),
                 system_prompt=self.system_prompt,
-                model=self.backend.identity.name,
+                model=model,
                 template=template,
-                collection=request.collection,
+                collection=prepared.request.collection,
             )
             self.conversation_id = conversation.id
         else:
             self.store.update_conversation(
-                self.conversation_id, template=template, collection=request.collection
+                self.conversation_id, template=template, collection=prepared.request.collection
             )
         return self.store.add_message(
             self.conversation_id,
@@ -291,6 +313,10 @@ class ChatSession:
             return
         assert prepared.plan is not None
         result.stats.prompt_tokens = prepared.plan.prompt_tokens
+        if isinstance(backend, KeepsStates):  # its saved state names this conversation
+            backend.keep_state_for(
+                state_owner(self.store if storing else None, self.conversation_id)
+            )
         pieces: list[str] = []
         thoughts: list[str] = []
         finish, error = "error", None

@@ -353,7 +353,9 @@ class ChatScreen(Screen[None]):
         store = self.context.store
         if store is None:
             return
-        store.delete_conversation(conversation_id)
+        from chatapp.session.deletion import delete_conversation
+
+        delete_conversation(store, conversation_id)  # its saved model states too
         if self.conversation_id == conversation_id:
             await self.open_conversation(None)
         self.refresh_sidebar()
