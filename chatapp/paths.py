@@ -12,12 +12,15 @@ POSIX permissions (Windows) the modes are left to the system.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
 
 import platformdirs
+
+from chatapp.errors import ChatappError, NotWritableError
 
 APP_NAME = "chatapp"
 HOME_ENV = "CHATAPP_HOME"
@@ -34,10 +37,53 @@ _POSIX = os.name == "posix"
 
 
 def _ensure(path: Path) -> Path:
-    """Create ``path`` (0700) if needed; tighten it when group or others can get in."""
-    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    """Create ``path`` (0700) if needed; tighten it when group or others can get in. A folder
+    that cannot be made (a read-only mount, no permission, a full disk) is a NotWritableError."""
+    try:
+        path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise not_writable(path, exc) from None
     make_private(path)
     return path
+
+
+_WRITE_FAILURES = {
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "no permission to write there",
+    errno.EPERM: "no permission to write there",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+}
+
+
+def write_failure(exc: OSError) -> str | None:
+    """What an OSError says about a place that cannot be written (None: something else)."""
+    return _WRITE_FAILURES.get(exc.errno or 0)
+
+
+def unwritable_reason(folder: Path) -> str | None:
+    """Why chatapp cannot write in ``folder`` (None: it can, as far as can be told)."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return _WRITE_FAILURES[errno.EROFS]
+    except (OSError, AttributeError):
+        pass
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return _WRITE_FAILURES[errno.EACCES]
+    return None
+
+
+def not_writable(
+    path: Path, problem: OSError | str, *, reading_works: bool = False
+) -> NotWritableError:
+    """The one-line error for a place chatapp must write to and cannot."""
+    reason = problem if isinstance(problem, str) else write_failure(problem) or str(problem)
+    still = " (what is stored can still be read)" if reading_works else ""
+    full = "free some space" if "space" in reason or "quota" in reason else "make it writable"
+    return NotWritableError(
+        f"{path}: {reason}; chatapp cannot save there{still} — {full}, or set {HOME_ENV} to a"
+        " writable folder"
+    )
 
 
 def make_private(path: Path) -> None:
@@ -69,7 +115,21 @@ def create_private_file(path: Path) -> None:
 
 def write_private_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (a temporary file beside it, then a rename), the
-    file readable and writable by its owner only. Raises OSError."""
+    file readable and writable by its owner only. Raises OSError (NotWritableFileError, also
+    a one-line ChatappError, for a read-only, forbidden or full folder)."""
+    try:
+        return _write_private_text(path, text)
+    except OSError as exc:
+        reason = write_failure(exc)
+        if reason is None or isinstance(exc, ChatappError):
+            raise
+        from chatapp.errors import NotWritableFileError
+
+        message = str(not_writable(path.parent, reason))
+        raise NotWritableFileError(exc.errno or 0, exc.strerror or reason, path, message) from None
+
+
+def _write_private_text(path: Path, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:

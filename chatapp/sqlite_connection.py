@@ -17,50 +17,90 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from chatapp.errors import StoreError
-from chatapp.paths import create_private_file, make_private
+from chatapp.errors import DatabaseDamagedError, StoreError
+from chatapp.paths import create_private_file, make_private, not_writable, unwritable_reason
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 class SharedConnection:
     """Opens ``path`` (or ``":memory:"``); raises sqlite3.DatabaseError for a file that is not
-    a database, which callers turn into their own one-line error."""
+    a database, which callers turn into their own one-line error.
+
+    ``read_only`` opens an existing file for reading alone (a read-only mount or folder): the
+    WAL is read when SQLite can share it, else the file as it is (``immutable``). A write then
+    is a NotWritableError naming the folder. A query that meets damaged pages is a
+    DatabaseDamagedError naming what is damaged (found once, by ``PRAGMA quick_check`` of
+    each table); ``damage_hint(parts)`` words it and says how to recover."""
 
     def __init__(
-        self, path: Path | str, *, busy_timeout_s: float = 15.0, rows_as_dicts: bool = False
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_s: float = 15.0,
+        rows_as_dicts: bool = False,
+        read_only: bool = False,
+        damage_hint: Callable[[list[str]], str] | None = None,
     ) -> None:
         self.path = str(path)
         self.lock = threading.RLock()
-        if self.path != ":memory:" and not self.path.startswith("file:"):
-            _private_database(Path(self.path))
-        self.db = sqlite3.connect(
-            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
+        if not read_only and self.path != ":memory:" and not self.path.startswith("file:"):
+            # An existing file in a folder that cannot be written (a read-only mount): read it.
+            folder = Path(self.path).parent
+            read_only = Path(self.path).is_file() and unwritable_reason(folder) is not None
+        self.read_only = bool(read_only)
+        self._damage_hint = damage_hint
+        self._damaged: list[str] | None = None
+        self._depth = 0  # transactions open on this connection (nested ones join the first)
+        if self.read_only:
+            self.db = _open_read_only(Path(self.path), busy_timeout_s)
+        else:
+            if self.path != ":memory:" and not self.path.startswith("file:"):
+                _private_database(Path(self.path))
+            self.db = sqlite3.connect(
+                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
         if rows_as_dicts:
             self.db.row_factory = sqlite3.Row
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA secure_delete = ON")
-        if self.path != ":memory:":
+        if self.path != ":memory:" and not self.read_only:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self.lock:
-            return self.db.execute(sql, args).fetchall()
+            try:
+                return self.db.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                self._raise_plainly(exc)
+                raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All-or-nothing writes: committed when the block ends, rolled back if it raises or
-        the COMMIT fails. A full disk or an I/O error becomes a StoreError naming the file."""
+        the COMMIT fails. A full disk or an I/O error becomes a StoreError naming the file.
+        A transaction opened inside another (same thread) is part of it: all commit together."""
         with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                self._raise_plainly(exc)
+                raise
+            self._depth = 1
             try:
                 yield self.db
                 self.db.execute("COMMIT")
@@ -72,7 +112,36 @@ class SharedConnection:
                         f"database {self.path}: {_storage_failure_text(exc)}; this change was "
                         "not saved and everything saved before it is intact"
                     ) from exc
+                if isinstance(exc, sqlite3.DatabaseError):
+                    self._raise_plainly(exc)
                 raise
+            finally:
+                self._depth = 0
+
+    def _raise_plainly(self, exc: sqlite3.DatabaseError) -> None:
+        """Damage and a read-only file as the one-line errors they are (others: unchanged)."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code == _SQLITE_READONLY or (self.read_only and code == _SQLITE_CANTOPEN):
+            folder = Path(self.path).parent
+            raise not_writable(
+                folder, unwritable_reason(folder) or "read-only database", reading_works=True
+            ) from None
+        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            parts = self.damaged_parts()
+            what = (
+                self._damage_hint(parts)
+                if self._damage_hint
+                else f"damaged ({', '.join(parts)}) — restore it from a backup"
+            )
+            raise DatabaseDamagedError(f"database {self.path}: {what}", parts) from None
+
+    def damaged_parts(self) -> list[str]:
+        """The tables whose pages are damaged (each table's own ``PRAGMA quick_check``, its
+        indexes included), found once per connection; ``["schema"]`` when even the list of
+        tables cannot be read."""
+        if self._damaged is None:
+            self._damaged = find_damage(self.db)
+        return self._damaged
 
     def _rollback(self) -> None:
         if self.db.in_transaction:
@@ -115,7 +184,64 @@ def purge_deleted(path: Path | str) -> None:
         connection.close()
 
 
-_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
+_SQLITE_READONLY = 8
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a sqlite3 error says the file's pages are damaged."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return isinstance(exc, sqlite3.DatabaseError) and code in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def find_damage(db: sqlite3.Connection) -> list[str]:
+    """Names of the tables whose pages are damaged (``PRAGMA quick_check`` of each, its
+    indexes included); ``["schema"]`` when even the list of tables cannot be read, ``["file"]``
+    when every table checks out but the whole file does not."""
+    try:
+        names = [
+            row[0]
+            for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND rootpage > 0"
+            ).fetchall()
+        ]
+    except sqlite3.DatabaseError:
+        return ["schema"]
+    damaged = []
+    for name in names:
+        try:
+            rows = db.execute(f"PRAGMA quick_check('{name}')").fetchall()  # names from the file
+            if [tuple(r) for r in rows] != [("ok",)]:
+                damaged.append(name)
+        except sqlite3.DatabaseError:
+            damaged.append(name)
+    if not damaged:
+        try:
+            if [tuple(r) for r in db.execute("PRAGMA quick_check").fetchall()] != [("ok",)]:
+                damaged.append("file")
+        except sqlite3.DatabaseError:
+            damaged.append("file")
+    return damaged
+
+
+def _open_read_only(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    """An existing database opened for reading only: through its WAL when SQLite can share
+    it (its -shm file exists or can be made), else as the file stands (``immutable``)."""
+    from urllib.parse import quote
+
+    base = f"file:{quote(str(path))}?mode=ro"
+    for uri in (base, base + "&immutable=1"):
+        db = sqlite3.connect(
+            uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != _SQLITE_CANTOPEN:
+                raise
+    raise sqlite3.OperationalError(f"unable to open database file {path}")
 
 
 def _is_storage_failure(exc: sqlite3.Error) -> bool:

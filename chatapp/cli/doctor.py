@@ -156,9 +156,25 @@ def collect_report() -> dict[str, Any]:
         return {name: str(path) for name, path in paths.all_dirs().items()}
 
     _probe(report, "dirs", dirs)
+    _probe(report, "private_files", _open_modes)
+    _probe(report, "database", _database)
     _probe(report, "kv_cache", lambda: _kv_cache(settings))
     _probe(report, "packages", _packages)
     return report
+
+
+def _open_modes() -> dict[str, Any]:
+    """Files and folders chatapp keeps that group or others may read (README: 0700 / 0600)."""
+    from chatapp.storage.health import too_open
+
+    found = too_open()
+    return {"too_open": [f"{oct(m)[2:]} {p}" for p, m in found[:20]], "count": len(found)}
+
+
+def _database() -> dict[str, Any]:
+    from chatapp.storage.health import database_health
+
+    return database_health().__dict__
 
 
 def _kv_cache(settings: Any) -> dict[str, Any]:
@@ -253,6 +269,18 @@ def render_report(report: dict[str, Any]) -> str:
             "(`chatapp cache clear` empties it)",
         ]
 
+    def private_files(f: dict[str, Any]) -> list[str]:
+        if not f["count"]:
+            return ["every file and folder is readable by you alone (0600 / 0700)"]
+        return [
+            f"{f['count']} readable by others (any chatapp command tightens them; `chmod -R"
+            " go-rwx` on the folder does it now):",
+            *(f"  {line}" for line in f["too_open"]),
+        ]
+
+    def database(d: dict[str, Any]) -> list[str]:
+        return [f"{d['path']}: {d['state']}" + (f" — {d['advice']}" if d["advice"] else "")]
+
     def packages(p: dict[str, str | None]) -> list[str]:
         return [f"{name} {version or '(not installed)'}" for name, version in p.items()]
 
@@ -261,6 +289,8 @@ def render_report(report: dict[str, Any]) -> str:
     _section("engine", report.get("engine"), lines, engine)
     _section("model", report.get("model"), lines, model)
     _section("dirs", report.get("dirs"), lines, dirs)
+    _section("private files", report.get("private_files"), lines, private_files)
+    _section("history database", report.get("database"), lines, database)
     _section("warm-resume cache", report.get("kv_cache"), lines, kv_cache)
     _section("packages", report.get("packages"), lines, packages)
     return "\n".join(lines).rstrip() + "\n"
@@ -268,8 +298,25 @@ def render_report(report: dict[str, Any]) -> str:
 
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Repair a damaged history database: rebuild its search index and keep every "
+            "readable conversation (the damaged file is kept beside it).",
+        ),
+    ] = False,
 ) -> None:
-    """Check the llama.cpp build, GPU offload, the configured model, dirs and versions."""
+    """Check the llama.cpp build, GPU offload, the configured model, dirs, file modes, the
+    history database and versions."""
+    if repair:
+        from chatapp import paths
+        from chatapp.storage.damage import repair_database
+        from chatapp.terminal_text import for_stream
+
+        repaired = repair_database(paths.database_path())
+        print(for_stream(f"{paths.database_path()}: {repaired.summary()}", sys.stdout))
+        return
     report = collect_report()
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2, default=str))

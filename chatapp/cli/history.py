@@ -136,8 +136,9 @@ def export(
 
 @history_app.command("rm")
 def remove(conversation_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
-    """Delete a conversation and all its messages (nothing of them stays in the database)."""
-    store = _store()
-    title = store.get_conversation(conversation_id).title
-    store.delete_conversation(conversation_id)  # its words leave the search index and WAL too
-    print(f"deleted conversation {conversation_id} ({for_stream(title, sys.stdout)})")
+    """Delete a conversation and all its messages (nothing of them stays in the database or in
+    the warm-resume cache)."""
+    from chatapp.session.deletion import delete_conversation
+
+    deleted = delete_conversation(_store(), conversation_id)
+    print(f"deleted conversation {conversation_id} ({for_stream(deleted.title, sys.stdout)})")

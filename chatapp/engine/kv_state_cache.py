@@ -7,15 +7,13 @@ what the model has read and written (sequence 0: its prompt tokens and the reply
 next process that is about to evaluate a prompt starting with those tokens loads it and
 evaluates only what is new.
 
-One file per saved state, under ``cache_dir()/kv-states/<model sha256>-<n_ctx>/``::
-
-    MAGIC | header length (u32) | header JSON | tokens (int32) | state bytes
-
+One file per saved state (the format and the deleting of files: kv_state_files.py).
 The header names the model's sha256, the context size, the llama-cpp-python version, the token
 count, and the sha256 of the tokens and of the state bytes. A state is used only when all of it
 matches and its tokens are a prefix of the new prompt: anything stale, truncated or mismatched
 is ignored and deleted, never trusted. The folder is kept under a size bound, least recently
-used first out.
+used first out. A state is saved only for a stored conversation and names it, so deleting the
+conversation deletes its states (see StateOwner).
 """
 
 from __future__ import annotations
@@ -28,38 +26,39 @@ import logging
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from chatapp.engine.kv_state_files import (
+    MAGIC,
+    PARTIAL_SUFFIX,
+    SUFFIX,
+    SavedState,
+    StateOwner,
+    cache_size,
+    clear,
+    evict_to,
+    read_header,
+    states_dir,
+)
+
+__all__ = [
+    "KVStateCache",
+    "SavedState",
+    "StateOwner",
+    "WarmResume",
+    "cache_size",
+    "clear",
+    "evict_to",
+    "states_dir",
+]
+
 log = logging.getLogger(__name__)
 
-MAGIC = b"CHATAPP-KV1\n"
-SUFFIX = ".kvstate"
 MIN_GAIN_TOKENS = 32
 """A saved state is loaded only when it spares at least this many prompt tokens."""
-
-
-def states_dir() -> Path:
-    from chatapp import paths
-
-    return paths.cache_dir() / "kv-states"
-
-
-@dataclass(frozen=True)
-class SavedState:
-    """One state file's header (its tokens are read only when it may be used)."""
-
-    path: Path
-    model_sha256: str
-    n_ctx: int
-    n_tokens: int
-    tokens_sha256: str
-    state_sha256: str
-    state_bytes: int
-    llama_cpp: str
 
 
 def _llama_version() -> str:
@@ -95,16 +94,23 @@ class KVStateCache:
 
     # -- saving --------------------------------------------------------------------------
 
-    def save(self, llm: Any) -> Path | None:
-        """Write the state of ``llm`` now (its tokens and sequence 0 of its KV cache)."""
+    def save(self, llm: Any, owner: StateOwner | None = None) -> Path | None:
+        """Write the state of ``llm`` now (its tokens and sequence 0 of its KV cache), naming
+        ``owner``'s conversation (None: direct use of the backend, no conversation named). A
+        state larger than the whole bound is not written; nothing is written, or kept, for a
+        conversation that no longer exists."""
         import llama_cpp
 
         n_tokens = int(llm.n_tokens)
         if n_tokens < MIN_GAIN_TOKENS or self.max_bytes <= 0:
             return None
+        if owner is not None and (owner.conversation is None or not owner.exists()):
+            return None
         tokens = np.asarray(llm.input_ids[:n_tokens], dtype="<i4")
         ctx = llm._ctx.ctx
         size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
+        if size + 4 * n_tokens > self.max_bytes:
+            return None  # it would push out every other state and then itself
         buffer = (ctypes.c_uint8 * size)()
         written = int(llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0))
         if written <= 0 or written > size:
@@ -120,6 +126,7 @@ class KVStateCache:
                 "state_sha256": hashlib.sha256(state).hexdigest(),
                 "state_bytes": len(state),
                 "llama_cpp": _llama_version(),
+                "conversations": [owner.conversation] if owner is not None else [],
             }
         ).encode()
         # The states hold the conversation's tokens: folders 0700 (mkdir's mode reaches only
@@ -130,13 +137,23 @@ class KVStateCache:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             make_private(folder)
         target = self.folder / f"{digest[:32]}{SUFFIX}"
-        partial = target.with_suffix(".partial")
+        partial = target.with_suffix(PARTIAL_SUFFIX)
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(MAGIC + struct.pack("<I", len(header)) + header)
-            out.write(tokens.tobytes())
-            out.write(state)
-        os.replace(partial, target)  # a reader sees a whole file or none
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(MAGIC + struct.pack("<I", len(header)) + header)
+                out.write(tokens.tobytes())
+                out.write(state)
+            os.replace(partial, target)  # a reader sees a whole file or none
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
+        if owner is not None and not owner.exists():
+            # Deleted while this was written: its deleter may have looked before the file was
+            # in place, so this writer removes it.
+            self._discard(target, "its conversation was deleted")
+            return None
         self._drop_superseded(target, tokens)
         self.evict()
         return target
@@ -163,24 +180,8 @@ class KVStateCache:
 
     def _header(self, path: Path) -> SavedState | None:
         try:
-            with path.open("rb") as handle:
-                if handle.read(len(MAGIC)) != MAGIC:
-                    raise ValueError("not a chatapp KV state")
-                (length,) = struct.unpack("<I", handle.read(4))
-                if length > 65536:
-                    raise ValueError("header too long")
-                data = json.loads(handle.read(length))
-            entry = SavedState(
-                path=path,
-                model_sha256=str(data["model_sha256"]),
-                n_ctx=int(data["n_ctx"]),
-                n_tokens=int(data["n_tokens"]),
-                tokens_sha256=str(data["tokens_sha256"]),
-                state_sha256=str(data["state_sha256"]),
-                state_bytes=int(data["state_bytes"]),
-                llama_cpp=str(data["llama_cpp"]),
-            )
-        except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
+            entry = read_header(path)
+        except (OSError, ValueError) as exc:
             self._discard(path, f"unreadable ({exc})")
             return None
         if (
@@ -284,56 +285,14 @@ class KVStateCache:
             path.unlink()
 
 
-def _state_files(root: Path) -> list[Path]:
-    return sorted(root.glob(f"*/*{SUFFIX}")) if root.is_dir() else []
-
-
-def cache_size(root: Path | None = None) -> tuple[int, int]:
-    """(files, bytes) of saved states of every model."""
-    files = _state_files(root or states_dir())
-    total = 0
-    for path in files:
-        with contextlib.suppress(OSError):
-            total += path.stat().st_size
-    return len(files), total
-
-
-def evict_to(root: Path, max_bytes: int) -> int:
-    """Delete least recently used states until they fit ``max_bytes``; returns files deleted."""
-    stats = []
-    for path in _state_files(root):
-        with contextlib.suppress(OSError):
-            info = path.stat()
-            stats.append((info.st_mtime, info.st_size, path))
-    total = sum(size for _, size, _ in stats)
-    removed = 0
-    for _, size, path in sorted(stats):
-        if total <= max_bytes:
-            break
-        with contextlib.suppress(OSError):
-            path.unlink()
-            total -= size
-            removed += 1
-    return removed
-
-
-def clear(root: Path | None = None) -> tuple[int, int]:
-    """Delete every saved state; returns (files, bytes) freed."""
-    base = root or states_dir()
-    count, size = cache_size(base)
-    for path in _state_files(base):
-        with contextlib.suppress(OSError):
-            path.unlink()
-    for folder in base.glob("*") if base.is_dir() else []:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-    return count, size
-
-
 class WarmResume:
     """The backend's use of the cache: before a reply, load the saved state that spares the
     most prompt; after it, save the new state in a background thread that waits for the model
-    (the reply is done by then: nothing on its path waits for the write)."""
+    (the reply is done by then: nothing on its path waits for the write).
+
+    Whose conversation a reply belongs to is told before it starts (``keep_state_for``); a
+    reply nobody claimed is saved naming no conversation (direct use of the backend), which
+    any conversation's deletion also deletes."""
 
     def __init__(self, llm: Any, lock: Any, n_ctx: int, model_sha256: Any, max_bytes: int) -> None:
         self._llm = llm
@@ -344,6 +303,14 @@ class WarmResume:
         self._max_bytes = max_bytes
         self._saver: Any = None
         self.restored_tokens = 0
+        self._next_owner: StateOwner | None = None
+        self._reply_owner: StateOwner | None = None
+        self._owner_of_tokens: StateOwner | None = None
+        """Whose tokens the model holds now (set with the model's lock held)."""
+
+    def keep_state_for(self, owner: StateOwner) -> None:
+        """The next reply belongs to ``owner``'s conversation (None in it: save no state)."""
+        self._next_owner = owner
 
     def _cache(self, *, wait: bool, root: Path | None = None) -> KVStateCache | None:
         sha = self._model_sha256(wait)
@@ -353,6 +320,8 @@ class WarmResume:
 
     def before(self, tokens: Sequence[int]) -> int:
         """Called with the model's lock held, before it evaluates ``tokens``."""
+        self._reply_owner, self._next_owner = self._next_owner, None
+        self._owner_of_tokens = None  # the model's tokens change from here
         cache = self._cache(wait=False)
         self.restored_tokens = 0
         if cache is None:
@@ -364,11 +333,15 @@ class WarmResume:
         return self.restored_tokens
 
     def after(self) -> None:
-        """Called when a reply ends: save the state off the reply's path."""
+        """Called when a reply ends (the model's lock held): save the state off the reply's
+        path."""
         import threading
 
+        self._owner_of_tokens = self._reply_owner
         if self._max_bytes <= 0:
             return
+        if self._reply_owner is not None and self._reply_owner.conversation is None:
+            return  # a turn that is not stored leaves no state behind
         if self._saver is not None and self._saver.is_alive():
             return  # still waiting for the model: it will save the newest state
         # The folder is decided now, by the settings of the reply that just ended.
@@ -385,8 +358,9 @@ class WarmResume:
         with self._lock:
             if self._llm is None or getattr(self._llm, "_ctx", None) is None:
                 return
+            owner = self._owner_of_tokens  # the newest reply's, whose tokens the model holds
             try:
-                cache.save(self._llm)
+                cache.save(self._llm, owner)
             except Exception:  # a full disk loses the shortcut, never the reply
                 log.exception("KV state not saved")
 

@@ -10,13 +10,16 @@ let two chatapp processes write the same file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from chatapp.errors import NotFoundError, StoreError
+from chatapp.paths import not_writable, unwritable_reason
 from chatapp.sqlite_connection import SharedConnection
+from chatapp.storage.damage import damage_hint, open_failure
 from chatapp.storage.migrations import migrate
 from chatapp.storage.records import (
     Conversation,
@@ -34,6 +37,22 @@ BUSY_TIMEOUT_MS = 15_000
 _UNSET: Any = object()
 
 
+def _opens_read_only(target: Path, asked: bool | None) -> bool:
+    """Whether to open ``target`` read-only; a database that cannot be made is refused here."""
+    if asked is not None:
+        return asked
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise not_writable(target.parent, exc) from None
+    reason = unwritable_reason(target.parent)
+    if reason is None and target.exists() and not os.access(target, os.W_OK):
+        reason = "no permission to write the database"
+    if reason is not None and not target.exists():
+        raise not_writable(target.parent, reason)
+    return reason is not None
+
+
 def fts_query(text: str) -> str:
     """Turn what a user typed into a safe FTS5 query: every word quoted, prefix-matched."""
     terms = [t for t in text.replace("\x00", "").split() if t]
@@ -43,26 +62,29 @@ def fts_query(text: str) -> str:
 class ConversationStore:
     """All conversation reads and writes. ``path`` may be ``":memory:"`` for tests."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool | None = None) -> None:
+        """Opens (and creates) the database at ``path``. ``read_only`` None: read-only when its
+        folder cannot be written (a read-only mount, no permission) and the file exists."""
         self.path = str(path)
+        self.read_only = bool(read_only)
         if self.path != ":memory:":
             target = Path(self.path)
             if target.is_dir():
                 raise StoreError(f"database {target}: is a directory")
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self.read_only = _opens_read_only(target, read_only)
         try:
             self._conn = SharedConnection(
-                self.path, busy_timeout_s=BUSY_TIMEOUT_MS / 1000, rows_as_dicts=True
+                self.path,
+                busy_timeout_s=BUSY_TIMEOUT_MS / 1000,
+                rows_as_dicts=True,
+                read_only=self.read_only,
+                damage_hint=damage_hint,
             )
             self._db = self._conn.db
             migrate(self._db)
-            self.recovered = self._recover_streaming()
+            self.recovered = 0 if self.read_only else self._recover_streaming()
         except sqlite3.DatabaseError as exc:
-            # A corrupt or foreign file: say so and leave it untouched.
-            raise StoreError(
-                f"database {self.path}: cannot be opened ({exc}); it was left as it is — "
-                "move it aside to start a fresh history"
-            ) from None
+            raise open_failure(Path(self.path), exc, self.read_only) from None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -128,6 +150,12 @@ class ConversationStore:
             raise NotFoundError(f"conversation {conversation_id}: no such conversation")
         return Conversation(**dict(rows[0]))
 
+    def has_conversation(self, conversation_id: int, created_at: str | None = None) -> bool:
+        """Whether the conversation is (still) stored; with ``created_at``, that one and not a
+        later one under the same id (a database started afresh numbers from 1 again)."""
+        rows = self._read("SELECT created_at FROM conversations WHERE id = ?", (conversation_id,))
+        return bool(rows) and (created_at is None or rows[0]["created_at"] == created_at)
+
     def list_conversations(self, limit: int | None = None, offset: int = 0) -> list[Conversation]:
         """Newest activity first."""
         rows = self._read(
@@ -187,6 +215,11 @@ class ConversationStore:
             db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         if self.path != ":memory:":
             self._conn.purge_deleted()
+
+    def all_or_nothing(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Writes made inside this block (by this thread) commit together or not at all: a
+        new conversation and its first message, so a failed first turn leaves nothing."""
+        return self._write()
 
     # -- messages -------------------------------------------------------------------------
 
@@ -296,15 +329,18 @@ class ConversationStore:
 
     def save_streamed_text(
         self, message_id: int, content: str, reasoning: str | None = None
-    ) -> None:
+    ) -> bool:
         """Save the text (and reasoning) of a reply that is still streaming: one short
-        transaction of its own, nothing else touched (called every ~0.5 s while a reply grows)."""
+        transaction of its own, nothing else touched (called every ~0.5 s while a reply grows).
+        False when the row is gone (its conversation was deleted meanwhile) or no longer
+        streaming."""
         with self._write() as db:
-            db.execute(
+            cur = db.execute(
                 "UPDATE messages SET content = ?, reasoning = COALESCE(?, reasoning)"
                 " WHERE id = ? AND status = 'streaming'",
                 (content, reasoning, message_id),
             )
+            return cur.rowcount > 0
 
     def get_message(self, message_id: int) -> Message:
         rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
