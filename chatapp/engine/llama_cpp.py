@@ -48,9 +48,11 @@ from chatapp.engine.llama_loading import (
     route_llama_logs,
     usable_cores,
 )
+from chatapp.engine.llama_threads import LlamaThreads, model_key
 from chatapp.engine.llama_tokens import ChatTokenizer
 from chatapp.engine.model_identity import Sha256Job, identity_from_gguf
 from chatapp.engine.reasoning import ReasoningFormat, ThinkingSupport
+from chatapp.engine.thread_fit import FreeCoreProbe
 from chatapp.errors import ContextOverflowError, ModelLoadError, UsageError
 from chatapp.models.gguf import GGUFInfo, validate_gguf
 
@@ -68,6 +70,7 @@ class LlamaCppBackend:
         name: str | None = None,
         on_progress: LoadProgress | None = None,
         seed: int | None = None,
+        cpu_probe: FreeCoreProbe | None = None,
     ) -> None:
         settings = settings or ModelSettings.model_validate({})
         self.path = Path(path).expanduser()
@@ -77,6 +80,14 @@ class LlamaCppBackend:
         trained = self.info.context_length or settings.n_ctx
         self._n_ctx = max(16, min(trained, settings.n_ctx))
         self.n_threads = settings.n_threads or usable_cores()
+        """The most threads llama.cpp gets: ``model.n_threads`` exactly, else every usable core,
+        of which each reply takes those that are free (``threads``)."""
+        self.threads = LlamaThreads(
+            model_key(self.path, self.n_threads),
+            fixed=settings.n_threads,
+            ceiling=self.n_threads,
+            probe=cpu_probe,
+        )
         progress(0.1, f"loading {self.path.name}")
         started = time.perf_counter()
         self._eval_sizes: list[int] = []
@@ -122,8 +133,8 @@ class LlamaCppBackend:
         kwargs: dict[str, Any] = dict(
             n_ctx=self._n_ctx,
             n_batch=min(settings.n_batch, self._n_ctx),
-            n_threads=self.n_threads,
-            n_threads_batch=self.n_threads,
+            n_threads=self.threads.initial,
+            n_threads_batch=self.threads.initial,
             n_gpu_layers=n_gpu_layers,
             main_gpu=settings.main_gpu,
             tensor_split=settings.tensor_split,
@@ -151,7 +162,9 @@ class LlamaCppBackend:
         llm.verbose = False  # no per-call prints from generate()
         # Count what generate() really sends to llama_decode: its first eval of a reply is the
         # part of the prompt that was not in the KV cache (stats.cached_tokens is measured).
-        original_eval = llm.eval
+        # Each one-token decode is timed for the thread fit (llama_threads.py).
+        self.threads.attach(llm)
+        original_eval = self.threads.timed_eval(llm.eval)
         evals = self._eval_sizes
 
         def counting_eval(tokens: Sequence[int]) -> None:
@@ -352,9 +365,11 @@ class LlamaCppBackend:
                 raise ModelLoadError(self.path, "closed")
             self._sha.may_run.clear()  # the hashing thread steps aside while we decode
             self._resume.before(plan.tokens)  # a conversation read before, in another process
+            self.threads.begin_reply()
             try:
                 yield from self._loop.run(plan, cancel)
             finally:
+                self.threads.end_reply()
                 self._sha.may_run.set()
                 self._resume.after()
 
