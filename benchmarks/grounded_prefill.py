@@ -59,9 +59,9 @@ def load_questions(name: str) -> list[dict]:
 
 
 def index(set_name: str) -> str:
-    from chatapp.retrieval.collection import create_or_open
-    from chatapp.retrieval.embedder import create_embedder
-    from chatapp.retrieval.indexing import IndexOptions, index_paths
+    from chatapp.embedding.embedder import create_embedder
+    from chatapp.retrieval.ingest.indexing import IndexOptions, index_paths
+    from chatapp.retrieval.store.collection import create_or_open
 
     name = f"prefill-{set_name.replace('_', '-')}"
     coll = create_or_open(name, embedder="auto", chunk_tokens=200, chunk_overlap=32)
@@ -111,7 +111,7 @@ def reply_contains(backend, messages, params, fact: str) -> bool:
 
 def measure_set(label: str, set_name: str, backend, settings) -> dict:
     from chatapp.domain import GenerationParams
-    from chatapp.retrieval.grounding import DocumentRetriever
+    from chatapp.retrieval.search.grounding import DocumentRetriever
     from chatapp.session import ChatSession, TurnRequest
 
     collection = index(set_name)

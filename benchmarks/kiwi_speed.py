@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from chatapp.retrieval import korean  # noqa: E402
-from chatapp.retrieval.chunking import chunk_blocks  # noqa: E402
-from chatapp.retrieval.embedder import create_embedder  # noqa: E402
-from chatapp.retrieval.index_reader import page_language  # noqa: E402
-from chatapp.retrieval.language import has_hangul  # noqa: E402
-from chatapp.retrieval.loaders import parse_file, read_file  # noqa: E402
+from chatapp.embedding.embedder import create_embedder  # noqa: E402
+from chatapp.retrieval.ingest.chunking import chunk_blocks  # noqa: E402
+from chatapp.retrieval.ingest.loaders import parse_file, read_file  # noqa: E402
+from chatapp.retrieval.ingest.reader import page_language  # noqa: E402
+from chatapp.text import korean  # noqa: E402
+from chatapp.text.language import has_hangul  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / "retrieval_eval_ko" / "corpus"
 ROUNDS = 3
@@ -172,8 +172,9 @@ def quality(runs: dict[str, Callable[[list[str]], list[list[str]]]]) -> dict:
     Korean set: the corpus is indexed once (``auto``); each variant's terms then make the
     keyword index, and the queries are analysed by the same variant."""
     from benchmarks import retrieval
-    from chatapp.retrieval import lexical
-    from chatapp.retrieval.search import Searcher
+    from chatapp.retrieval.search.hybrid import Searcher
+    from chatapp.retrieval.store.keywords import LexicalIndex
+    from chatapp.text.terms import chunk_terms
 
     questions, _ = retrieval.load_set("retrieval_eval_ko")
     run = retrieval.index_eval("retrieval_eval_ko", "auto")
@@ -184,10 +185,8 @@ def quality(runs: dict[str, Callable[[list[str]], list[list[str]]]]) -> dict:
     try:
         for name, variant in runs.items():
             korean.korean_terms_many = variant  # type: ignore[assignment]
-            corpus = [
-                lexical.chunk_terms(os.path.basename(c.path), c.heading, c.text) for c in chunks
-            ]
-            searcher._lexical = lexical.LexicalIndex.from_terms([c.id for c in chunks], corpus)
+            corpus = [chunk_terms(os.path.basename(c.path), c.heading, c.text) for c in chunks]
+            searcher._lexical = LexicalIndex.from_terms([c.id for c in chunks], corpus)
             searcher._lexical_generation = coll.manifest.generation
             q = retrieval.quality(searcher, questions)
             out[name] = {mode: q[mode] for mode in ("bm25", "hybrid")}

@@ -43,10 +43,10 @@ import numpy as np  # noqa: E402
 
 from benchmarks import retrieval_speed  # noqa: E402
 from chatapp.config import load_settings  # noqa: E402
-from chatapp.retrieval.collection import create_or_open  # noqa: E402
-from chatapp.retrieval.embedder import RoutedEmbedder, create_embedder  # noqa: E402
-from chatapp.retrieval.indexing import IndexOptions, embed_text, index_paths  # noqa: E402
-from chatapp.retrieval.search import Searcher  # noqa: E402
+from chatapp.embedding.embedder import RoutedEmbedder, create_embedder  # noqa: E402
+from chatapp.retrieval.ingest.indexing import IndexOptions, embed_text, index_paths  # noqa: E402
+from chatapp.retrieval.search.hybrid import Searcher  # noqa: E402
+from chatapp.retrieval.store.collection import create_or_open  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 BENCH = ROOT / "benchmarks"
@@ -132,7 +132,7 @@ def answer_accuracy(collection: str, questions: list[dict], unanswerable: list[d
     """The bundled SmolLM2 answering through the session, with and without the collection."""
     from chatapp.domain import GenerationParams
     from chatapp.engine.factory import create_backend
-    from chatapp.retrieval.grounding import DocumentRetriever
+    from chatapp.retrieval.search.grounding import DocumentRetriever
     from chatapp.session.chat_session import ChatSession
     from chatapp.session.turns import TurnRequest, consume
 

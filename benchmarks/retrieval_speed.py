@@ -35,17 +35,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from benchmarks.retrieval_corpora import english_folder, korean_folder  # noqa: E402
-from chatapp.retrieval.collection import Collection, create_or_open  # noqa: E402
-from chatapp.retrieval.embedder import (  # noqa: E402
+from chatapp.embedding.embedder import (  # noqa: E402
     RoutedEmbedder,
     SentenceTransformerEmbedder,
     create_embedder,
 )
-from chatapp.retrieval.index_summary import WRITE_BATCH_MAX  # noqa: E402
-from chatapp.retrieval.index_writer import embedding_calls  # noqa: E402
-from chatapp.retrieval.indexing import embed_text, index_paths  # noqa: E402
-from chatapp.retrieval.multilingual_embedder import UniversalSentenceEncoder  # noqa: E402
-from chatapp.retrieval.search import Searcher  # noqa: E402
+from chatapp.embedding.multilingual import UniversalSentenceEncoder  # noqa: E402
+from chatapp.retrieval.ingest.indexing import embed_text, index_paths  # noqa: E402
+from chatapp.retrieval.ingest.summary import WRITE_BATCH_MAX  # noqa: E402
+from chatapp.retrieval.ingest.writer import embedding_calls  # noqa: E402
+from chatapp.retrieval.search.hybrid import Searcher  # noqa: E402
+from chatapp.retrieval.store.collection import Collection, create_or_open  # noqa: E402
 
 SAMPLE = 256
 ROUNDS = 3

@@ -9,7 +9,7 @@ with single-threaded numpy work, and the spinning second thread took a core from
 ran: with one core busy beside it, as a reply being generated is, the 1 MB Korean folder
 indexed in 52 s against 72 s (``benchmarks/retrieval_speed.py``, side by side; the README has
 the figures); on a quiet machine the time is the same for 10-20 % less CPU. torch's OpenMP
-threads are made passive where torch is loaded (``retrieval.embedder``); llama.cpp's own threads
+threads are made passive where torch is loaded (``embedding.embedder``); llama.cpp's own threads
 are not touched.
 """
 

@@ -122,9 +122,9 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Index files and folders so answers can come from them (only changes are re-done)."""
-    from chatapp.retrieval import collection as coll_mod
-    from chatapp.retrieval.embedder import DEFAULT_EMBEDDER, create_embedder, embedder_key
-    from chatapp.retrieval.indexing import IndexOptions, index_paths
+    from chatapp.embedding.embedder import DEFAULT_EMBEDDER, create_embedder, embedder_key
+    from chatapp.retrieval.ingest.indexing import IndexOptions, index_paths
+    from chatapp.retrieval.store import collection as coll_mod
 
     settings = _settings(chroma_url, embedder)
     # Unless the user named one (flag, config or environment), a new collection gets the
@@ -320,8 +320,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Find the passages of your documents that best match a query."""
-    from chatapp.retrieval import collection as coll_mod
-    from chatapp.retrieval.search import Searcher, explicit_min_score
+    from chatapp.retrieval.search.hybrid import Searcher, explicit_min_score
+    from chatapp.retrieval.store import collection as coll_mod
 
     if mode not in ("hybrid", "dense", "bm25"):
         raise UsageError(f"--mode {mode}: use hybrid, dense or bm25")
@@ -387,7 +387,7 @@ def search(
 @collections_app.command("list")
 def collections_list(chroma_url: ChromaOpt = None, as_json: JsonOpt = False) -> None:
     """Collections, with their size and embedder."""
-    from chatapp.retrieval.collection import list_collections, resolve_url
+    from chatapp.retrieval.store.collection import list_collections, resolve_url
 
     infos = list_collections(resolve_url(_settings(chroma_url)))
     if as_json:
@@ -407,7 +407,7 @@ def collections_info(
     as_json: JsonOpt = False,
 ) -> None:
     """What a collection holds and how it was built."""
-    from chatapp.retrieval.collection import check_name, open_collection, resolve_url
+    from chatapp.retrieval.store.collection import check_name, open_collection, resolve_url
 
     with open_collection(check_name(name), resolve_url(_settings(chroma_url))) as coll:
         info = coll.info()
@@ -437,8 +437,8 @@ def collections_check(
     as_json: JsonOpt = False,
 ) -> None:
     """Check that the vector store holds exactly what the manifest lists, and repair it."""
-    from chatapp.retrieval.collection import check_name, open_collection, resolve_url
-    from chatapp.retrieval.collection_check import check_collection
+    from chatapp.retrieval.ingest.collection_check import check_collection
+    from chatapp.retrieval.store.collection import check_name, open_collection, resolve_url
 
     with open_collection(check_name(name), resolve_url(_settings(chroma_url))) as coll:
         report = check_collection(coll, repair=not dry_run, on_wait=_say_waiting)
@@ -458,7 +458,7 @@ def collections_rm(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a collection (its vectors and manifest; your files are not touched)."""
-    from chatapp.retrieval.collection import check_name, remove_collection, resolve_url
+    from chatapp.retrieval.store.collection import check_name, remove_collection, resolve_url
 
     info = remove_collection(check_name(name), resolve_url(_settings(chroma_url)))
     if as_json:

@@ -141,7 +141,7 @@ def eval_templates(
         model=model, backend=backend, base_url=base_url, api_key=api_key, n_ctx=n_ctx, seed=seed
     )
     from chatapp.engine.factory import create_backend, generation_params
-    from chatapp.retrieval.grounding import DocumentRetriever
+    from chatapp.retrieval.search.grounding import DocumentRetriever
 
     retriever = DocumentRetriever(settings)
     if collection is not None:

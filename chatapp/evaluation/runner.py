@@ -24,7 +24,7 @@ from chatapp.prompting.turn import default_embedder
 
 if TYPE_CHECKING:
     from chatapp.engine.base import Backend
-    from chatapp.retrieval.grounding import DocumentRetriever
+    from chatapp.retrieval.search.grounding import DocumentRetriever
 
 
 @dataclass

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chatapp.retrieval.language import KOREAN, query_language
+from chatapp.text.language import KOREAN, query_language
 
 RULES = (
     "Answer the question using only the numbered sources below. Cite the source of each fact "

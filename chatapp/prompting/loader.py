@@ -122,14 +122,11 @@ def _duplicate_keys(node: yaml.Node | None, loc: tuple[Any, ...] = ()) -> list[t
     return found
 
 
-def _first_alias(text: str) -> yaml.Mark | None:
-    """Where the text first uses an anchor or an alias (None when it uses none)."""
+def _first_alias(text: str) -> int | None:
+    """The 0-based line where the text first uses an anchor or an alias (None: it uses none)."""
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            return event.start_mark
-        anchor = getattr(event, "anchor", None)
-        if anchor is not None:
-            return event.start_mark
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            return int(event.start_mark.line) if event.start_mark is not None else 0
     return None
 
 
@@ -142,7 +139,7 @@ def parse_template_text(text: str, path: Path, stem: str | None = None) -> Valid
             report.problems.append(
                 Problem(
                     path,
-                    alias.line + 1,
+                    alias + 1,
                     "",
                     "YAML anchors and aliases (&name, *name) are not allowed in templates",
                 )
@@ -220,7 +217,7 @@ def validate_file(path: Path) -> ValidationReport:
     except FileNotFoundError:
         return ValidationReport(path, problems=[Problem(path, None, "", "no such file")])
     except OSError as exc:
-        reason = "is a folder" if isinstance(exc, IsADirectoryError) else exc.strerror
+        reason = "is a folder" if isinstance(exc, IsADirectoryError) else str(exc.strerror)
         return ValidationReport(path, problems=[Problem(path, None, "", f"cannot read ({reason})")])
     report = parse_template_text(text, path, path.stem)
     if report.template is not None:

@@ -18,8 +18,8 @@ import numpy as np
 from chatapp.errors import UsageError
 
 if TYPE_CHECKING:
+    from chatapp.embedding.embedder import Embedder
     from chatapp.prompting.schema import Example
-    from chatapp.retrieval.embedder import Embedder
 
 METHODS = ("fixed", "random", "similar")
 _CACHE_SIZE = 32

@@ -25,7 +25,7 @@ from chatapp.prompting.selection import select_examples
 from chatapp.prompting.variables import resolve_variables
 
 if TYPE_CHECKING:
-    from chatapp.retrieval.embedder import Embedder
+    from chatapp.embedding.embedder import Embedder
 
 
 @dataclass
@@ -211,6 +211,6 @@ def _set_examples(turn: TemplateTurn, chosen: Sequence[Example], values: Mapping
 @functools.cache
 def default_embedder() -> Embedder:
     """The bundled MiniLM, loaded once per process (used by ``similar`` selection)."""
-    from chatapp.retrieval.embedder import SentenceTransformerEmbedder
+    from chatapp.embedding.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder("bundled")

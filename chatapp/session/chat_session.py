@@ -33,15 +33,15 @@ from chatapp.domain import (
 from chatapp.engine.base import Backend
 from chatapp.engine.kv_state_files import KeepsStates
 from chatapp.errors import ChatappError, UsageError
-from chatapp.session.preparation import PreparedTurn, prepare_turn
 from chatapp.session.deletion import state_owner
+from chatapp.session.preparation import PreparedTurn, prepare_turn
 from chatapp.session.reply_writer import ReplyWriter
 from chatapp.session.turns import TurnEvent, TurnFinished, TurnRequest, TurnResult, TurnStarted
 
 if TYPE_CHECKING:
     from chatapp.config import Settings
     from chatapp.prompting.schema import Template
-    from chatapp.retrieval.grounding import DocumentRetriever
+    from chatapp.retrieval.search.grounding import DocumentRetriever
     from chatapp.storage import ConversationStore, Message
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class ChatSession:
     def retriever(self) -> DocumentRetriever | None:
         """Finds sources for grounded turns; made from the settings on first use."""
         if self._retriever is None and self._settings is not None:
-            from chatapp.retrieval.grounding import DocumentRetriever
+            from chatapp.retrieval.search.grounding import DocumentRetriever
 
             self._retriever = DocumentRetriever(self._settings)
             self._own_retriever = True
@@ -351,7 +351,7 @@ class ChatSession:
         if prepared.template_turn is not None:
             result.parsed = prepared.template_turn.parse(result.text)
         if prepared.sources and self.retriever is not None and prepared.retrieval is not None:
-            from chatapp.retrieval.citations import check_answer
+            from chatapp.retrieval.search.citations import check_answer
 
             try:
                 embedder = self.retriever.embedder(prepared.retrieval.collection)

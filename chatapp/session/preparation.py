@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from chatapp.engine.base import Backend
     from chatapp.prompting.schema import Template
     from chatapp.prompting.turn import TemplateTurn
-    from chatapp.retrieval.grounding import DocumentRetriever, Retrieval
+    from chatapp.retrieval.search.grounding import DocumentRetriever, Retrieval
 
 
 @dataclass
@@ -152,7 +152,7 @@ def prepare_turn(
         if not retrieval.sources:
             prepared.refusal = grounded.refusal_text(retrieval.collection, retrieval.language)
             return prepared
-        from chatapp.retrieval.source_trimming import trim_sources
+        from chatapp.retrieval.search.source_trimming import trim_sources
 
         # The sentences that answer, within the source budget; the rules join the system
         # prompt, the part of the prompt that stays cached from turn to turn.
@@ -191,7 +191,7 @@ def prepare_turn(
 def korean_notice(text: str, backend: Backend, history: Sequence[ChatMessage]) -> str | None:
     """For the first Korean message of a conversation sent to a model without the Korean flag:
     say so, naming catalog models that speak Korean with their size and fit on this machine."""
-    from chatapp.retrieval.language import KOREAN, query_language
+    from chatapp.text.language import KOREAN, query_language
 
     if query_language(text) != KOREAN:
         return None

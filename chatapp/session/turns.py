@@ -19,7 +19,7 @@ from chatapp.domain import GenerationStats, ReasoningEvent, TokenEvent
 if TYPE_CHECKING:
     from chatapp.context import ContextPlan
     from chatapp.prompting.constraints import ParsedOutput
-    from chatapp.retrieval.citations import CitationReport
+    from chatapp.retrieval.search.citations import CitationReport
     from chatapp.storage import Message
 
 TurnKind = Literal["reply", "refusal"]

@@ -1,18 +1,26 @@
 """The chat in a browser tab: textual-serve runs one chatapp per tab behind a small web server.
 
 The server is locked to the user who started it. Every run makes a random access token that is
-only in the printed link; opening the link turns it into a cookie (HttpOnly, SameSite=Strict)
-and every later request, the websocket included, must carry it. The Host header must name the
-address chatapp listens on (a web page cannot reach it through a DNS name it controls) and an
-Origin header, which browsers always send on a websocket, must be that same address (a page
-from another site is refused before any chatapp process starts). At most ``max_sessions`` tabs
-run at once, each its own chatapp process with a model. The page loads nothing from the
-network: fonts and scripts come from textual-serve's own static folder, and a Content Security
-Policy keeps it that way.
+only in the printed link. A chat (the websocket) needs that token in its path, ``/ws/TOKEN``:
+opening the link redirects to ``/#token=TOKEN``, and the page's script keeps the token in the
+tab's ``sessionStorage`` (which belongs to this origin, port included) and out of the address
+bar. No cookie can open a chat: browsers send cookies to every port of a host, so any other
+local web server the user visits would receive one and could replay it from a non-browser
+client with a forged Origin. The cookie the link sets (HttpOnly, SameSite=Strict) is a key
+derived from the token that only serves the page, which holds no secret.
+
+The Host header must name the address chatapp listens on (a web page cannot reach it through a
+DNS name it controls) and an Origin header, which browsers always send on a websocket, must be
+that same address, port included (a page from another site or another local port is refused
+before any chatapp process starts). At most ``max_sessions`` tabs run at once, each its own
+chatapp process with a model, and a tab's terminal is at most ``MAX_COLUMNS`` x ``MAX_ROWS``
+cells whatever size it asks for. The page loads nothing from the network: fonts and scripts
+come from textual-serve's own static folder, and a Content Security Policy keeps it that way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -24,14 +32,31 @@ from typing import Any
 from urllib.parse import urlsplit
 
 PAGE_DIR = Path(__file__).with_name("browser_page")
-COOKIE_PREFIX = "chatapp_token_"
+COOKIE_PREFIX = "chatapp_page_"
 TOKEN_PARAM = "token"
+WEBSOCKET_PREFIX = "/ws/"
 DEFAULT_MAX_SESSIONS = 2
+MAX_COLUMNS = 1000
+MAX_ROWS = 400
+"""A tab's terminal size is clamped to this (a 4K screen at a small font is ~500 x 150)."""
 
 
 def new_token() -> str:
     """A fresh per-run access token (192 random bits, URL-safe)."""
     return secrets.token_urlsafe(24)
+
+
+def clamp_size(width: object, height: object) -> tuple[int, int]:
+    """A terminal size a tab may have: 1..MAX_COLUMNS x 1..MAX_ROWS (80 x 24 for nonsense)."""
+
+    def clamp(value: object, default: int, most: int) -> int:
+        try:
+            number = int(str(value))
+        except ValueError:
+            return default
+        return max(1, min(number, most))
+
+    return clamp(width, 80, MAX_COLUMNS), clamp(height, 24, MAX_ROWS)
 
 
 def is_loopback(host: str) -> bool:
@@ -101,6 +126,14 @@ class BrowserAccess:
         # Cookies ignore ports: one name per port keeps two chatapp servers apart.
         return f"{COOKIE_PREFIX}{self.port}"
 
+    @property
+    def page_key(self) -> str:
+        """The cookie's value: it opens the page (no secret in it), never a chat."""
+        return page_key(self.token)
+
+    def page_key_matches(self, value: str | None) -> bool:
+        return value is not None and hmac.compare_digest(value.encode(), self.page_key.encode())
+
     def token_matches(self, value: str | None) -> bool:
         return value is not None and hmac.compare_digest(value.encode(), self.token.encode())
 
@@ -130,6 +163,11 @@ class BrowserAccess:
         return self.host_allowed(netloc)
 
 
+def page_key(token: str) -> str:
+    """The page cookie's value for ``token``: derived one way, so it cannot open a chat."""
+    return hmac.new(token.encode(), b"chatapp page cookie", hashlib.sha256).hexdigest()
+
+
 def refusal_text(reason: str) -> str:
     return f"chatapp serve: {reason}\n"
 
@@ -155,45 +193,67 @@ def guard(
             # textual-serve's own script, styles and fonts: public files, no secret in them.
             result: web.StreamResponse = await handler(request)
             return result
+        if request.path == "/ws" or request.path.startswith(WEBSOCKET_PREFIX):
+            refused = _websocket_refusal(access, request, sessions(), max_sessions)
+            if refused is not None:
+                return refused
+            return await handler(request)  # type: ignore[no-any-return]
         offered = request.query.get(TOKEN_PARAM)
         if offered is not None:
             if not access.token_matches(offered):
                 return web.Response(status=403, text=refusal_text("wrong access token"))
-            # The token moves into a cookie and out of the address bar.
+            # The token moves out of the address bar into the tab (see the module docstring);
+            # the cookie only lets this browser load the page again.
             rest = {k: v for k, v in request.query.items() if k != TOKEN_PARAM}
-            response = web.HTTPFound(request.rel_url.with_query(rest))
+            target = request.rel_url.with_query(rest).with_fragment(f"{TOKEN_PARAM}={offered}")
+            response = web.HTTPFound(target)
             response.set_cookie(
                 access.cookie_name,
-                access.token,
+                access.page_key,
                 httponly=True,
                 samesite="Strict",
                 secure=access.scheme == "https",
                 path="/",
             )
             return response
-        if not access.token_matches(request.cookies.get(access.cookie_name)):
+        if not access.page_key_matches(request.cookies.get(access.cookie_name)):
             return web.Response(
                 status=403,
                 text=refusal_text(
                     "open the link `chatapp serve` printed (it carries this run's access token)"
                 ),
             )
-        if request.path == "/ws":
-            if origin is None:
-                return web.Response(
-                    status=403, text=refusal_text("a websocket needs an Origin header")
-                )
-            if sessions() >= max_sessions:
-                return web.Response(
-                    status=503,
-                    text=refusal_text(
-                        f"{max_sessions} chat tabs are already open; close one, or start "
-                        "`chatapp serve --max-sessions N`"
-                    ),
-                )
         return await handler(request)  # type: ignore[no-any-return]
 
     return check
+
+
+def _websocket_refusal(
+    access: BrowserAccess, request: Any, sessions: int, max_sessions: int
+) -> Any | None:
+    """Why this websocket may not start a chat (a response), or None when it may."""
+    from aiohttp import web
+
+    key = request.path[len(WEBSOCKET_PREFIX) :] if request.path.startswith(WEBSOCKET_PREFIX) else ""
+    if not access.token_matches(key or None):
+        return web.Response(
+            status=403,
+            text=refusal_text(
+                "a chat needs this run's access token in the websocket path "
+                "(open the link `chatapp serve` printed)"
+            ),
+        )
+    if request.headers.get("Origin") is None:
+        return web.Response(status=403, text=refusal_text("a websocket needs an Origin header"))
+    if sessions >= max_sessions:
+        return web.Response(
+            status=503,
+            text=refusal_text(
+                f"{max_sessions} chat tabs are already open; close one, or start "
+                "`chatapp serve --max-sessions N`"
+            ),
+        )
+    return None
 
 
 def _security_headers(access: BrowserAccess) -> Callable[[Any, Any], Awaitable[None]]:
@@ -230,6 +290,7 @@ def _server_class() -> type:
 
         async def _make_app(self) -> Any:
             app = await super()._make_app()
+            app.router.add_get(WEBSOCKET_PREFIX + "{key}", self.handle_websocket)
             check = guard(self.access, lambda: self.open_sessions, self.max_sessions)
             app.middlewares.append(check)  # type: ignore[arg-type]
             app.on_response_prepare.append(_security_headers(self.access))
@@ -238,10 +299,39 @@ def _server_class() -> type:
         async def handle_websocket(self, request: Any) -> Any:
             # The guard checked the cap; nothing awaits between its check and this count.
             self.open_sessions += 1
+            width, height = clamp_size(
+                request.query.get("width", "80"), request.query.get("height", "24")
+            )
+            clamped = request.clone(rel_url=request.rel_url.with_query(width=width, height=height))
             try:
-                return await super().handle_websocket(request)
+                return await super().handle_websocket(clamped)
             finally:
                 self.open_sessions -= 1
+
+        async def _process_messages(self, websocket: Any, app_service: Any) -> None:
+            """textual-serve's message loop, with resizes clamped and malformed messages
+            ignored (a resize to 100000 x 100000 grew a tab's chatapp to gigabytes)."""
+            from aiohttp import WSMsgType
+
+            async for message in websocket:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    envelope = message.json()
+                    kind, data = envelope[0], envelope[1] if len(envelope) > 1 else None
+                except (ValueError, TypeError, IndexError, KeyError):
+                    continue
+                if kind == "stdin" and isinstance(data, str):
+                    await app_service.send_bytes(data.encode("utf-8", "replace"))
+                elif kind == "resize" and isinstance(data, dict):
+                    width, height = clamp_size(data.get("width"), data.get("height"))
+                    await app_service.set_terminal_size(width, height)
+                elif kind == "ping":
+                    await websocket.send_json(["pong", data])
+                elif kind == "blur":
+                    await app_service.blur()
+                elif kind == "focus":
+                    await app_service.focus()
 
         async def on_startup(self, app: Any) -> None:
             link = f"{self.public_url.rstrip('/')}/?{TOKEN_PARAM}={self.access.token}"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from chatapp.domain import CancelToken
     from chatapp.engine.base import Backend
     from chatapp.engine.reasoning import ThinkingSupport
-    from chatapp.retrieval.grounding import DocumentRetriever
+    from chatapp.retrieval.search.grounding import DocumentRetriever
     from chatapp.session import ChatSession, TurnRequest
     from chatapp.storage import ConversationStore
 
@@ -109,7 +109,7 @@ class ChatContext:
         """Finds sources in the user's collections (made on first use)."""
         with self._lock:
             if self._retriever is None and self.settings is not None:
-                from chatapp.retrieval.grounding import DocumentRetriever
+                from chatapp.retrieval.search.grounding import DocumentRetriever
 
                 self._retriever = DocumentRetriever(self.settings)
             return self._retriever

@@ -28,21 +28,21 @@ def served(tmp_path: Path) -> Iterator[Served]:
         yield chat
 
 
-async def _websocket(served: Served, headers: dict[str, str]) -> tuple[int, str]:
+async def _websocket(served: Served, url: str, headers: dict[str, str]) -> tuple[int, str]:
     """(101, first frame) for an accepted session, (status, body) for a refusal."""
     async with aiohttp.ClientSession() as session:
         try:
-            async with session.ws_connect(
-                f"ws://127.0.0.1:{served.port}/ws?width=80&height=24", headers=headers
-            ) as ws:
+            async with session.ws_connect(url, headers=headers) as ws:
                 message = await asyncio.wait_for(ws.receive(), 60)
                 return 101, str(message.data)[:40]
         except aiohttp.WSServerHandshakeError as exc:
             return exc.status, exc.message
 
 
-def websocket(served: Served, **headers: str) -> tuple[int, str]:
-    return asyncio.run(_websocket(served, {k.replace("_", "-"): v for k, v in headers.items()}))
+def websocket(served: Served, url: str | None = None, **headers: str) -> tuple[int, str]:
+    """The websocket at ``url`` (default: the one a tab opened through the link uses)."""
+    named = {k.replace("_", "-"): v for k, v in headers.items()}
+    return asyncio.run(_websocket(served, url or served.ws_url, named))
 
 
 async def _get(served: Served, path: str, headers: dict[str, str]) -> tuple[int, Any, str]:
@@ -66,8 +66,10 @@ def test_foreign_origin_is_refused_even_with_the_token(served: Served) -> None:
 
 
 def test_websocket_without_the_token_is_refused(served: Served) -> None:
-    assert websocket(served, Origin=served.origin)[0] == 403
-    assert websocket(served, Origin=served.origin, Cookie=f"{served.cookie}x")[0] == 403
+    bare = f"ws://127.0.0.1:{served.port}/ws?width=80&height=24"
+    assert websocket(served, bare, Origin=served.origin)[0] == 403
+    wrong = f"ws://127.0.0.1:{served.port}/ws/{served.token}x?width=80&height=24"
+    assert websocket(served, wrong, Origin=served.origin)[0] == 403
     assert served.children() == []
 
 
@@ -100,9 +102,11 @@ def test_dns_rebinding_host_is_refused(served: Served) -> None:
 
 def test_the_link_sets_a_strict_cookie_and_leaves_the_address_bar(served: Served) -> None:
     status, headers, _ = get(served, f"/?token={served.token}")
-    assert status == 302 and headers["Location"] == "/"
+    # The token goes to the page's script in the fragment (never sent to a server again).
+    assert status == 302 and headers["Location"] == f"/#token={served.token}"
     cookie = headers["Set-Cookie"]
     assert cookie.startswith(f"{served.cookie};")
+    assert served.token not in cookie, "the cookie (sent to every local port) holds no token"
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
 
 
@@ -123,8 +127,8 @@ def test_the_page_loads_nothing_from_the_network(served: Served) -> None:
 def test_the_link_gives_a_session_and_the_cap_refuses_a_third(served: Served) -> None:
     async def three_tabs() -> list[tuple[int, str]]:
         async with aiohttp.ClientSession() as session:
-            url = f"ws://127.0.0.1:{served.port}/ws?width=80&height=24"
-            headers = {"Origin": served.origin, "Cookie": served.cookie}
+            url = served.ws_url
+            headers = {"Origin": served.origin}
             first = await session.ws_connect(url, headers=headers)
             second = await session.ws_connect(url, headers=headers)
             try:

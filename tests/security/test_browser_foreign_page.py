@@ -87,5 +87,5 @@ def test_a_foreign_page_in_the_same_browser_gets_no_chat(tmp_path: Path, evil_si
             finally:
                 browser.close()
     assert titles == {"127.0.0.1": "REFUSED", "localhost": "REFUSED"}
-    assert f"chatapp_token_{served.port}" in cookies, "the same-site page did carry the cookie"
+    assert f"chatapp_page_{served.port}" in cookies, "the same-site page did carry the cookie"
     assert children == 1, "only the user's tab runs a chatapp; none started for the pages"

@@ -37,7 +37,15 @@ class Served:
 
     @property
     def cookie(self) -> str:
-        return f"chatapp_token_{self.port}={self.token}"
+        """The page cookie the link sets (it serves the page; it opens no chat)."""
+        from chatapp.ui.browser import COOKIE_PREFIX, page_key
+
+        return f"{COOKIE_PREFIX}{self.port}={page_key(self.token)}"
+
+    @property
+    def ws_url(self) -> str:
+        """The websocket a tab opened through the link uses: the token in its path."""
+        return f"ws://127.0.0.1:{self.port}/ws/{self.token}?width=80&height=24"
 
     def children(self) -> list[int]:
         """Processes the server started (textual-serve runs each tab through a shell)."""

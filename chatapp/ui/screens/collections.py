@@ -108,7 +108,7 @@ class CollectionPickerScreen(ModalScreen[str | None]):
             )
 
     def _options(self) -> list[Option]:
-        from chatapp.retrieval.collection import list_collections, resolve_url
+        from chatapp.retrieval.store.collection import list_collections, resolve_url
 
         options = [Option("Off — answer without documents", id=OFF)]
         current = self.chat_screen.choices.collection

@@ -123,8 +123,8 @@ class SourcesPanel(Vertical):
     @work(thread=True, exclusive=True, group="citation-check")
     def run_check(self) -> None:
         """Check the reply's citations with the collection's embedder (may load it)."""
-        from chatapp.retrieval.citations import check_answer
-        from chatapp.retrieval.embedder import create_embedder
+        from chatapp.embedding.embedder import create_embedder
+        from chatapp.retrieval.search.citations import check_answer
 
         setting = next((s.get("embedder") for s in self.sources if s.get("embedder")), None)
         if not setting:
