@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,19 +69,37 @@ def _read_text_file(path: Path, what: str) -> str:
         raise UsageError(f"{what}: file {path}: {exc.strerror}") from None
 
 
-def read_input(value: str | None) -> str | None:
+# One word ending in a file extension (a letter first, so "3.14" or "e.g." are not one).
+_FILE_NAME = re.compile(r"[^\s/]+\.[A-Za-z][A-Za-z0-9]{0,7}")
+
+
+def looks_like_path(value: str) -> bool:
+    """One word with a ``/`` or a file extension (``notes.md``, ``~/a/b``): what a user types
+    to name a file, and would not type as the text to work on."""
+    word = value.strip()
+    if not word or any(c.isspace() for c in word) or len(word) > 4096:
+        return False
+    return "/" in word or os.sep in word or _FILE_NAME.fullmatch(word) is not None
+
+
+def read_input(value: str | None, *, literal: bool = False) -> str | None:
     """The input: ``-`` reads stdin, an existing file path reads the file, other text is used
-    as written; with no argument, text piped on stdin is used."""
+    as written; with no argument, text piped on stdin is used. A word that looks like a path
+    (``looks_like_path``) but names no file is a UsageError rather than text to summarise;
+    ``literal`` (``--text``) takes the argument as text whatever it looks like."""
     if value == "-" or (value is None and not _stdin_is_terminal()):
         from chatapp.cli.stdin_text import read_stdin_text
 
         text = read_stdin_text()  # bytes that are not UTF-8: a one-line error, exit 2
         return text if text.strip() or value == "-" else None
-    if value is None:
-        return None
+    if value is None or literal:
+        return value
     candidate = Path(value).expanduser()
     if len(value) < 4096 and "\n" not in value and candidate.is_file():
         return _read_text_file(candidate, "input")
+    if looks_like_path(value):
+        problem = "is a folder" if candidate.is_dir() else "no such file"
+        raise UsageError(f"input {value}: {problem} (to use it as text, add --text)")
     return value
 
 
@@ -121,6 +141,10 @@ def run_template(
         typer.Argument(metavar="[INPUT | -]", help="Text, a file path, or - for stdin."),
     ] = None,
     var: VarOpt = None,
+    literal: Annotated[
+        bool,
+        typer.Option("--text", help="INPUT is the text itself, even when it looks like a path."),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print {template, output, parsed, reasoning, stats}.")
     ] = False,
@@ -169,7 +193,7 @@ def run_template(
 
     overrides = {"temperature": temperature, "seed": seed, "max_tokens": max_tokens}
     request = TurnRequest(
-        read_input(input_) or "",
+        read_input(input_, literal=literal) or "",
         template=TemplateCall(
             name,
             parse_vars(var),
