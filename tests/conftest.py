@@ -56,13 +56,13 @@ def bundled_gguf() -> Path:
 @pytest.fixture(scope="session")
 def minilm():
     """The bundled all-MiniLM-L6-v2 through real sentence-transformers (loaded once)."""
-    from chatapp.retrieval.embedder import SentenceTransformerEmbedder
+    from chatapp.embedding.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder("bundled")
 
 
 @pytest.fixture
 def hashing_embedder():
-    from chatapp.retrieval.embedder import HashingEmbedder
+    from chatapp.embedding.embedder import HashingEmbedder
 
     return HashingEmbedder()

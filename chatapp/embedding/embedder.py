@@ -28,17 +28,17 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from chatapp.errors import ModelNotFoundError
-from chatapp.retrieval.chunk_routing import (
+from chatapp.embedding.cpu_bf16 import cpu_has_bf16
+from chatapp.embedding.multilingual import MULTILINGUAL, UniversalSentenceEncoder
+from chatapp.embedding.routing import (
     ChunkRouter,
     InputMaker,
     SpacePlan,
     TokenCounter,
     TokenizerCounter,
 )
-from chatapp.retrieval.cpu_bf16 import cpu_has_bf16
-from chatapp.retrieval.language import ENGLISH
-from chatapp.retrieval.multilingual_embedder import MULTILINGUAL, UniversalSentenceEncoder
+from chatapp.errors import ModelNotFoundError
+from chatapp.text.language import ENGLISH
 
 BUNDLED = "bundled"
 FAST = "fast"

@@ -86,11 +86,11 @@ class UniversalSentenceEncoder:
 
     def _bf16_forward(self) -> Any:
         """The torch bf16 pass when this CPU has native bf16 and it matches the numpy pass."""
-        from chatapp.retrieval.cpu_bf16 import cpu_has_bf16
+        from chatapp.embedding.cpu_bf16 import cpu_has_bf16
 
         if not cpu_has_bf16():
             return None
-        from chatapp.retrieval.multilingual_bf16 import Bf16Forward
+        from chatapp.embedding.multilingual_bf16 import Bf16Forward
 
         try:
             forward = Bf16Forward(self._model._model)

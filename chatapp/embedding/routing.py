@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chatapp.retrieval.language import ENGLISH, detect_language
+from chatapp.text.language import ENGLISH, detect_language
 
 TokenCounter = Callable[[str], int]
 """Tokens of a text as its embedder counts them (without special tokens)."""

@@ -17,7 +17,7 @@ import re
 import threading
 from typing import Any
 
-from chatapp.retrieval.language import has_hangul
+from chatapp.text.language import has_hangul
 
 CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "VV", "VA", "XR", "MAG", "SH"})
 """General and proper nouns, numerals, verb and adjective stems, roots, adverbs, Hanja."""

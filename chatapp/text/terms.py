@@ -1,26 +1,19 @@
-"""Keyword search: BM25 (bm25s) over a collection's chunks, persisted next to its manifest and
-rebuilt when the manifest's generation changes.
-
-The tokenizer works for English, code, Korean and mixed text alike, each script by its own rule
-within the same text: lowercase words, English ones stemmed (Snowball); identifiers also split at
-``_`` and camelCase (``EXCLUDE_FROM_ALL`` → exclude_from_all, exclud, from, all); Hangul by Kiwi
-morphemes (``korean.korean_terms``: "설치하려면" → 설치); runs of Han or kana become overlapping
-character bigrams. ``TOKENIZER_VERSION`` is saved with an index, so an index built by an older
-tokenizer is rebuilt rather than searched with different tokens.
+"""The terms a text is searched under by keyword (BM25): one tokenizer for English, code, Korean
+and mixed text, each script by its own rule within the same text. Lowercase words, English ones
+stemmed (Snowball); identifiers also split at ``_`` and camelCase (``EXCLUDE_FROM_ALL`` →
+exclude_from_all, exclud, from, all); Hangul by Kiwi morphemes (``korean.korean_terms``:
+"설치하려면" → 설치); runs of Han or kana become overlapping character bigrams.
+``TOKENIZER_VERSION`` is saved with a keyword index, so one built by an older tokenizer is
+rebuilt rather than searched with different tokens.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from chatapp.retrieval.language import has_hangul
+from chatapp.text.language import has_hangul
 
 TOKENIZER_VERSION = 3
 """1: character bigrams for Hangul; 2: Kiwi morphemes for Hangul; 3: Kiwi sentence by sentence,
@@ -38,7 +31,7 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 def tokenize(text: str) -> list[str]:
     """Search tokens for BM25 (see the module docstring)."""
     if has_hangul(text):
-        from chatapp.retrieval.korean import korean_terms
+        from chatapp.text.korean import korean_terms
 
         return _tokens(text, korean_terms(text))
     return _tokens(text, [])
@@ -80,7 +73,7 @@ def file_terms(file_name: str, chunks: Sequence[tuple[str, str]]) -> list[list[s
     korean: list[list[str]] = [[] for _ in texts]
     with_hangul = [i for i, text in enumerate(texts) if has_hangul(text)]
     if with_hangul:
-        from chatapp.retrieval.korean import korean_terms_many
+        from chatapp.text.korean import korean_terms_many
 
         made = korean_terms_many([texts[i] for i in with_hangul])
         for i, terms in zip(with_hangul, made, strict=True):
@@ -101,70 +94,3 @@ def _stem(word: str) -> str:
 
         _STEMMER = Stemmer.Stemmer("english", 100_000)
     return str(_STEMMER.stemWord(word))
-
-
-class LexicalIndex:
-    """BM25 over chunk texts; ``ids[i]`` is the chunk id of document i."""
-
-    def __init__(self, retriever: object, ids: list[str]) -> None:
-        self._retriever = retriever
-        self.ids = ids
-
-    @classmethod
-    def build(cls, ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex:
-        """The index of texts (tokenized here)."""
-        return cls.from_terms(ids, [tokenize(t) or ["∅"] for t in texts])
-
-    @classmethod
-    def from_terms(cls, ids: Sequence[str], corpus: Sequence[list[str]]) -> LexicalIndex:
-        """The index of chunks given by id and terms (``chunk_terms``)."""
-        import bm25s
-
-        retriever = bm25s.BM25()
-        if corpus:
-            retriever.index(list(corpus), show_progress=False)
-        return cls(retriever, list(ids))
-
-    def save(self, folder: Path, generation: int) -> None:
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        if self.ids:
-            self._retriever.save(str(partial))  # type: ignore[attr-defined]
-        (partial / "chatapp_ids.json").write_text(
-            json.dumps({"generation": generation, "tokenizer": TOKENIZER_VERSION, "ids": self.ids}),
-            encoding="utf-8",
-        )
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-
-    @classmethod
-    def load(cls, folder: Path, generation: int) -> LexicalIndex | None:
-        """The saved index if it matches this manifest generation, else None."""
-        import bm25s
-
-        try:
-            saved = json.loads((folder / "chatapp_ids.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if saved.get("generation") != generation or saved.get("tokenizer") != TOKENIZER_VERSION:
-            return None
-        ids = list(saved.get("ids", []))
-        if not ids:
-            return cls(bm25s.BM25(), [])
-        try:
-            retriever = bm25s.BM25.load(str(folder))
-        except Exception:
-            return None
-        return cls(retriever, ids)
-
-    def top(self, query: str, n: int) -> list[tuple[str, float]]:
-        """Up to n (chunk id, BM25 score) with a positive score, best first."""
-        tokens = tokenize(query)
-        if not tokens or not self.ids:
-            return []
-        scores = np.asarray(self._retriever.get_scores(tokens))  # type: ignore[attr-defined]
-        n = min(n, len(scores))
-        best = np.argpartition(-scores, n - 1)[:n]
-        best = best[np.argsort(-scores[best])]
-        return [(self.ids[i], float(scores[i])) for i in best if scores[i] > 0]

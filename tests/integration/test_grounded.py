@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from chatapp.config import load_settings
+from chatapp.embedding.embedder import HashingEmbedder
 from chatapp.engine.fake import FakeBackend
 from chatapp.prompting.grounded import REMINDER, RULES
-from chatapp.retrieval.collection import Collection, create_or_open
-from chatapp.retrieval.embedder import HashingEmbedder
-from chatapp.retrieval.indexing import index_paths
+from chatapp.retrieval.ingest.indexing import index_paths
+from chatapp.retrieval.store.collection import Collection, create_or_open
 from chatapp.session import ChatSession, TurnRequest, consume
 from tests.support.documents import CORPUS, run_cli, write_corpus
 

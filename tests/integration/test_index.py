@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatapp.retrieval.collection import Collection, create_or_open
-from chatapp.retrieval.discovery import discover
-from chatapp.retrieval.embedder import HashingEmbedder
-from chatapp.retrieval.indexing import Indexer, IndexOptions, index_paths
+from chatapp.embedding.embedder import HashingEmbedder
+from chatapp.retrieval.ingest.discovery import discover
+from chatapp.retrieval.ingest.indexing import Indexer, IndexOptions, index_paths
+from chatapp.retrieval.store.collection import Collection, create_or_open
 from tests.support.documents import CORPUS, write_corpus
 from tests.support.signals import default_sigint
 
@@ -275,7 +275,7 @@ def test_index_returns_when_the_writer_is_busy_as_the_reader_finishes(
 def test_keyword_index_from_the_readers_terms_matches_one_rebuilt_from_the_manifest(
     collection, corpus
 ) -> None:
-    from chatapp.retrieval.search import load_lexical
+    from chatapp.retrieval.store.keywords import load_lexical
 
     run(collection, [corpus])  # builds the keyword index from the terms made while reading
     built = load_lexical(collection)

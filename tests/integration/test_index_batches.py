@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatapp.retrieval.collection import Collection, create_or_open
-from chatapp.retrieval.embedder import HashingEmbedder
-from chatapp.retrieval.index_reader import embed_text
-from chatapp.retrieval.index_summary import EMBED_BATCH, WRITE_BATCH_MAX, IndexOptions
-from chatapp.retrieval.indexing import index_paths
+from chatapp.embedding.embedder import HashingEmbedder
+from chatapp.retrieval.ingest.indexing import index_paths
+from chatapp.retrieval.ingest.reader import embed_text
+from chatapp.retrieval.ingest.summary import EMBED_BATCH, WRITE_BATCH_MAX, IndexOptions
+from chatapp.retrieval.store.collection import Collection, create_or_open
 
 FILES = 240
 PARAGRAPHS = 7

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.retrieval.collection import Collection, create_or_open
-from chatapp.retrieval.discovery import discover
-from chatapp.retrieval.embedder import HashingEmbedder, RoutedEmbedder
-from chatapp.retrieval.index_reader import FileReader, PreparedFile, keyword_terms
-from chatapp.retrieval.index_summary import IndexOptions, IndexProgress, IndexSummary
-from chatapp.retrieval.index_writer import BatchWriter
-from chatapp.retrieval.indexing import index_paths
-from chatapp.retrieval.lexical import TOKENIZER_VERSION
+from chatapp.embedding.embedder import HashingEmbedder, RoutedEmbedder
+from chatapp.retrieval.ingest.discovery import discover
+from chatapp.retrieval.ingest.indexing import index_paths
+from chatapp.retrieval.ingest.reader import FileReader, PreparedFile, keyword_terms
+from chatapp.retrieval.ingest.summary import IndexOptions, IndexProgress, IndexSummary
+from chatapp.retrieval.ingest.writer import BatchWriter
+from chatapp.retrieval.store.collection import Collection, create_or_open
+from chatapp.text.terms import TOKENIZER_VERSION
 
 PAGES = {
     "a.md": "# 설치\n\n리액트를 설치하려면 npm을 사용합니다. 컴포넌트는 함수입니다.\n",

@@ -14,23 +14,23 @@ import numpy as np
 import pytest
 
 from chatapp.config import load_settings
-from chatapp.engine.fake import FakeBackend
-from chatapp.prompting.grounded import RULES_KO, refusal_text
-from chatapp.retrieval.citations import check_answer
-from chatapp.retrieval.collection import create_or_open, open_collection
-from chatapp.retrieval.cpu_bf16 import cpu_has_bf16
-from chatapp.retrieval.embedder import RoutedEmbedder, embedder_plan
-from chatapp.retrieval.grounding import DocumentRetriever
-from chatapp.retrieval.indexing import IndexOptions, index_paths
-from chatapp.retrieval.language import count_scripts, detect_language
-from chatapp.retrieval.multilingual_embedder import (
+from chatapp.embedding.cpu_bf16 import cpu_has_bf16
+from chatapp.embedding.embedder import RoutedEmbedder, embedder_plan
+from chatapp.embedding.multilingual import (
     MULTILINGUAL,
     UniversalSentenceEncoder,
     packaged_files,
 )
-from chatapp.retrieval.search import Searcher
+from chatapp.engine.fake import FakeBackend
+from chatapp.prompting.grounded import RULES_KO, refusal_text
+from chatapp.retrieval.ingest.indexing import IndexOptions, index_paths
+from chatapp.retrieval.search.citations import check_answer
+from chatapp.retrieval.search.grounding import DocumentRetriever
+from chatapp.retrieval.search.hybrid import Searcher
+from chatapp.retrieval.store.collection import create_or_open, open_collection
 from chatapp.session.chat_session import ChatSession
 from chatapp.session.turns import TurnRequest, consume
+from chatapp.text.language import count_scripts, detect_language
 
 pytestmark = pytest.mark.slow
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from chatapp.retrieval.collection import Collection, create_or_open
-from chatapp.retrieval.embedder import HashingEmbedder, RoutedEmbedder
-from chatapp.retrieval.indexing import IndexOptions, index_paths
-from chatapp.retrieval.lexical import TOKENIZER_VERSION
+from chatapp.embedding.embedder import HashingEmbedder, RoutedEmbedder
+from chatapp.retrieval.ingest.indexing import IndexOptions, index_paths
+from chatapp.retrieval.store.collection import Collection, create_or_open
+from chatapp.text.terms import TOKENIZER_VERSION
 from tests.support.signals import default_sigint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,8 +156,8 @@ def test_an_early_worker_is_closed_when_the_tokenizers_cannot_travel(folder: Pat
 
 
 def test_kiwi_is_loaded_ahead_only_for_a_folder_that_shows_hangul(folder: Path) -> None:
-    from chatapp.retrieval.discovery import FoundFile
-    from chatapp.retrieval.reader_process import shows_hangul
+    from chatapp.retrieval.ingest.discovery import FoundFile
+    from chatapp.retrieval.ingest.reader_process import shows_hangul
 
     def found(paths: list[Path]) -> list[FoundFile]:
         return [FoundFile(p, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
@@ -178,9 +178,9 @@ def test_with_the_models_loaded_the_first_files_come_before_their_keyword_terms(
     come with theirs."""
     import threading
 
-    from chatapp.retrieval.discovery import discover
-    from chatapp.retrieval.index_reader import FileReader, settle_terms
-    from chatapp.retrieval.reader_process import ReaderProcess, early_files, process_router
+    from chatapp.retrieval.ingest.discovery import discover
+    from chatapp.retrieval.ingest.reader import FileReader, settle_terms
+    from chatapp.retrieval.ingest.reader_process import ReaderProcess, early_files, process_router
 
     work = discover([folder]).files
     reader = FileReader(routed(), IndexOptions(), 80, 12, set(), threading.Event())
@@ -277,7 +277,7 @@ def test_with_the_real_embedders_the_reader_process_gives_the_same_vectors(
     the worker, and USE pieces made there, give the vectors of the reader thread exactly."""
     import numpy as np
 
-    from chatapp.retrieval.embedder import create_embedder
+    from chatapp.embedding.embedder import create_embedder
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -299,7 +299,7 @@ def test_with_the_real_embedders_the_reader_process_gives_the_same_vectors(
     for by_process, by_thread in zip(made[True][1], made[False][1], strict=True):
         assert np.array_equal(by_process, by_thread)
     # …and they are the vectors ``embed`` makes of the same texts, tokens and all.
-    from chatapp.retrieval.index_reader import embed_text
+    from chatapp.retrieval.ingest.reader import embed_text
 
     chunks = sorted(coll.manifest.all_chunks(), key=lambda c: (c.path, c.ord))
     for space in ("bundled", "use-multilingual"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatapp.retrieval.embedder import StaticEmbedder
+from chatapp.embedding.embedder import StaticEmbedder
 from tests.support.documents import CORPUS, run_cli, write_corpus
 
 RESULT_KEYS = {"rank", "score", "similarity", "threshold", "language", "space", "path",
@@ -170,9 +170,9 @@ def test_watch_reindexes_on_change(tmp_path: Path, hashing) -> None:
     """--watch's loop: a new file is indexed without running the command again."""
     import watchfiles
 
-    from chatapp.retrieval.collection import create_or_open
-    from chatapp.retrieval.embedder import HashingEmbedder
-    from chatapp.retrieval.indexing import index_paths
+    from chatapp.embedding.embedder import HashingEmbedder
+    from chatapp.retrieval.ingest.indexing import index_paths
+    from chatapp.retrieval.store.collection import create_or_open
 
     corpus = write_corpus(tmp_path / "w", {"a.md": "# A\n\nFirst.\n"})
     coll = create_or_open("watched", embedder="hashing", chunk_tokens=50, chunk_overlap=0)
@@ -221,9 +221,9 @@ def minilm_tokenizer():
 
 @pytest.mark.slow
 def test_minilm_search_finds_the_answering_file(tmp_path: Path, minilm, capsys) -> None:
-    from chatapp.retrieval.collection import create_or_open
-    from chatapp.retrieval.indexing import index_paths
-    from chatapp.retrieval.search import Searcher
+    from chatapp.retrieval.ingest.indexing import index_paths
+    from chatapp.retrieval.search.hybrid import Searcher
+    from chatapp.retrieval.store.collection import create_or_open
 
     corpus = write_corpus(tmp_path / "docs", CORPUS)
     coll = create_or_open("real", embedder="bundled", chunk_tokens=200, chunk_overlap=32)
@@ -251,7 +251,7 @@ def test_unknown_embedder_model_is_one_line_and_creates_nothing(tmp_path: Path, 
 def test_reembed_switches_a_collection_and_keeps_it_searchable(
     indexed: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chatapp.retrieval.collection import open_collection
+    from chatapp.retrieval.store.collection import open_collection
 
     with open_collection("home") as coll:
         before = coll.manifest.counts()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.retrieval import korean
-from chatapp.retrieval.korean import korean_terms, korean_terms_many
-from chatapp.retrieval.lexical import chunk_terms, file_terms
+from chatapp.text import korean
+from chatapp.text.korean import korean_terms, korean_terms_many
+from chatapp.text.terms import chunk_terms, file_terms
 from tests.retrieval.test_stored_terms import RecordingKiwi
 
 SHARED = "상태를 보존하려면 같은 위치에 렌더링하세요."

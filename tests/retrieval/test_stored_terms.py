@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from chatapp.retrieval import korean
-from chatapp.retrieval.collection import Collection, create_or_open, open_collection
-from chatapp.retrieval.embedder import HashingEmbedder
-from chatapp.retrieval.indexing import index_paths
-from chatapp.retrieval.lexical import TOKENIZER_VERSION
-from chatapp.retrieval.search import Searcher, load_lexical
+from chatapp.embedding.embedder import HashingEmbedder
+from chatapp.retrieval.ingest.indexing import index_paths
+from chatapp.retrieval.search.hybrid import Searcher
+from chatapp.retrieval.store.collection import Collection, create_or_open, open_collection
+from chatapp.retrieval.store.keywords import load_lexical
+from chatapp.text import korean
+from chatapp.text.terms import TOKENIZER_VERSION
 
 TOPICS = {"apple": "사과", "sea": "바다", "train": "기차", "library": "도서관", "soccer": "축구"}
 

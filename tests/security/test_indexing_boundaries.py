@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatapp.retrieval.collection import manifests_root, open_collection
-from chatapp.retrieval.collection_lock import collection_lock
+from chatapp.retrieval.store.collection import manifests_root, open_collection
+from chatapp.retrieval.store.lock import collection_lock
 from tests.security.conftest import chatapp_env, run_chatapp
 
 SECRET = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIzebrakey"

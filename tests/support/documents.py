@@ -78,9 +78,9 @@ def write_corpus(root: Path, files: dict[str, str]) -> Path:
 def index_corpus(root: Path, name: str, files: dict[str, str]) -> Path:
     """Write ``files`` under ``root`` and index them as collection ``name`` with the
     deterministic hashing embedder (real chromadb, in the test's CHATAPP_HOME)."""
-    from chatapp.retrieval.collection import create_or_open
-    from chatapp.retrieval.embedder import HashingEmbedder
-    from chatapp.retrieval.indexing import index_paths
+    from chatapp.embedding.embedder import HashingEmbedder
+    from chatapp.retrieval.ingest.indexing import index_paths
+    from chatapp.retrieval.store.collection import create_or_open
 
     corpus = write_corpus(root, files)
     coll = create_or_open(name, embedder="hashing", chunk_tokens=120, chunk_overlap=0)

@@ -22,9 +22,11 @@ LAYERS = {
     # services, each may use those listed above it
     "chatapp.models": 1,  # GGUF files, the catalog, the registry, bundled weights
     "chatapp.storage": 1,
+    "chatapp.text": 1,  # language detection, Korean analysis, keyword terms
     "chatapp.engine": 2,  # opens models
-    "chatapp.retrieval": 2,  # embeds with the bundled embedder
-    "chatapp.prompting": 3,  # similar few-shot selection embeds with retrieval's embedder
+    "chatapp.embedding": 2,  # sentence embedders (the bundled one from models)
+    "chatapp.retrieval": 3,  # ingest, store, search over the user's files
+    "chatapp.prompting": 3,  # uses text and embedding; never retrieval (same rank)
     # the turn pipeline
     "chatapp.session": 4,
     "chatapp.evaluation": 5,
@@ -162,3 +164,25 @@ def test_one_context_budget() -> None:
         if name != "chatapp.context" and "reply_reserve(" in path.read_text(encoding="utf-8")
     ]
     assert users == []
+
+
+def test_retrieval_stages_import_only_downward() -> None:
+    """ingest and search both build on store; neither imports the other, and store neither."""
+    below = {
+        "chatapp.retrieval.ingest": {"chatapp.retrieval.store"},
+        "chatapp.retrieval.search": {"chatapp.retrieval.store"},
+        "chatapp.retrieval.store": set(),
+    }
+
+    def stage(name: str) -> str | None:
+        return next((s for s in below if name == s or name.startswith(s + ".")), None)
+
+    crossing = [
+        f"{name} -> {target}"
+        for name, targets in graph().items()
+        for target in targets
+        if (own := stage(name)) is not None
+        and (other := stage(target)) not in (None, own)
+        and other not in below[own]
+    ]
+    assert crossing == []

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from chatapp.retrieval.chunking import chunk_blocks
-from chatapp.retrieval.embedder import HashingEmbedder
-from chatapp.retrieval.markup import Block, parse_markdown
+from chatapp.embedding.embedder import HashingEmbedder
+from chatapp.retrieval.ingest.chunking import chunk_blocks
+from chatapp.retrieval.ingest.markup import Block, parse_markdown
 
 count = HashingEmbedder().count_tokens
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chatapp.retrieval.citations import check_answer, parse_citations, split_answer
-from chatapp.retrieval.embedder import HashingEmbedder
+from chatapp.embedding.embedder import HashingEmbedder
+from chatapp.retrieval.search.citations import check_answer, parse_citations, split_answer
 
 SOURCES = [
     {"n": 1, "text": "Tomatoes need at least eight hours of direct sun each day."},

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chatapp.retrieval.lexical import LexicalIndex, tokenize
-from chatapp.retrieval.search import fuse
+from chatapp.retrieval.search.hybrid import fuse
+from chatapp.retrieval.store.keywords import LexicalIndex
+from chatapp.text.terms import tokenize
 
 
 def test_tokenizer_english_stems_and_drops_stopwords() -> None:

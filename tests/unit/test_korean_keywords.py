@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.retrieval.index_reader import page_language
-from chatapp.retrieval.korean import korean_terms
-from chatapp.retrieval.language import (
+from chatapp.retrieval.ingest.loaders import parse_file
+from chatapp.retrieval.ingest.markup import Block
+from chatapp.retrieval.ingest.reader import page_language
+from chatapp.retrieval.store.keywords import LexicalIndex
+from chatapp.text.korean import korean_terms
+from chatapp.text.language import (
     DOCUMENT_SHARE,
     ScriptCounts,
     count_scripts,
@@ -19,9 +22,7 @@ from chatapp.retrieval.language import (
     has_hangul,
     query_language,
 )
-from chatapp.retrieval.lexical import LexicalIndex, tokenize
-from chatapp.retrieval.loaders import parse_file
-from chatapp.retrieval.markup import Block
+from chatapp.text.terms import tokenize
 
 KOREAN_CORPUS = Path(__file__).resolve().parents[2] / "benchmarks" / "retrieval_eval_ko" / "corpus"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from chatapp.errors import UsageError
-from chatapp.retrieval.discovery import discover
-from chatapp.retrieval.loaders import SkipFile, parse_file, read_file
+from chatapp.retrieval.ingest.discovery import discover
+from chatapp.retrieval.ingest.loaders import SkipFile, parse_file, read_file
 from tests.support.documents import make_docx, make_encrypted_pdf, make_pdf
 
 

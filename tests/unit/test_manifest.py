@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chatapp.errors import RetrievalError
-from chatapp.retrieval.manifest import ChunkRecord, FileRecord, Manifest
+from chatapp.retrieval.store.manifest import ChunkRecord, FileRecord, Manifest
 
 
 def record(path: str, sha: str, n: int) -> FileRecord:

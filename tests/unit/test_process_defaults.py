@@ -9,7 +9,7 @@ import sys
 PROBE = (
     "import sys, os; import chatapp; "
     "print('numpy' in sys.modules, os.environ.get('OPENBLAS_THREAD_TIMEOUT')); "
-    "import chatapp.retrieval.embedder, numpy; "
+    "import chatapp.embedding.embedder, numpy; "
     "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
 )
 

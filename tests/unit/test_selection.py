@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from chatapp.embedding.embedder import HashingEmbedder
 from chatapp.errors import UsageError
 from chatapp.prompting import build_template_turn, get_template
 from chatapp.prompting.schema import Example
 from chatapp.prompting.selection import clear_cache, select_examples
-from chatapp.retrieval.embedder import HashingEmbedder
 
 POOL = [
     Example(input="the pizza was cold and soggy", output="negative"),

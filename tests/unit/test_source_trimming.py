@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatapp.engine.fake import FakeBackend
-from chatapp.retrieval.source_trimming import sentences, trim_sources
+from chatapp.retrieval.search.source_trimming import sentences, trim_sources
 
 COUNT = FakeBackend().count_tokens
 FILLER = "This paragraph talks about something else entirely, at some length. " * 3

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chatapp.retrieval.markup import Block
+from chatapp.retrieval.ingest.markup import Block
 
 TokenCounter = Callable[[str], int]
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from chatapp.retrieval.collection import Collection
-from chatapp.retrieval.collection_lock import collection_lock
-from chatapp.retrieval.embedder import Embedder, create_embedder
+from chatapp.embedding.embedder import Embedder, create_embedder
+from chatapp.retrieval.store.collection import Collection
+from chatapp.retrieval.store.lock import collection_lock
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _compare(collection: Collection) -> CheckReport:
 def _repair(
     collection: Collection, report: CheckReport, embedder_factory: Callable[[], Embedder]
 ) -> None:
-    from chatapp.retrieval.indexing import embed_text
+    from chatapp.retrieval.ingest.indexing import embed_text
 
     manifest, store = collection.manifest, collection.store
     for path in report.incomplete_files:
@@ -147,6 +147,6 @@ def _repair(
             )
             store.upsert([c.id for c in part], vectors)
     manifest.clear_pending()
-    from chatapp.retrieval.search import load_lexical
+    from chatapp.retrieval.store.keywords import load_lexical
 
     load_lexical(collection)  # keyword search follows the repaired manifest

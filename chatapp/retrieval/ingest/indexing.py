@@ -28,27 +28,27 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from chatapp.retrieval.collection import Collection
-from chatapp.retrieval.collection_lock import collection_lock
-from chatapp.retrieval.discovery import Discovery, FoundFile, discover
-from chatapp.retrieval.embedder import Embedder, RoutedEmbedder
-from chatapp.retrieval.index_reader import (
+from chatapp.embedding.embedder import Embedder, RoutedEmbedder
+from chatapp.retrieval.ingest.discovery import Discovery, FoundFile, discover
+from chatapp.retrieval.ingest.loaders import parse_file, read_file
+from chatapp.retrieval.ingest.reader import (
     FileReader,
     PreparedFile,
     chunk_spaces,
     page_language,
     start_reader,
 )
-from chatapp.retrieval.index_summary import (
+from chatapp.retrieval.ingest.summary import (
     WRITE_BATCH_MAX,
     IndexOptions,
     IndexProgress,
     IndexSummary,
 )
-from chatapp.retrieval.index_writer import BatchWriter, chunk_id, delete_vectors, embed_text
-from chatapp.retrieval.language import ENGLISH
-from chatapp.retrieval.loaders import parse_file, read_file
-from chatapp.retrieval.manifest import FileRecord
+from chatapp.retrieval.ingest.writer import BatchWriter, chunk_id, delete_vectors, embed_text
+from chatapp.retrieval.store.collection import Collection
+from chatapp.retrieval.store.lock import collection_lock
+from chatapp.retrieval.store.manifest import FileRecord
+from chatapp.text.language import ENGLISH
 
 __all__ = [
     "IndexOptions",
@@ -316,7 +316,7 @@ def index_paths(
     indexer = Indexer(collection, embedder_factory, options, on_progress, stop, on_wait)
     summary = indexer.run(roots)
     if summary.changed:
-        from chatapp.retrieval.search import load_lexical
+        from chatapp.retrieval.store.keywords import load_lexical
 
         # Rebuild keyword search now, so the first query is fast; every chunk's terms are in
         # the manifest (this run's made by its reader), so nothing is analysed again.

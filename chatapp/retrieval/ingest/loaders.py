@@ -14,7 +14,7 @@ import io
 import logging
 from pathlib import Path
 
-from chatapp.retrieval.markup import (
+from chatapp.retrieval.ingest.markup import (
     Block,
     parse_code,
     parse_html,

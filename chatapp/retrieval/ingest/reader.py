@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatapp.retrieval.chunk_routing import ChunkRouter
-from chatapp.retrieval.chunking import Chunk, chunk_blocks
-from chatapp.retrieval.discovery import FoundFile
-from chatapp.retrieval.embedder import RoutedEmbedder
-from chatapp.retrieval.index_summary import IndexOptions
-from chatapp.retrieval.language import document_language
-from chatapp.retrieval.lexical import file_terms
-from chatapp.retrieval.loaders import SkipFile, parse_file, read_file
-from chatapp.retrieval.manifest import ChunkRecord, FileRecord
-from chatapp.retrieval.markup import Block
+from chatapp.embedding.embedder import RoutedEmbedder
+from chatapp.embedding.routing import ChunkRouter
+from chatapp.retrieval.ingest.chunking import Chunk, chunk_blocks
+from chatapp.retrieval.ingest.discovery import FoundFile
+from chatapp.retrieval.ingest.loaders import SkipFile, parse_file, read_file
+from chatapp.retrieval.ingest.markup import Block
+from chatapp.retrieval.ingest.summary import IndexOptions
+from chatapp.retrieval.store.manifest import ChunkRecord, FileRecord
+from chatapp.text.language import document_language
+from chatapp.text.terms import file_terms
 
 QUEUE_FILES = 256
 """Files read ahead of the writer at most."""
@@ -161,7 +161,7 @@ class FileReader:
     ) -> Iterator[PreparedFile]:
         """The work's files prepared, in order: in a reader process when it pays
         (``reader_process.wants_process``), here otherwise."""
-        from chatapp.retrieval import reader_process
+        from chatapp.retrieval.ingest import reader_process
 
         if reader_process.wants_process(work, self.options):
             # Started first: it warms up while the models load (process_router loads them).

@@ -42,12 +42,12 @@ from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 from typing import Any, Protocol
 
-from chatapp.retrieval.chunk_routing import ChunkRouter
-from chatapp.retrieval.discovery import FoundFile
-from chatapp.retrieval.embedder import RoutedEmbedder
-from chatapp.retrieval.index_summary import IndexOptions
-from chatapp.retrieval.language import has_hangul
-from chatapp.retrieval.manifest import FileRecord
+from chatapp.embedding.embedder import RoutedEmbedder
+from chatapp.embedding.routing import ChunkRouter
+from chatapp.retrieval.ingest.discovery import FoundFile
+from chatapp.retrieval.ingest.summary import IndexOptions
+from chatapp.retrieval.store.manifest import FileRecord
+from chatapp.text.language import has_hangul
 
 
 class Reader(Protocol):
@@ -126,10 +126,11 @@ def _start_worker(parent: int) -> None:
 def _warm(korean: bool) -> None:
     """The reader's code imported and, for a folder with Hangul, Kiwi loaded and run once
     (its first analysis sets it up: half of its cost), while the caller loads the models."""
-    from chatapp.retrieval import chunking, lexical, loaders  # noqa: F401  (what the reader runs)
+    from chatapp.retrieval.ingest import chunking, loaders  # noqa: F401  (what the reader runs)
+    from chatapp.text import terms  # noqa: F401
 
     if korean:
-        from chatapp.retrieval.korean import korean_terms
+        from chatapp.text.korean import korean_terms
 
         korean_terms("한국어 문장.")
 

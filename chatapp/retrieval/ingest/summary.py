@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chatapp.retrieval.loaders import DEFAULT_MAX_FILE_BYTES
+from chatapp.retrieval.ingest.loaders import DEFAULT_MAX_FILE_BYTES
 
 EMBED_BATCH = 64
 """Chunks per embedding call: large enough to keep the model busy, small enough that a stop

@@ -20,12 +20,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from chatapp.retrieval.collection import Collection
-from chatapp.retrieval.embedder import RoutedEmbedder
-from chatapp.retrieval.index_reader import PreparedFile, embed_text, settle_terms, terms_ready
-from chatapp.retrieval.index_summary import EMBED_BATCH, IndexProgress, IndexSummary
-from chatapp.retrieval.lexical import TOKENIZER_VERSION
-from chatapp.retrieval.manifest import ChunkRecord, FileRecord
+from chatapp.embedding.embedder import RoutedEmbedder
+from chatapp.retrieval.ingest.reader import PreparedFile, embed_text, settle_terms, terms_ready
+from chatapp.retrieval.ingest.summary import EMBED_BATCH, IndexProgress, IndexSummary
+from chatapp.retrieval.store.collection import Collection
+from chatapp.retrieval.store.manifest import ChunkRecord, FileRecord
+from chatapp.text.terms import TOKENIZER_VERSION
 
 
 def chunk_id(path: str, sha256: str, ordinal: int) -> str:

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from chatapp.retrieval.embedder import Embedder, RoutedEmbedder
-from chatapp.retrieval.language import KOREAN, query_language
+from chatapp.embedding.embedder import Embedder, RoutedEmbedder
+from chatapp.text.language import KOREAN, query_language
 
 _CITATION = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|-|–)\s*\d+)*)\s*\]")
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
@@ -110,7 +110,7 @@ def _source_units(text: str) -> list[str]:
 def is_claim(sentence: str) -> bool:
     """Whether a sentence says enough to be checked (see the module docstring)."""
     if query_language(sentence) == KOREAN:
-        from chatapp.retrieval.korean import korean_terms
+        from chatapp.text.korean import korean_terms
 
         latin = re.findall(r"[A-Za-z0-9]+", sentence)  # names and numbers count as words too
         return len(korean_terms(sentence)) + len(latin) >= MIN_CLAIM_MORPHEMES_KO
@@ -197,7 +197,7 @@ def _flag(check: SentenceCheck) -> dict[str, Any]:
 def _coverage(sentence: str, source_text: str) -> tuple[float, str | None]:
     """Share of the sentence's content words found in the source text, and the first number
     of the sentence that the source does not contain (None when all are there)."""
-    from chatapp.retrieval.lexical import tokenize
+    from chatapp.text.terms import tokenize
 
     words = set(tokenize(sentence))
     available = set(tokenize(source_text))

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatapp.config import Settings
-from chatapp.retrieval.citations import CitationReport, check_answer
-from chatapp.retrieval.collection import check_name, open_collection, resolve_url
-from chatapp.retrieval.embedder import Embedder
-from chatapp.retrieval.search import Searcher, SearchHit, explicit_min_score
+from chatapp.embedding.embedder import Embedder
+from chatapp.retrieval.search.citations import CitationReport, check_answer
+from chatapp.retrieval.search.hybrid import Searcher, SearchHit, explicit_min_score
+from chatapp.retrieval.store.collection import check_name, open_collection, resolve_url
 
 __all__ = ["CitationReport", "DocumentRetriever", "Retrieval", "check_answer"]
 

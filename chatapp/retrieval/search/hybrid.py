@@ -16,18 +16,13 @@ it was held to and the query's language.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from chatapp.retrieval.collection import Collection
-from chatapp.retrieval.embedder import Embedder, RoutedEmbedder, create_embedder
-from chatapp.retrieval.language import query_language
-from chatapp.retrieval.lexical import TOKENIZER_VERSION, LexicalIndex, file_terms
-from chatapp.retrieval.manifest import ChunkRecord
-from chatapp.retrieval.relevance import (
+from chatapp.embedding.embedder import Embedder, RoutedEmbedder, create_embedder
+from chatapp.retrieval.search.relevance import (
     BM25_WEIGHT,
     default_threshold,
     dense_weight,
@@ -35,13 +30,16 @@ from chatapp.retrieval.relevance import (
     per_language,
     relevance_threshold,
 )
+from chatapp.retrieval.store.collection import Collection
+from chatapp.retrieval.store.keywords import LexicalIndex, load_lexical
+from chatapp.retrieval.store.manifest import ChunkRecord
+from chatapp.text.language import query_language
 
 __all__ = [
     "SearchHit",
     "Searcher",
     "explicit_min_score",
     "fuse",
-    "load_lexical",
     "relevance_threshold",
 ]
 
@@ -85,33 +83,6 @@ class SearchHit:
             "heading": self.heading,
             "text": self.text,
         }
-
-
-def load_lexical(collection: Collection) -> LexicalIndex:
-    """The collection's BM25 index, rebuilt (and saved) when the manifest changed since, from
-    the terms stored with each chunk; chunks without terms of this tokenizer (collections
-    indexed before terms were kept, or by an older tokenizer) are analysed once and theirs
-    stored."""
-    manifest = collection.manifest
-    generation = manifest.generation
-    index = LexicalIndex.load(collection.bm25_dir, generation)
-    if index is None:
-        stored = manifest.all_terms(TOKENIZER_VERSION)
-        missing = [i for i, terms in stored if terms is None]
-        made: dict[str, list[str]] = {}
-        if missing:
-            by_file: dict[str, list[ChunkRecord]] = {}
-            for c in manifest.chunks_by_id(missing).values():
-                by_file.setdefault(c.path, []).append(c)
-            for path, chunks in by_file.items():
-                terms = file_terms(os.path.basename(path), [(c.heading, c.text) for c in chunks])
-                made.update((c.id, t) for c, t in zip(chunks, terms, strict=True))
-            manifest.save_terms(TOKENIZER_VERSION, made)
-        ids = [i for i, _ in stored]
-        corpus = [terms if terms is not None else made.get(i, ["∅"]) for i, terms in stored]
-        index = LexicalIndex.from_terms(ids, corpus)
-        index.save(collection.bm25_dir, generation)
-    return index
 
 
 def fuse(

@@ -4,9 +4,9 @@ language: the relevance bars (refusal) and fusion weights of hybrid search (sear
 from __future__ import annotations
 
 from chatapp.config import Settings
-from chatapp.retrieval.embedder import BUNDLED, FAST, HASHING, embedder_key, embedder_plan
-from chatapp.retrieval.language import ENGLISH, KOREAN
-from chatapp.retrieval.multilingual_embedder import MULTILINGUAL
+from chatapp.embedding.embedder import BUNDLED, FAST, HASHING, embedder_key, embedder_plan
+from chatapp.embedding.multilingual import MULTILINGUAL
+from chatapp.text.language import ENGLISH, KOREAN
 
 DEFAULT_MIN_SCORE: dict[str, dict[str, float]] = {
     BUNDLED: {"*": 0.3},

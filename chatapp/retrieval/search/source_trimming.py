@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from chatapp.retrieval.lexical import tokenize
+from chatapp.text.terms import tokenize
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n|\n(?=\s*(?:[-*•#>|]|\d+\.))")
 

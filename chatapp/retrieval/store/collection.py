@@ -21,10 +21,10 @@ from urllib.parse import urlparse
 
 from chatapp import paths
 from chatapp.config import Settings
+from chatapp.embedding.embedder import embedder_key, embedder_plan
 from chatapp.errors import NotFoundError, UsageError
-from chatapp.retrieval.embedder import embedder_key, embedder_plan
-from chatapp.retrieval.manifest import Manifest
-from chatapp.retrieval.store import VectorStore, open_client
+from chatapp.retrieval.store.manifest import Manifest
+from chatapp.retrieval.store.vectors import VectorStore, open_client
 
 _NAME = re.compile(r"^\w[\w.-]{0,63}$", re.UNICODE)
 MANIFEST_FILE = "manifest.sqlite"
