@@ -60,34 +60,51 @@ def list_models(
         }
         print(json.dumps(payload, ensure_ascii=False))
         return
+    table = models_table(rows)
+    console = _console()
+    console.print(table)
+    console.print(
+        f"[dim]* default · size, RAM in GB · ko: Korean listed as supported\n{memory.describe()}\n"
+        "download: chatapp models pull NAME[:Q8_0] · choose: chatapp models use NAME[/]"
+    )
+
+
+_STATUS = {"downloaded": "pulled", "missing": "MISSING", "available": "-"}
+"""What the status column says (bundled and added say so themselves): at most 7 cells."""
+
+
+def models_table(rows: list[Any]) -> Any:
+    """``models list`` as a Rich table that fits 80 columns: the default is marked after its
+    name, sizes are in GB without the unit, and a name too long for the width wraps (every
+    other column keeps its full text, so the fit and Korean columns are never cut off)."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    table.add_column("")
-    table.add_column("name", no_wrap=True)
-    for column in ("status", "quant", "size", "RAM", "fit", "context", "ko"):
-        numeric = column in ("size", "RAM", "context")
+    table.add_column("name", overflow="fold")
+    for column in ("status", "quant", "size", "RAM", "fit", "ctx", "ko"):
+        numeric = column in ("size", "RAM", "ctx")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
     for r in rows:
         fit_style = {"fits": "green", "tight": "yellow", "too big": "red"}.get(r.fit or "", "")
-        status = {"installed": r.source, "missing": "MISSING", "available": "-"}[r.status]
+        status = r.source if r.status == "installed" else r.status
+        # A name from an added file is the user's text: shown as text, never as Rich markup.
+        name = escape(for_stream(r.name, sys.stdout)) + (" *" if r.default else "")
         table.add_row(
-            "*" if r.default else "",
-            r.name,
-            status,
+            name,
+            _STATUS.get(status, status),
             r.quant or "",
-            _gb(r.size_bytes),
-            _gb(r.ram_bytes),
+            _short_gb(r.size_bytes),
+            _short_gb(r.ram_bytes),
             f"[{fit_style}]{r.fit}[/]" if r.fit else "",
             f"{r.context // 1024}K" if r.context else "",
             "한" if r.korean else "",
         )
-    console = _console()
-    console.print(table)
-    console.print(
-        f"[dim]* default · ko: Korean listed as supported · {memory.describe()}\n"
-        "download: chatapp models pull NAME[:Q8_0] · choose: chatapp models use NAME[/]"
-    )
+    return table
+
+
+def _short_gb(value: int | None) -> str:
+    return "" if value is None else f"{value / 1e9:.1f}"
 
 
 @models_app.command("pull")
