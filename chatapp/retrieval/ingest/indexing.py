@@ -46,6 +46,7 @@ from chatapp.retrieval.ingest.summary import (
 )
 from chatapp.retrieval.ingest.writer import BatchWriter, chunk_id, delete_vectors, embed_text
 from chatapp.retrieval.store.collection import Collection
+from chatapp.retrieval.store.file_modes import private_writes
 from chatapp.retrieval.store.lock import collection_lock
 from chatapp.retrieval.store.manifest import FileRecord
 from chatapp.text.language import ENGLISH
@@ -314,11 +315,13 @@ def index_paths(
 ) -> IndexSummary:
     """Index files and folders into the collection (see the module docstring)."""
     indexer = Indexer(collection, embedder_factory, options, on_progress, stop, on_wait)
-    summary = indexer.run(roots)
-    if summary.changed:
-        from chatapp.retrieval.store.keywords import load_lexical
+    with private_writes():
+        summary = indexer.run(roots)
+        if summary.changed:
+            from chatapp.retrieval.store.keywords import load_lexical
 
-        # Rebuild keyword search now, so the first query is fast; every chunk's terms are in
-        # the manifest (this run's made by its reader), so nothing is analysed again.
-        load_lexical(collection)
+            # Rebuild keyword search now, so the first query is fast; every chunk's terms are
+            # in the manifest (this run's made by its reader), so nothing is analysed again.
+            load_lexical(collection)
+    collection.make_private()  # anything the vector store wrote outside the calls above
     return summary

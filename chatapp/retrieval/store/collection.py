@@ -23,6 +23,7 @@ from chatapp import paths
 from chatapp.config import Settings
 from chatapp.embedding.embedder import embedder_key, embedder_plan
 from chatapp.errors import NotFoundError, UsageError
+from chatapp.retrieval.store.file_modes import private_writes, tighten_tree
 from chatapp.retrieval.store.manifest import Manifest
 from chatapp.retrieval.store.vectors import VectorStore, open_client
 
@@ -81,6 +82,9 @@ class Collection:
         self.name = name
         self.folder = folder
         self.chroma_url = chroma_url
+        # What an older version left readable (bm25/ and manifests/ were 0755/0644).
+        paths.make_private(folder.parent)
+        tighten_tree(folder)
         self.manifest = Manifest(folder / MANIFEST_FILE)
         self._client: Any = None
         self._stores: dict[str, VectorStore] = {}
@@ -170,6 +174,13 @@ class Collection:
     def bm25_dir(self) -> Path:
         return self.folder / "bm25"
 
+    def make_private(self) -> None:
+        """Take group and other permissions off everything the collection keeps on this
+        machine (its folder, and the local vector store when it is one)."""
+        tighten_tree(self.folder)
+        if not self.chroma_url:
+            tighten_tree(paths.collections_dir() / "chroma")
+
     def info(self) -> CollectionInfo:
         files, chunks = self.manifest.counts()
         meta = self.manifest.get_meta
@@ -235,7 +246,8 @@ def create_or_open(
     asking for another one is an error, not a silent mix of incompatible vectors."""
     folder = _folder(name, chroma_url)
     existed = (folder / MANIFEST_FILE).exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    with private_writes():
+        folder.mkdir(parents=True, exist_ok=True)
     collection = Collection(name, folder, chroma_url)
     wanted = embedder_key(embedder)
     if existed and collection.manifest.get_meta("embedder") is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from chatapp.retrieval.store.collection import Collection
+from chatapp.retrieval.store.file_modes import writes_privately
 from chatapp.retrieval.store.manifest import ChunkRecord
 from chatapp.text.terms import TOKENIZER_VERSION, file_terms, tokenize
 
@@ -38,6 +39,7 @@ class LexicalIndex:
             retriever.index(list(corpus), show_progress=False)
         return cls(retriever, list(ids))
 
+    @writes_privately
     def save(self, folder: Path, generation: int) -> None:
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)

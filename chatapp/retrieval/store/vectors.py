@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from chatapp.errors import BackendUnavailableError, RetrievalError, UsageError
+from chatapp.retrieval.store.file_modes import private_writes, tighten_tree, writes_privately
 
 _WRITE_BATCH = 2000  # chroma rejects very large single writes
 
@@ -45,10 +46,15 @@ def open_client(chroma_url: str | None, local_path: Path) -> Any:
 
     if not chroma_url:
         try:
-            return chromadb.PersistentClient(path=str(local_path), settings=_chroma_settings())
+            with private_writes():
+                client = chromadb.PersistentClient(
+                    path=str(local_path), settings=_chroma_settings()
+                )
         except Exception as exc:
             first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise RetrievalError(f"vector store {local_path}: cannot be opened ({first})") from None
+        tighten_tree(local_path)  # what an older version left readable
+        return client
     parsed = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise UsageError(f"chroma URL {chroma_url}: not an http(s)://host:port URL")
@@ -79,12 +85,13 @@ class VectorStore:
         self.name = chroma_name(f"{name}@{space}" if space else name)
         self.url = url
         try:
-            self._collection = client.get_or_create_collection(
-                self.name,
-                embedding_function=None,
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={"chatapp_collection": name},
-            )
+            with private_writes():
+                self._collection = client.get_or_create_collection(
+                    self.name,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"chatapp_collection": name},
+                )
         except Exception as exc:
             raise self._error("cannot open collection", exc) from None
 
@@ -97,6 +104,7 @@ class VectorStore:
     def count(self) -> int:
         return int(self._collection.count())
 
+    @writes_privately
     def upsert(self, ids: Sequence[str], embeddings: np.ndarray) -> None:
         """Write vectors by chunk id. Only vectors: a chunk's text, file and lines live in the
         collection's manifest, so a Chroma server never holds the documents' text, and a write
@@ -111,6 +119,7 @@ class VectorStore:
             except Exception as exc:
                 raise self._error("write failed", exc) from None
 
+    @writes_privately
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _WRITE_BATCH):
             try:
@@ -163,6 +172,7 @@ class VectorStore:
         distances = (got.get("distances") or [[]])[0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=False)]
 
+    @writes_privately
     def drop(self) -> None:
         try:
             self._client.delete_collection(self.name)
