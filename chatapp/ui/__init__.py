@@ -13,10 +13,9 @@ streaming through a ChatSession), ``generation.py`` (the reply worker), ``clipbo
 ``widgets/`` (header, sidebar, chat view, message, prompt, status line), ``screens/`` (settings,
 help, dialogs), ``chatapp.tcss`` (all styles).
 
-Extending the UI (templates, collections, models pickers…)
-----------------------------------------------------------
-Put a module at one of the paths in ``chatapp.ui.extensions.EXTENSION_MODULES``
-(``chatapp/ui/screens/templates.py``, ``…/collections.py``, ``…/models.py``) that defines::
+Pickers and other additions (templates, collections, models)
+-------------------------------------------------------------
+A module such as ``chatapp/ui/screens/templates.py`` defines::
 
     def register(ui: UIExtensions) -> None:
         ui.add_screen("templates", lambda app: TemplatePicker(app))
@@ -24,7 +23,9 @@ Put a module at one of the paths in ``chatapp.ui.extensions.EXTENSION_MODULES``
                        "app.open_screen('templates')", key="ctrl+g")
         ui.set_sources_renderer(sources_panel)      # (stored Message) -> Widget | None
 
-It is imported in a worker after the first frame (keep heavy imports inside functions).
+and ``chatapp.ui.app.register_pickers`` imports it and calls ``register`` in the startup worker,
+after the first frame (keep heavy imports inside functions). A new picker is one more line there.
+SIGTERM and SIGHUP end the app within about a second in any state (``exit_on_signal.py``).
 
 - Commands: ``add_command(title, help, action, key=None)``. ``action`` is an action string run
   on the chat screen (``"new_chat"``), an ``"app.…"`` action, or a callable given the app. They

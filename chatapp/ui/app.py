@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,24 +138,6 @@ class ChatApp(App[None]):
         # The first frame is painted; once it has reached the terminal, load settings,
         # history and the model (their imports would otherwise compete with it).
         self.set_timer(FIRST_FRAME_GRACE_S, self._startup_worker)
-        self._end_on_signals()
-
-    def _end_on_signals(self) -> None:
-        """SIGTERM and SIGHUP (a closed terminal) end the app like quitting: the reply being
-        written stops and is stored before the app exits (exit code 128 + the signal)."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            # Not on every platform, and only in the main thread (tests run apps elsewhere).
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._signalled, signum)
-
-    def _signalled(self, signum: int) -> None:
-        self.exit_signal = signum
-        self.chat_screen.stop_reply_blocking(0)
-        _leave_if_shutdown_hangs(128 + signum)
-        self.exit(return_code=128 + signum)
 
     # -- startup --------------------------------------------------------------------------
 
@@ -182,7 +163,7 @@ class ChatApp(App[None]):
                 problems.append(f"{exc.message}; this session's chats will not be kept")
                 store = ConversationStore(":memory:")
         if self._load_extensions:
-            self.extensions.load()
+            register_pickers(self.extensions)
         self.call_from_thread(self._startup_done, settings, store, problems)  # type: ignore[arg-type]
 
     async def _startup_done(
@@ -351,33 +332,28 @@ class ChatApp(App[None]):
         self.context.close(close_store=self._owns_store)
 
 
-SIGNAL_EXIT_GRACE_S = 10.0
-"""After SIGTERM/SIGHUP the process ends within this long, whatever Textual's shutdown does."""
+def register_pickers(ui: UIExtensions) -> None:
+    """The template picker (Ctrl+G), document collections (Ctrl+F, Alt+D, the sources panel)
+    and the model picker (F9). Imported here, in the startup worker after the first frame."""
+    from chatapp.ui.screens import collections, models, templates
 
-
-def _leave_if_shutdown_hangs(code: int) -> None:
-    """With the terminal gone (SIGHUP from a closed tmux pane or window), Textual's shutdown was
-    seen to block for good writing its last escape codes to the terminal. The reply being written
-    is stopped and stored within milliseconds (every save is its own committed transaction), so
-    after a grace period the process leaves anyway, with the signal's exit code."""
-    import threading
-    import time
-
-    def leave() -> None:
-        time.sleep(SIGNAL_EXIT_GRACE_S)
-        os._exit(code)
-
-    threading.Thread(target=leave, name="exit-after-signal", daemon=True).start()
+    templates.register(ui)
+    collections.register(ui)
+    models.register(ui)
 
 
 def run_app(settings: Settings | None = None, *, conversation_id: int | None = None) -> None:
     """Open the chat UI in this terminal. ``settings`` None loads them after the first frame
     (the fastest start); a stored ``conversation_id`` opens that conversation. SIGTERM or
     SIGHUP store the reply being written and exit with 128 + the signal."""
+    from chatapp.ui.exit_on_signal import end_on_signals
+
     app = ChatApp(settings, conversation_id=conversation_id)
+    restore_handlers = end_on_signals(app)
     try:
         app.run()
     finally:
         app.close_resources()
+        restore_handlers()
     if app.exit_signal is not None:
         raise SystemExit(128 + app.exit_signal)

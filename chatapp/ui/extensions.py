@@ -1,18 +1,15 @@
-"""The registry other parts of chatapp use to plug into the chat UI.
+"""The registry of the chat's commands, named screens and sources renderer.
 
-A UI extension module (e.g. ``chatapp/ui/screens/templates.py``) defines
-``register(ui: UIExtensions) -> None``; the app imports every module in ``EXTENSION_MODULES`` that
-exists, after the first frame is painted, and calls it. Through the registry a module can add
-command-palette commands (optionally with a key), named screens and a renderer for a reply's
-sources. Turns are not prepared here: what shapes a turn (template, collection) is part of the
-``TurnRequest`` the chat screen sends, and the session prepares it.
+The pickers (templates, collections, models) each define ``register(ui: UIExtensions)``; the app
+imports them and calls it in its startup worker, after the first frame is painted (so they and
+what they import stay off the first frame's path; a broken one fails loudly, not hidden). Through the registry a module adds command-palette commands
+(optionally with a key), named screens and a renderer for a reply's sources. Turns are not
+prepared here: what shapes a turn (template, collection) is part of the ``TurnRequest`` the chat
+screen sends, and the session prepares it.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,15 +23,6 @@ if TYPE_CHECKING:
     from chatapp.storage import ConversationStore, Message
     from chatapp.ui.chat_context import ChatContext
     from chatapp.ui.screens.chat import ChatScreen
-
-log = logging.getLogger(__name__)
-
-EXTENSION_MODULES: tuple[str, ...] = (
-    "chatapp.ui.screens.templates",
-    "chatapp.ui.screens.collections",
-    "chatapp.ui.screens.models",
-)
-"""Modules imported after the first frame; each may define ``register(ui: UIExtensions)``."""
 
 
 class ExtensionHost(Protocol):
@@ -90,7 +78,6 @@ class UIExtensions:
     commands: list[PaletteCommand] = field(default_factory=list)
     screens: dict[str, ScreenFactory] = field(default_factory=dict)
     sources_renderer: SourcesRenderer | None = None
-    loaded_modules: list[str] = field(default_factory=list)
 
     def add_command(
         self,
@@ -112,25 +99,3 @@ class UIExtensions:
 
     def set_sources_renderer(self, renderer: SourcesRenderer) -> None:
         self.sources_renderer = renderer
-
-    def load(self, modules: tuple[str, ...] = EXTENSION_MODULES) -> list[str]:
-        """Import the extension modules that exist and call their ``register``; a module that
-        fails is logged and skipped so the chat keeps working."""
-        for name in modules:
-            if name in self.loaded_modules:
-                continue
-            try:
-                if importlib.util.find_spec(name) is None:
-                    continue
-            except ModuleNotFoundError:
-                continue
-            try:
-                module = importlib.import_module(name)
-                register = getattr(module, "register", None)
-                if callable(register):
-                    register(self)
-            except Exception:
-                log.exception("UI extension %s failed to load", name)
-                continue
-            self.loaded_modules.append(name)
-        return list(self.loaded_modules)

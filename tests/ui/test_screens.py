@@ -10,6 +10,7 @@ from textual.widgets import Input, Markdown, TextArea
 
 from chatapp import paths
 from chatapp.config import load_settings
+from chatapp.domain import Source
 from chatapp.engine.fake import FakeBackend
 from chatapp.ui.extensions import UIExtensions
 from chatapp.ui.screens.help import help_markdown
@@ -158,12 +159,12 @@ async def test_extensions_add_commands_send_requests_and_render_sources(settings
 
     extensions.add_command("Ask the notes", "test command", ask_the_notes, key="ctrl+g")
     extensions.set_sources_renderer(
-        lambda message: Static(f"SOURCES: {message.sources[0]['title']}", classes="test-sources")
+        lambda message: Static(f"SOURCES: {message.sources[0].path}", classes="test-sources")
     )
     conversation = store.create_conversation("with sources")
     question = store.add_message(conversation.id, "user", "old question")
     store.add_message(conversation.id, "assistant", "old answer", parent_id=question.id,
-                      sources=[{"title": "notes.md", "page": 2}])  # fmt: skip
+                      sources=[Source("…", "notes.md", page=2)])  # fmt: skip
     backend = FakeBackend()
     app = ChatApp(settings, store, lambda: backend, extensions=extensions, load_extensions=False)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -191,10 +192,16 @@ def test_help_markdown_names_extension_keys() -> None:
     assert "| Ctrl+G | Pick template |" in help_markdown(extensions.commands)
 
 
-def test_loading_extension_modules_skips_missing_and_broken_ones() -> None:
+def test_the_pickers_register_their_screens_and_keys() -> None:
+    """Plain imports: every picker is there (a broken one would fail here, not vanish)."""
+    from chatapp.ui.app import register_pickers
+
     extensions = UIExtensions()
-    loaded = extensions.load(("chatapp.ui.screens.no_such_module", "json"))
-    assert loaded == ["json"]
+    register_pickers(extensions)
+    assert {"templates", "collections", "models"} <= set(extensions.screens)
+    keys = {c.key for c in extensions.commands}
+    assert {"ctrl+g", "ctrl+f", "alt+d", "f9"} <= keys
+    assert extensions.sources_renderer is not None
 
 
 @pytest.mark.slow
