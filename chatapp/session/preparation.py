@@ -80,13 +80,46 @@ def render_template(
     template = (templates or {}).get(call.name) or get_template(call.name)
     return build_template_turn(
         template,
-        call.variables,
+        _variables_with_sources(request, template),
         request.text,
         shots=call.shots,
         select=call.select,
         constrain=call.constrain,
         extra_examples=[Example.model_validate(e) for e in call.extra_examples],
     )
+
+
+SOURCES_PLACEHOLDER = "[the sources found in the collection]"
+"""Stands for the passage in a template rendered before retrieval (see ``documents_variable``);
+the budget's render puts the sources that fit in its place."""
+
+
+def documents_variable(request: TurnRequest, template: Template) -> str | None:
+    """The variable a collection's sources fill: a template that answers with a span of a
+    passage (``output.span_of``, like ``qa``), run with a collection and no passage given,
+    answers from the sources found, fenced and numbered as in a grounded turn."""
+    if request.collection is None or request.template is None:
+        return None
+    name = template.output.span_of
+    return name if name and name not in request.template.variables else None
+
+
+def _variables_with_sources(request: TurnRequest, template: Template) -> dict[str, Any]:
+    assert request.template is not None
+    variables: dict[str, Any] = dict(request.template.variables)
+    name = documents_variable(request, template)
+    if name is not None:
+        variables[name] = SOURCES_PLACEHOLDER
+    return variables
+
+
+def sources_passage(sources: Sequence[Any]) -> str:
+    """Sources as one passage: fenced blocks numbered by rank, the best last (as a grounded
+    turn lists them), so document text stays quoted data."""
+    from chatapp.prompting import grounded
+
+    numbered = list(enumerate(sources, start=1))
+    return "\n\n".join(grounded.source_block(n, s) for n, s in reversed(numbered))
 
 
 def check_template(request: TurnRequest) -> None:
@@ -104,7 +137,11 @@ def check_template(request: TurnRequest) -> None:
         raise UsageError(
             f"template {template.name!r}: no input (give text, a file path, or - for stdin)"
         )
-    resolve_variables(template, request.template.variables, request.text if needs_input else None)
+    resolve_variables(
+        template,
+        _variables_with_sources(request, template),
+        request.text if needs_input else None,
+    )
 
 
 def prepare_turn(
@@ -142,6 +179,9 @@ def prepare_turn(
         render=lambda sources, input_text: user_text(input_text),
         input_text=template_turn.input_text if template_turn is not None else request.text,
     )
+    passage = (
+        documents_variable(request, template_turn.template) if template_turn is not None else None
+    )
     if request.collection is not None:
         from chatapp.prompting import grounded
 
@@ -160,12 +200,19 @@ def prepare_turn(
         draft.sources = trim_sources(
             request.text, retrieval.sources, retrieval.source_tokens, backend.count_tokens
         )
-        system_text = grounded.grounded_system(system_text, retrieval.language)
         draft.source_text = grounded.source_block
         draft.shorten_source = grounded.shorten_source
-        draft.render = lambda sources, input_text: grounded.grounded_text(
-            user_text(input_text), sources, retrieval.language
-        )
+        if passage is not None:
+            # The template's own words, with the sources that fit as its passage (the answer
+            # must be a span of it, so no citation rules are added).
+            draft.render = lambda sources, input_text: user_text(input_text).replace(
+                SOURCES_PLACEHOLDER, sources_passage(sources)
+            )
+        else:
+            system_text = grounded.grounded_system(system_text, retrieval.language)
+            draft.render = lambda sources, input_text: grounded.grounded_text(
+                user_text(input_text), sources, retrieval.language
+            )
     system = ChatMessage("system", system_text) if system_text else None
     plan = fit_to_context(
         system,
@@ -180,6 +227,8 @@ def prepare_turn(
     )
     params.max_tokens = plan.max_reply_tokens
     prepared.plan = plan
+    if passage is not None and template_turn is not None:
+        template_turn.variables[passage] = sources_passage(plan.sources)  # for the span check
     prepared.sources = [{**s, "n": n} for n, s in enumerate(plan.sources, start=1)]
     prepared.notes = plan.notes()
     notice = korean_notice(request.text, backend, history)
