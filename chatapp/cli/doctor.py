@@ -155,8 +155,8 @@ def collect_report() -> dict[str, Any]:
 
         return {name: str(path) for name, path in paths.all_dirs().items()}
 
+    _probe(report, "private_files", _open_modes)  # before dirs, which tightens the folders
     _probe(report, "dirs", dirs)
-    _probe(report, "private_files", _open_modes)
     _probe(report, "database", _database)
     _probe(report, "kv_cache", lambda: _kv_cache(settings))
     _probe(report, "packages", _packages)

@@ -18,7 +18,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from chatapp.errors import ChatappError
+from chatapp.errors import ChatappError, ConversationDeletedError, NotFoundError
 
 if TYPE_CHECKING:
     from chatapp.storage import ConversationStore, Message
@@ -78,12 +78,23 @@ class ReplyWriter:
         if sizes == self._saved:
             return
         try:
-            self.store.save_streamed_text(self.message.id, text, reasoning)
+            saved = self.store.save_streamed_text(self.message.id, text, reasoning)
             self._saved = sizes
         except ChatappError as exc:  # a full disk must not stop the reply; the end retries
             log.warning("reply text not saved while streaming: %s", exc)
+            return
         except Exception as exc:  # sqlite3 errors (disk full, I/O) likewise
             log.warning("reply text not saved while streaming: %s", exc)
+            return
+        if not saved and not self.store.has_conversation(self.message.conversation_id):
+            self._deleted()  # the user deleted the chat: stop the reply, store nothing
+
+    def _deleted(self) -> None:
+        assert self.message is not None
+        self.store = None  # nothing more is written for it, the end of the reply included
+        with _open_lock:
+            _open_writers.discard(self)
+        raise ConversationDeletedError(self.message.conversation_id)
 
     def finish(self, text: str, status: str, **fields: Any) -> Message | None:
         """Store the final text and status (and stats, error, record…) in one write."""
@@ -91,9 +102,14 @@ class ReplyWriter:
             return None
         with _open_lock:
             _open_writers.discard(self)
-        self.message = self.store.update_message(
-            self.message.id, content=text, status=status, **fields
-        )
+        try:
+            self.message = self.store.update_message(
+                self.message.id, content=text, status=status, **fields
+            )
+        except NotFoundError:
+            if self.store.has_conversation(self.message.conversation_id):
+                raise
+            self._deleted()
         return self.message
 
     def interrupt(self) -> bool:
