@@ -368,11 +368,10 @@ class OpenAIBackend:
                     if payload is None:
                         ended = True
                         break
-                    chunk = parse_chunk(payload)
+                    chunk, more = limits.admit(parse_chunk(payload))
                     usage = chunk.usage or usage
-                    if not limits.admits(chunk):
+                    if not more:  # our own token limit: the server sent more than was asked
                         finish, ended = "length", True
-                        break  # our own token limit: the server sent more than was asked
                     if chunk.text or chunk.thought:
                         deadlines.progressed()
                         now = time.perf_counter()
@@ -394,6 +393,8 @@ class OpenAIBackend:
                         ended = True
                         if chunk.finish_reason == "length":
                             finish = "length"
+                    if not more:
+                        break
                 if cancel is not None and cancel.cancelled:
                     finish = "cancelled"
         except httpx.TransportError as exc:

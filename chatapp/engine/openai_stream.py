@@ -206,13 +206,20 @@ class ReplyLimits:
         self.chunks = 0
         self.chars = 0
 
-    def admits(self, chunk: ReplyChunk) -> bool:
-        """Count ``chunk``; False when it would take the reply past the limit."""
+    def admit(self, chunk: ReplyChunk) -> tuple[ReplyChunk, bool]:
+        """(what of ``chunk`` fits, whether the reply may go on). A chunk past ``max_tokens``
+        chunks adds nothing; one past the text limit adds what fits of it."""
         size = len(chunk.text) + len(chunk.thought)
         if not size:
-            return True
-        if self.chunks + 1 > self.max_tokens or self.chars + size > self.max_chars:
-            return False
+            return chunk, True
+        if self.chunks + 1 > self.max_tokens:
+            return ReplyChunk(usage=chunk.usage), False
+        room = self.max_chars - self.chars
         self.chunks += 1
-        self.chars += size
-        return True
+        if size <= room:
+            self.chars += size
+            return chunk, True
+        thought = chunk.thought[:room]
+        text = chunk.text[: room - len(thought)]
+        self.chars = self.max_chars
+        return ReplyChunk(text=text, thought=thought, usage=chunk.usage), False
