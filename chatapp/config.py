@@ -45,7 +45,8 @@ class ModelSettings(_Section):
     n_ctx: int = Field(4096, ge=256)
     """Context size asked for; the engine uses min(this, the model's trained context)."""
     n_threads: int | None = Field(None, ge=1)
-    """CPU threads for llama.cpp; unset means every core (llama.cpp's own default is half)."""
+    """CPU threads for llama.cpp, used exactly; unset fits each reply to the cores other
+    programs leave free, up to every usable core, and drops one when decoding collapses."""
     n_gpu_layers: int | None = None
     """Layers to offload to the GPU; unset means all when llama.cpp has a GPU backend, else 0."""
     main_gpu: int = Field(0, ge=0)

@@ -42,7 +42,7 @@ FIELDS: tuple[Field, ...] = (
     Field("generation.max_tokens", "Max tokens", int, hint="longest reply"),
     Field("generation.seed", "Seed", int, optional=True, hint="blank = a new random seed"),
     Field("model.n_ctx", "Context size", int, hint="tokens; reopens the model"),
-    Field("model.n_threads", "Threads", int, optional=True, hint="blank = all cores but one"),
+    Field("model.n_threads", "Threads", int, optional=True, hint="blank = the cores that are free"),
     Field(
         "model.n_gpu_layers",
         "GPU layers",
