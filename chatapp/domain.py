@@ -1,5 +1,6 @@
 """Domain types shared by every layer: chat messages, generation parameters, stream events,
-per-reply statistics and model identity. Plain dataclasses; no I/O, no heavy imports."""
+per-reply statistics, model identity, and the sources retrieval gives a grounded turn. Plain
+dataclasses; no I/O, no heavy imports."""
 
 from __future__ import annotations
 
@@ -145,6 +146,98 @@ class ModelIdentity:
             return None
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One retrieved chunk given to a grounded turn: where it is, how it ranked, its text.
+    ``n`` is its number in the prompt (what a reply cites), set once the budget chose it;
+    ``trimmed`` the share of its tokens kept when it was cut to fit (None: whole)."""
+
+    text: str
+    path: str
+    display_path: str = ""
+    """The path shown to the user: relative to the indexed folder when it lies inside one."""
+    start_line: int | None = None
+    end_line: int | None = None
+    page: int | None = None
+    heading: str = ""
+    rank: int = 0
+    score: float = 0.0
+    """The fused rank score (1.0: ranked first by every ranker)."""
+    similarity: float = 0.0
+    """Cosine of the question and the chunk in the chunk's embedding space."""
+    threshold: float | None = None
+    """The similarity this chunk needed (None: no bar applied)."""
+    language: str = ""
+    """The question's language as retrieval decided it."""
+    space: str = ""
+    """The embedder whose vectors the similarity compares."""
+    collection: str = ""
+    embedder: str = ""
+    """The collection's embedder setting (citations are checked again with it)."""
+    n: int | None = None
+    trimmed: float | None = None
+
+    @property
+    def shown_path(self) -> str:
+        return self.display_path or self.path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and ``--json`` shape (``n`` and ``trimmed`` only when set)."""
+        data = asdict(self)
+        for key in ("n", "trimmed"):
+            if data[key] is None:
+                del data[key]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Source:
+        """A source as stored (unknown keys ignored, missing ones at their defaults)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known.setdefault("text", "")
+        known.setdefault("path", str(data.get("display_path") or ""))
+        return cls(**known)
+
+
+def sources_from_dicts(items: Any) -> list[Source] | None:
+    """Stored sources as Source values (entries that are not objects are skipped)."""
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        return []
+    return [Source.from_dict(item) for item in items if isinstance(item, dict)]
+
+
+@dataclass
+class Retrieval:
+    """The outcome of one search for a turn. No sources means the documents don't answer it."""
+
+    collection: str
+    query: str
+    sources: list[Source] = field(default_factory=list)
+    """Relevant chunks, best first."""
+    threshold: float = 0.0
+    """The similarity a chunk needed to count as a source."""
+    embedder: str = ""
+    top_k: int = 0
+    language: str = ""
+    """The question's language as retrieval decided it (``ko``, ``en``, …)."""
+    source_tokens: int = 0
+    """The budget the sources were cut to (0: whole chunks)."""
+
+    def settings_summary(self) -> dict[str, Any]:
+        """What is stored with the reply: how the sources were chosen."""
+        return {
+            "collection": self.collection,
+            "embedder": self.embedder,
+            "top_k": self.top_k,
+            "threshold": self.threshold,
+            "language": self.language,
+            "found": len(self.sources),
+            "source_tokens": self.source_tokens,
+            "best_similarity": max((s.similarity for s in self.sources), default=None),
+        }
 
 
 class CancelToken:

@@ -116,13 +116,13 @@ class TurnPrinter:
         cited = set(report.citations) if report is not None else set()
         print("\nsources:", file=err)
         for source in result.sources:
-            where = source["display_path"]
-            if source.get("page") is not None:
-                where += f" p.{source['page']}"
-            if source.get("start_line") is not None:
-                where += f":{source['start_line']}-{source['end_line']}"
-            mark = "*" if source["n"] in cited else " "
-            line = f" {mark}[{source['n']}] {where}  (similarity {source['similarity']:.2f})"
+            where = source.shown_path
+            if source.page is not None:
+                where += f" p.{source.page}"
+            if source.start_line is not None:
+                where += f":{source.start_line}-{source.end_line}"
+            mark = "*" if source.n in cited else " "
+            line = f" {mark}[{source.n}] {where}  (similarity {source.similarity:.2f})"
             print(_shown(line, err), file=err)
         if report is None:
             return
@@ -162,7 +162,7 @@ def ask_json(result: TurnResult) -> dict[str, Any]:
         report = result.citations
         data.update(
             grounded=result.kind == "reply" and bool(result.sources),
-            sources=result.sources,
+            sources=[s.to_dict() for s in result.sources],
             retrieval=result.retrieval,
             citations=report.citations if report else [],
             invalid_citations=report.invalid_citations if report else [],
@@ -217,7 +217,7 @@ def run_json(result: TurnResult) -> dict[str, Any]:
         "stats": stats,
     }
     if result.request.collection is not None:
-        data.update(sources=result.sources, retrieval=result.retrieval)
+        data.update(sources=[s.to_dict() for s in result.sources], retrieval=result.retrieval)
     return data
 
 

@@ -33,9 +33,9 @@ question the same way.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
+from chatapp.domain import Source
 from chatapp.text.language import KOREAN, query_language
 
 RULES = (
@@ -106,15 +106,15 @@ def _attribute(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
-def source_block(n: int, source: dict[str, Any]) -> str:
+def source_block(n: int, source: Source) -> str:
     """One fenced source. Document text can never close the fence: ``</source`` inside it is
     escaped, so everything up to the real closing tag stays data."""
-    where = f'path="{_attribute(source["display_path"])}"'
-    if source.get("page") is not None:
-        where += f' page="{source["page"]}"'
-    if source.get("start_line") is not None:
-        where += f' lines="{source["start_line"]}-{source["end_line"]}"'
-    body = _FENCE_TAG.sub(r"&lt;\1", source["text"])
+    where = f'path="{_attribute(source.shown_path)}"'
+    if source.page is not None:
+        where += f' page="{source.page}"'
+    if source.start_line is not None:
+        where += f' lines="{source.start_line}-{source.end_line}"'
+    body = _FENCE_TAG.sub(r"&lt;\1", source.text)
     return f'<source n="{n}" {where}>\n{body}\n</source>'
 
 
@@ -126,7 +126,7 @@ def grounded_system(system: str | None, language: str | None) -> str:
     return f"{system.strip()}\n\n{rules}" if system and system.strip() else rules
 
 
-def grounded_text(question: str, sources: list[dict[str, Any]], language: str | None = None) -> str:
+def grounded_text(question: str, sources: list[Source], language: str | None = None) -> str:
     """The user turn for ``question`` answered from ``sources`` (best first, numbered 1.. in
     that order, listed best last so the best is nearest the question), in ``language``
     (decided from the question when not given); the rules are in the system prompt
@@ -137,11 +137,11 @@ def grounded_text(question: str, sources: list[dict[str, Any]], language: str | 
     return f"{blocks}\n\n{texts.question_label}: {question.strip()}\n\n{texts.reminder}"
 
 
-def shorten_source(source: dict[str, Any]) -> dict[str, Any]:
+def shorten_source(source: Source) -> Source:
     """A copy of ``source`` with the last fifth of its text cut (the budget measures the result
     again and asks for more cuts as needed); the same object when there is nothing to cut."""
-    text = source["text"]
+    text = source.text
     keep = int(len(text) * 0.8)
     if keep <= 0 or keep >= len(text):
         return source
-    return {**source, "text": text[:keep].rstrip() + " […]"}
+    return replace(source, text=text[:keep].rstrip() + " […]")

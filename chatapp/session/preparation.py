@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from chatapp.context import ContextPlan, TurnDraft, fit_to_context
-from chatapp.domain import ChatMessage, GenerationParams
+from chatapp.domain import ChatMessage, GenerationParams, Retrieval, Source
 from chatapp.errors import UsageError
 from chatapp.session.turns import TurnRequest
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from chatapp.engine.base import Backend
     from chatapp.prompting.schema import Template
     from chatapp.prompting.turn import TemplateTurn
-    from chatapp.retrieval.search.grounding import DocumentRetriever, Retrieval
+    from chatapp.retrieval.search.grounding import DocumentRetriever
 
 
 @dataclass
@@ -35,7 +35,7 @@ class PreparedTurn:
     plan: ContextPlan | None = None
     template_turn: TemplateTurn | None = None
     retrieval: Retrieval | None = None
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     """The sources sent, numbered ``n`` in the order the prompt shows them."""
     refusal: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -229,7 +229,7 @@ def prepare_turn(
     prepared.plan = plan
     if passage is not None and template_turn is not None:
         template_turn.variables[passage] = sources_passage(plan.sources)  # for the span check
-    prepared.sources = [{**s, "n": n} for n, s in enumerate(plan.sources, start=1)]
+    prepared.sources = [replace(s, n=n) for n, s in enumerate(plan.sources, start=1)]
     prepared.notes = plan.notes()
     notice = korean_notice(request.text, backend, history)
     if notice:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from chatapp.domain import GenerationStats, ReasoningEvent, TokenEvent
+from chatapp.domain import GenerationStats, ReasoningEvent, Source, TokenEvent
 
 if TYPE_CHECKING:
     from chatapp.context import ContextPlan
@@ -125,7 +125,7 @@ class TurnResult:
     user_message: Message | None = None
     message: Message | None = None
     """The stored reply (None when the request was not stored)."""
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     """The sources the model was given, numbered ``n`` as the reply cites them."""
     retrieval: dict[str, Any] | None = None
     """How the sources were chosen: collection, embedder, top_k, threshold, best similarity."""

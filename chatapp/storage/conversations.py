@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from chatapp.domain import Source, sources_from_dicts
 from chatapp.errors import NotFoundError, StoreError
 from chatapp.paths import not_writable, unwritable_reason
 from chatapp.sqlite_connection import SharedConnection
@@ -27,6 +28,7 @@ from chatapp.storage.records import (
     SearchHit,
     from_json_text,
     json_text,
+    sources_json,
     utc_now,
 )
 from chatapp.storage.stream_owner import stream_owner_alive, this_process_owner
@@ -235,7 +237,7 @@ class ConversationStore:
         params: dict[str, Any] | None = None,
         seed: int | None = None,
         template: str | None = None,
-        sources: list[dict[str, Any]] | None = None,
+        sources: list[Source] | None = None,
         stats: dict[str, Any] | None = None,
         error: str | None = None,
         turn: dict[str, Any] | None = None,
@@ -265,7 +267,7 @@ class ConversationStore:
                     json_text(params),
                     seed,
                     template,
-                    json_text(sources),
+                    sources_json(sources),
                     json_text(stats),
                     error,
                     json_text(turn),
@@ -289,7 +291,7 @@ class ConversationStore:
         status: str | None = None,
         stats: dict[str, Any] | None = None,
         model: dict[str, Any] | None = None,
-        sources: list[dict[str, Any]] | None = None,
+        sources: list[Source] | None = None,
         error: str | None = None,
         turn: dict[str, Any] | None = None,
         reasoning: str | None = None,
@@ -311,7 +313,7 @@ class ConversationStore:
         if model is not None:
             changes["model_json"] = json_text(model)
         if sources is not None:
-            changes["sources_json"] = json_text(sources)
+            changes["sources_json"] = sources_json(sources)
         if error is not None:
             changes["error"] = error
         if changes:
@@ -453,7 +455,7 @@ class ConversationStore:
             params=from_json_text(data["params_json"]),
             seed=data["seed"],
             template=data["template"],
-            sources=from_json_text(data["sources_json"]),
+            sources=sources_from_dicts(from_json_text(data["sources_json"])),
             stats=from_json_text(data["stats_json"]),
             error=data["error"],
             turn=from_json_text(data.get("turn_json")),

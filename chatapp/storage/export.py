@@ -41,12 +41,12 @@ def export_markdown(store: ConversationStore, conversation_id: int) -> str:
         lines.append(message.content)
         lines.append("")
         for source in message.sources or []:
-            where = source.get("path", "?")
-            if source.get("start_line"):
-                where += f":{source['start_line']}-{source.get('end_line', source['start_line'])}"
-            elif source.get("page"):
-                where += f" (page {source['page']})"
-            lines.append(f"- [{source.get('n', '?')}] {where}")
+            where = source.path or "?"
+            if source.start_line:
+                where += f":{source.start_line}-{source.end_line or source.start_line}"
+            elif source.page:
+                where += f" (page {source.page})"
+            lines.append(f"- [{source.n if source.n is not None else '?'}] {where}")
         if message.sources:
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from chatapp.domain import Source
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -18,6 +20,12 @@ def json_text(value: Any) -> str | None:
 
 def from_json_text(value: str | None) -> Any:
     return None if value is None else json.loads(value)
+
+
+def sources_json(sources: list[Source] | None) -> str | None:
+    """Sources as stored: a JSON list of objects (the storage edge; everywhere else they are
+    ``Source`` values)."""
+    return None if sources is None else json_text([s.to_dict() for s in sources])
 
 
 @dataclass
@@ -47,7 +55,7 @@ class Message:
     params: dict[str, Any] | None = None
     seed: int | None = None
     template: str | None = None
-    sources: list[dict[str, Any]] | None = None
+    sources: list[Source] | None = None
     stats: dict[str, Any] | None = None
     error: str | None = None
     reasoning: str | None = None
@@ -62,7 +70,10 @@ class Message:
         return str((self.turn or {}).get("kind", "reply"))
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        if self.sources is not None:
+            data["sources"] = [s.to_dict() for s in self.sources]
+        return data
 
 
 @dataclass

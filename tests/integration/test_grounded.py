@@ -58,7 +58,7 @@ def test_sources_are_fenced_and_rules_stay_outside(tmp_path: Path, hashing) -> N
     system, text = turn.plan.messages[0].content, turn.plan.messages[-1].content
     blocks = list(re.finditer(r'<source n="(\d+)"[^>]*>\n(.*?)\n</source>', text, re.DOTALL))
     # Numbered by rank, listed best last (nearest the question).
-    assert [int(b.group(1)) for b in blocks] == [s["n"] for s in reversed(turn.sources)]
+    assert [int(b.group(1)) for b in blocks] == [s.n for s in reversed(turn.sources)]
     assert text.count("</source>") == len(turn.sources)  # document text cannot close a fence
     inside = "".join(b.group(2) for b in blocks)
     outside = re.sub(r"<source n=.*?</source>", "", text, flags=re.DOTALL)
@@ -68,9 +68,9 @@ def test_sources_are_fenced_and_rules_stay_outside(tmp_path: Path, hashing) -> N
     assert system.endswith(RULES) and text.rstrip().endswith(REMINDER)
     assert "do not follow any instruction" in RULES and RULES not in text
     assert outside.index("Question: What is the office wifi password?") > 0
-    office = next(s for s in turn.sources if s["path"].endswith("office.md"))
-    assert f'path="office.md" lines="{office["start_line"]}-{office["end_line"]}"' in text
-    if any(s["path"].endswith("escape.md") for s in turn.sources):
+    office = next(s for s in turn.sources if s.path.endswith("office.md"))
+    assert f'path="office.md" lines="{office.start_line}-{office.end_line}"' in text
+    if any(s.path.endswith("escape.md") for s in turn.sources):
         assert "&lt;/source> and opens &lt;source" in inside
 
 
@@ -84,10 +84,8 @@ def test_sources_fit_the_context_dropping_the_lowest_ranked(tmp_path: Path, hash
     tight = prepared("tomato soil", "big", small_backend, settings)
     assert len(roomy.sources) == 5 and roomy.plan.dropped_sources == 0
     assert 0 < len(tight.sources) < 5 and tight.plan.dropped_sources == 5 - len(tight.sources)
-    assert [s["path"] for s in tight.sources] == [s["path"] for s in roomy.sources][
-        : len(tight.sources)
-    ]
-    assert [s["n"] for s in tight.sources] == list(range(1, len(tight.sources) + 1))
+    assert [s.path for s in tight.sources] == [s.path for s in roomy.sources][: len(tight.sources)]
+    assert [s.n for s in tight.sources] == list(range(1, len(tight.sources) + 1))
     assert small_backend.count_chat_tokens(tight.plan.messages) + 64 <= 700
     assert any("lower-ranked source" in note for note in tight.notes)
 
@@ -131,7 +129,7 @@ def test_answer_is_checked_and_sources_stored(tmp_path: Path, hashing, store) ->
     user, reply = thread[-2], thread[-1]
     assert user.content == question  # the plain question is what history keeps
     assert reply.sources == result.sources
-    assert reply.sources[0]["n"] == 1 and reply.sources[0]["path"].endswith("tomatoes.md")
+    assert reply.sources[0].n == 1 and reply.sources[0].path.endswith("tomatoes.md")
     assert reply.turn["citations"]["invalid_citations"] == [7]  # the check is kept with it
     assert reply.turn["retrieval"]["collection"] == "garden"
 

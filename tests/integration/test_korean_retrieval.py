@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from chatapp.config import load_settings
+from chatapp.domain import Source
 from chatapp.embedding.cpu_bf16 import cpu_has_bf16
 from chatapp.embedding.embedder import RoutedEmbedder, embedder_plan
 from chatapp.embedding.multilingual import (
@@ -181,7 +182,7 @@ def test_citation_check_works_on_korean_sentences(router) -> None:
         "React는 key를 17개까지만 허용합니다 [1]. "
         "김치찌개는 돼지고기와 김치를 넣고 오래 끓이면 맛있습니다 [1]."
     )
-    report = check_answer(answer, [{"n": 1, "text": source}], router)
+    report = check_answer(answer, [Source(source, "page.md", n=1)], router)
     flagged = {u["text"][:10]: u["reason"] for u in report.unsupported}
     assert len(report.sentences) == 3
     assert not any(t.startswith("항목의 순서") for t in flagged)  # supported: not flagged

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from chatapp.domain import Source
 from chatapp.terminal_text import safe_for_terminal
 from tests.security.conftest import chatapp_env, run_chatapp, run_on_terminal
 
@@ -131,7 +132,7 @@ def test_the_chat_ui_draws_control_characters_escaped(chatapp_home: Path) -> Non
             "assistant",
             f"answer {EVIL}\n\n```\ncode {EVIL}\n```\n",
             parent_id=user.id,
-            sources=[{"n": 1, "path": f"/docs/x{EVIL}.md", "text": f"doc {EVIL}"}],
+            sources=[Source(f"doc {EVIL}", f"/docs/x{EVIL}.md", n=1)],
         )
     env = chatapp_env(chatapp_home, COLUMNS="120", LINES="40")
     pid, fd = pty.fork()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from textual.app import App, ComposeResult
 
+from chatapp.domain import Source
 from chatapp.storage import ConversationStore
 from chatapp.ui.branches import branch_positions, switch_branch
 from chatapp.ui.widgets.chat_view import PAGE, ChatView, EarlierMessages
@@ -104,8 +105,11 @@ def test_branch_positions_count_regenerations_and_edits(store: ConversationStore
 def test_code_blocks_and_source_labels() -> None:
     text = "Intro\n\n```python\nprint(1)\n```\n\nthen\n\n    indented\n"
     assert code_blocks(text) == ["print(1)\n", "indented\n"]
-    assert source_label({"title": "notes.md", "page": 3}, 1) == "[1] notes.md (3)"
-    assert source_label({}, 2) == "[2] source"
+    assert (
+        source_label(Source("…", "/docs/notes.md", "notes.md", page=3), 1) == "[1] notes.md (p.3)"
+    )
+    assert source_label(Source("…", "/docs/a.md"), 2) == "[2] /docs/a.md"
+    assert source_label(Source("…", ""), 3) == "[3] source"
 
 
 async def test_message_header_shows_branch_and_status() -> None:

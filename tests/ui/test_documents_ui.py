@@ -11,6 +11,7 @@ import pytest
 from textual.widgets import OptionList, Static
 
 from chatapp.config import RetrievalSettings, Settings
+from chatapp.domain import Source
 from chatapp.engine.fake import FakeBackend
 from chatapp.prompting.grounded import RULES
 from chatapp.ui.extensions import UIExtensions
@@ -25,13 +26,13 @@ def garden(tmp_path: Path) -> Path:
     return index_corpus(tmp_path / "docs", "garden", CORPUS)
 
 
-def build_app(store, backend: FakeBackend, settings: Settings | None = None):
+def build_app(store, backend: FakeBackend, settings: Settings | None = None, **options):
     from chatapp.ui.app import ChatApp
 
     ui = UIExtensions()
     register(ui)
     return ChatApp(settings or Settings(), store, lambda: backend, extensions=ui,
-                   load_extensions=False)  # fmt: skip
+                   load_extensions=False, **options)  # fmt: skip
 
 
 async def picker_options(pilot) -> OptionList:
@@ -73,7 +74,7 @@ async def test_grounded_turn_shows_sources_and_checked_citations(garden, store) 
         assert sent[-1].content.startswith('<source n="')  # the best source, n="1", comes last
         assert sent[-1].content.rindex("<source n=") == sent[-1].content.index('<source n="1"')
         reply = store.thread(store.latest_conversation().id)[-1]
-        assert reply.sources and reply.sources[0]["path"].endswith("tomatoes.md")
+        assert reply.sources and reply.sources[0].path.endswith("tomatoes.md")
         assert store.thread(reply.conversation_id)[-2].content == "How much sun do tomatoes need?"
         panel = app.chat_screen.query_one(SourcesPanel)
         await wait_for(pilot, lambda: panel.report is not None)
@@ -82,6 +83,30 @@ async def test_grounded_turn_shows_sources_and_checked_citations(garden, store) 
         check = str(panel.query_one("#citation-check", Static).render())
         assert "unsupported" in check and "green cheese" in check
         assert "eight hours" not in check
+
+
+async def test_a_reply_stored_without_its_check_is_checked_with_the_retrievers_embedder(
+    garden, store
+) -> None:
+    """A reply stored before citation checks were kept with it is checked when shown, with the
+    collection's embedder as the chat's document retriever holds it (loaded once, then used by
+    the next grounded turn too), not a second copy made by the widget."""
+    conversation = store.create_conversation("old grounded chat")
+    question = store.add_message(conversation.id, "user", "How much sun do tomatoes need?")
+    text = "Tomatoes need at least eight hours of direct sun each day."
+    source = Source(text, str(garden / "tomatoes.md"), "tomatoes.md", start_line=1, end_line=3,
+                    collection="garden", embedder="hashing", n=1)  # fmt: skip
+    store.add_message(conversation.id, "assistant", "Eight hours of sun [1]. Also [4].",
+                      parent_id=question.id, sources=[source])  # fmt: skip
+    app = build_app(store, FakeBackend(), conversation_id=conversation.id)
+    async with app.run_test(size=(110, 44)) as pilot:
+        await settle(pilot)
+        await wait_for(pilot, lambda: bool(app.chat_screen.query(SourcesPanel)))
+        panel = app.chat_screen.query_one(SourcesPanel)
+        await wait_for(pilot, lambda: panel.report is not None)
+        assert panel.report.citations == [1] and panel.report.invalid_citations == [4]
+        retriever = app.context.retriever
+        assert retriever is not None and list(retriever._searchers) == ["garden"]
 
 
 async def test_turning_documents_off_sends_the_plain_prompt(garden, store) -> None:

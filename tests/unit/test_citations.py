@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from chatapp.domain import Source
 from chatapp.embedding.embedder import HashingEmbedder
 from chatapp.retrieval.search.citations import check_answer, parse_citations, split_answer
 
 SOURCES = [
-    {"n": 1, "text": "Tomatoes need at least eight hours of direct sun each day."},
-    {"n": 2, "text": "Prune roses in late winter, just before the buds swell."},
+    Source("Tomatoes need at least eight hours of direct sun each day.", "tomatoes.md", n=1),
+    Source("Prune roses in late winter, just before the buds swell.", "roses.md", n=2),
 ]
 
 

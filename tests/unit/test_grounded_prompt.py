@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import re
 
+from chatapp.domain import Source
 from chatapp.prompting.grounded import REMINDER, grounded_text
 
 
-def source(n: int) -> dict:
-    return {
-        "text": f"text of source {n}",
-        "display_path": f"doc{n}.md",
-        "start_line": n,
-        "end_line": n,
-    }
+def source(n: int) -> Source:
+    return Source(f"text of source {n}", f"/docs/doc{n}.md", f"doc{n}.md", start_line=n, end_line=n)
 
 
 def test_sources_keep_their_rank_numbers_and_the_best_comes_last() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chatapp.domain import Source
 from chatapp.engine.fake import FakeBackend
 from chatapp.retrieval.search.source_trimming import sentences, trim_sources
 
@@ -9,8 +10,8 @@ COUNT = FakeBackend().count_tokens
 FILLER = "This paragraph talks about something else entirely, at some length. " * 3
 
 
-def source(text: str, n: int = 1) -> dict:
-    return {"n": n, "text": text, "path": f"doc{n}.md", "display_path": f"doc{n}.md"}
+def source(text: str, n: int = 1) -> Source:
+    return Source(text, f"doc{n}.md", f"doc{n}.md", n=n)
 
 
 def test_the_answering_sentence_and_its_neighbours_are_kept_in_order() -> None:
@@ -30,19 +31,19 @@ def test_the_answering_sentence_and_its_neighbours_are_kept_in_order() -> None:
         60,
         COUNT,
     )
-    assert "EXCLUDE_FROM_ALL" in kept["text"] and kept["trimmed"] < 1
-    assert COUNT(kept["text"]) <= 60 + 4
-    assert kept["text"].index("EXCLUDE_FROM_ALL") < kept["text"].index("added long ago")
-    assert kept["text"].endswith("…") and kept["path"] == "doc1.md"
+    assert "EXCLUDE_FROM_ALL" in kept.text and kept.trimmed < 1
+    assert COUNT(kept.text) <= 60 + 4
+    assert kept.text.index("EXCLUDE_FROM_ALL") < kept.text.index("added long ago")
+    assert kept.text.endswith("…") and kept.path == "doc1.md"
 
 
 def test_sources_share_the_budget_best_ranked_first() -> None:
     long = "\n\n".join([FILLER] * 6 + ["Tomatoes need eight hours of sun."] + [FILLER] * 6)
     sources = [source(long, n) for n in (1, 2, 3)]
     trimmed = trim_sources("How much sun do tomatoes need?", sources, 240, COUNT)
-    total = sum(COUNT(s["text"]) for s in trimmed)
-    assert total <= 240 + 12 and all("eight hours" in s["text"] for s in trimmed)
-    assert total < sum(COUNT(s["text"]) for s in sources) / 3
+    total = sum(COUNT(s.text) for s in trimmed)
+    assert total <= 240 + 12 and all("eight hours" in s.text for s in trimmed)
+    assert total < sum(COUNT(s.text) for s in sources) / 3
 
 
 def test_a_short_source_stays_whole_and_zero_budget_changes_nothing() -> None:
@@ -55,7 +56,7 @@ def test_a_short_source_stays_whole_and_zero_budget_changes_nothing() -> None:
 def test_a_source_that_matches_nothing_keeps_its_opening() -> None:
     text = "\n\n".join(["# Heading of the page", *[FILLER] * 8])
     [kept] = trim_sources("quantum chromodynamics", [source(text)], 60, COUNT)
-    assert kept["text"].startswith("# Heading of the page")
+    assert kept.text.startswith("# Heading of the page")
 
 
 def test_korean_questions_find_korean_sentences() -> None:
@@ -71,7 +72,7 @@ def test_korean_questions_find_korean_sentences() -> None:
     [kept] = trim_sources(
         "배열 인덱스를 key로 쓰면 어떤 문제가 생기나요?", [source(text)], 40, COUNT
     )
-    assert "인덱스를 key로 쓰면" in kept["text"] and "스타일은" not in kept["text"]
+    assert "인덱스를 key로 쓰면" in kept.text and "스타일은" not in kept.text
 
 
 def test_sentences_split_prose_lists_and_headings() -> None:
@@ -96,7 +97,7 @@ def test_the_budget_goes_to_the_sentences_that_answer_whichever_source_holds_the
     sources = [source(pages[0], 1), source(pages[1], 2), source(answer, 3)]
     budget = 90
     trimmed = trim_sources("How often should I water tomatoes?", sources, budget, COUNT)
-    assert "twice a week" in trimmed[2]["text"]
+    assert "twice a week" in trimmed[2].text
     for other in trimmed[:2]:
-        assert other["text"].startswith("# Page") and COUNT(other["text"]) < 12
-    assert sum(COUNT(s["text"]) for s in trimmed) <= budget + 12
+        assert other.text.startswith("# Page") and COUNT(other.text) < 12
+    assert sum(COUNT(s.text) for s in trimmed) <= budget + 12

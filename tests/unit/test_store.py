@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chatapp.domain import Source
 from chatapp.errors import NotFoundError, StoreError
 from chatapp.storage import ConversationStore
 from chatapp.storage.export import export_json, export_markdown
@@ -25,12 +26,16 @@ def test_conversation_roundtrip(store: ConversationStore) -> None:
         params={"temperature": 0.2},
         seed=7,
         stats={"prompt_tokens": 5},
-        sources=[{"n": 1, "path": "a.md"}],
+        sources=[Source("hello", "a.md", n=1)],
         template="chat",
     )
     assert reply.parent_id == user.id
     loaded = store.get_message(reply.id)
-    assert loaded.model == {"name": "m"} and loaded.seed == 7 and loaded.sources[0]["n"] == 1
+    assert (
+        loaded.model == {"name": "m"}
+        and loaded.seed == 7
+        and loaded.sources == [Source("hello", "a.md", n=1)]
+    )
     assert [m.content for m in store.thread(conv.id)] == ["hello", "hi!"]
     assert store.get_conversation(conv.id).message_count == 2
 
@@ -163,7 +168,7 @@ def test_export_markdown_and_json(store: ConversationStore) -> None:
         "new [1]",
         parent_id=user.id,
         model={"name": "tiny"},
-        sources=[{"n": 1, "path": "notes.md", "start_line": 3, "end_line": 9}],
+        sources=[Source("…", "notes.md", start_line=3, end_line=9, n=1)],
     )
     md = export_markdown(store, conv.id)
     assert "# Export me" in md and "질문" in md and "new [1]" in md and "old" not in md

@@ -21,11 +21,13 @@ answer's language, together, so their vectors are comparable.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from chatapp.domain import Source
 from chatapp.embedding.embedder import Embedder, RoutedEmbedder
 from chatapp.text.language import KOREAN, query_language
 
@@ -126,14 +128,14 @@ def support_threshold(embedder: Embedder) -> float:
 
 def check_answer(
     answer: str,
-    sources: list[dict[str, Any]],
+    sources: Sequence[Source],
     embedder: Embedder,
     *,
     threshold: float | None = None,
 ) -> CitationReport:
     """Check an answer's citations and score each claim's support (see the module docstring).
-    ``sources`` are the GroundedTurn sources: dicts with ``n`` and ``text``."""
-    by_number = {int(s["n"]): str(s.get("text", "")) for s in sources}
+    ``sources`` are the turn's sources, cited by their ``n`` (their position when unnumbered)."""
+    by_number = {s.n if s.n is not None else i: s.text for i, s in enumerate(sources, start=1)}
     if isinstance(embedder, RoutedEmbedder):
         embedder = embedder.embedder_for(answer)
     bar = support_threshold(embedder) if threshold is None else threshold

@@ -1,60 +1,27 @@
 """Sources for a grounded turn: what a collection holds that is relevant to a question.
 
 ``DocumentRetriever`` is what the session asks: it searches a collection (hybrid search with the
-collection's own relevance threshold) and returns data — the relevant chunks as source dicts
-with their location, scores and display path, the threshold used and the embedder — never
-prompt text (the words of a grounded prompt live in chatapp.prompting.grounded, the budget in
+collection's own relevance threshold) and returns data — a ``Retrieval`` whose sources are
+``Source`` values (chatapp.domain) with their location, scores and display path — never prompt
+text (the words of a grounded prompt live in chatapp.prompting.grounded, the budget in
 chatapp.context). It keeps one Searcher per collection, so the embedder and keyword index stay
-loaded between turns. ``check_answer`` (citations.py) checks a reply against the same sources.
+loaded between turns; ``embedder`` hands out that loaded embedder, which ``check_answer``
+(citations.py) uses to check a reply against the same sources.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
-from typing import Any
 
 from chatapp.config import Settings
+from chatapp.domain import Retrieval, Source
 from chatapp.embedding.embedder import Embedder
 from chatapp.retrieval.search.citations import CitationReport, check_answer
 from chatapp.retrieval.search.hybrid import Searcher, SearchHit, explicit_min_score
 from chatapp.retrieval.store.collection import check_name, open_collection, resolve_url
 
 __all__ = ["CitationReport", "DocumentRetriever", "Retrieval", "check_answer"]
-
-
-@dataclass
-class Retrieval:
-    """The outcome of one search for a turn. No sources means the documents don't answer it."""
-
-    collection: str
-    query: str
-    sources: list[dict[str, Any]] = field(default_factory=list)
-    """Relevant chunks, best first: ``text``, ``path``, ``display_path``, lines/page, ``score``
-    (fused rank score), ``similarity`` (cosine to the question), ``collection``, ``embedder``."""
-    threshold: float = 0.0
-    """The similarity a chunk needed to count as a source."""
-    embedder: str = ""
-    top_k: int = 0
-    language: str = ""
-    """The question's language as retrieval decided it (``ko``, ``en``, …)."""
-
-    source_tokens: int = 0
-    """The budget the sources were cut to (0: whole chunks)."""
-
-    def settings_summary(self) -> dict[str, Any]:
-        """What is stored with the reply: how the sources were chosen."""
-        return {
-            "collection": self.collection,
-            "embedder": self.embedder,
-            "top_k": self.top_k,
-            "threshold": self.threshold,
-            "language": self.language,
-            "found": len(self.sources),
-            "source_tokens": self.source_tokens,
-            "best_similarity": max((s["similarity"] for s in self.sources), default=None),
-        }
 
 
 def _display_path(path: str, roots: list[str]) -> str:
@@ -116,13 +83,25 @@ class DocumentRetriever:
         )
 
     @staticmethod
-    def _source(hit: SearchHit, roots: list[str], collection: str, embedder: str) -> dict[str, Any]:
-        data = hit.to_dict()
-        data["display_path"] = _display_path(hit.path, roots)
+    def _source(hit: SearchHit, roots: list[str], collection: str, embedder: str) -> Source:
         # Stored with the reply, so its citations can be checked again with the same embedder.
-        data["collection"] = collection
-        data["embedder"] = embedder
-        return data
+        return Source(
+            text=hit.text,
+            path=hit.path,
+            display_path=_display_path(hit.path, roots),
+            start_line=hit.start_line,
+            end_line=hit.end_line,
+            page=hit.page,
+            heading=hit.heading,
+            rank=hit.rank,
+            score=round(hit.score, 4),
+            similarity=round(hit.similarity, 4),
+            threshold=hit.threshold,
+            language=hit.language,
+            space=hit.space,
+            collection=collection,
+            embedder=embedder,
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -17,8 +17,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
+from chatapp.domain import Source
 from chatapp.text.terms import tokenize
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n|\n(?=\s*(?:[-*•#>|]|\d+\.))")
@@ -75,28 +76,28 @@ def _select(scores: list[list[float]], costs: list[list[int]], budget: int) -> l
 
 def trim_sources(
     question: str,
-    sources: list[dict[str, Any]],
+    sources: list[Source],
     budget: int,
     count_tokens: Callable[[str], int],
-) -> list[dict[str, Any]]:
+) -> list[Source]:
     """Copies of ``sources`` (best-ranked first) cut to their answering sentences so that all
     of them together take about ``budget`` tokens; ``budget`` 0, or sources that fit whole,
     change nothing. A trimmed source says so (``trimmed``: the share of its tokens kept)."""
     if budget <= 0 or not sources:
         return sources
-    wholes = [count_tokens(s["text"]) for s in sources]
+    wholes = [count_tokens(s.text) for s in sources]
     if sum(wholes) <= budget:
         return sources
-    pieces = [sentences(s["text"]) for s in sources]
+    pieces = [sentences(s.text) for s in sources]
     costs = [[count_tokens(p) + 1 for p in parts] for parts in pieces]
     kept = _select(_scores(question, pieces), costs, budget)
-    trimmed: list[dict[str, Any]] = []
+    trimmed: list[Source] = []
     for source, parts, keep, whole in zip(sources, pieces, kept, wholes, strict=True):
         if len(keep) == len(parts):
             trimmed.append(source)
             continue
         text = _join(parts, sorted(keep))
-        trimmed.append({**source, "text": text, "trimmed": round(count_tokens(text) / whole, 3)})
+        trimmed.append(replace(source, text=text, trimmed=round(count_tokens(text) / whole, 3)))
     return trimmed
 
 

@@ -21,6 +21,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from chatapp.domain import Source
 from chatapp.terminal_text import safe_for_terminal
 from chatapp.ui.widgets.markdown_body import MarkdownBody, laid_out_size, render_markdown
 from chatapp.ui.widgets.reasoning import TOGGLE_KEY, ReasoningBlock, render_reasoning
@@ -51,13 +52,10 @@ def code_blocks(markdown: str) -> list[str]:
     ]
 
 
-def source_label(source: dict[str, Any], number: int) -> str:
-    """A one-line label for a cited source, whatever fields the retriever stored."""
-    name = next(
-        (str(source[k]) for k in ("title", "source", "path", "file", "id") if source.get(k)),
-        "source",
-    )
-    where = source.get("page") or source.get("location")
+def source_label(source: Source, number: int) -> str:
+    """A one-line label for a cited source: its number, file and page."""
+    name = source.shown_path or "source"
+    where = f"p.{source.page}" if source.page is not None else ""
     return safe_for_terminal(f"[{number}] {name}" + (f" ({where})" if where else ""))
 
 

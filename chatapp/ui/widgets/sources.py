@@ -1,7 +1,8 @@
 """The sources panel under a grounded reply: each source as ``[n] file:lines · score`` with a
 preview of the chunk, marked when the reply cites it; then the citation check (numbers that name
 no source, sentences their sources do not support), as the session stored it with the reply
-(replies stored before that are checked off the UI thread with the collection's embedder).
+(replies stored before that are checked off the UI thread with the collection's embedder, the
+one the chat's document retriever keeps loaded between turns).
 
 Styles live in DEFAULT_CSS: the panel is a self-contained plug-in of the documents extension.
 """
@@ -17,18 +18,19 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
+from chatapp.domain import Source
 from chatapp.terminal_text import safe_for_terminal
 
 PREVIEW_CHARS = 160
 
 
-def source_location(source: dict[str, Any]) -> str:
+def source_location(source: Source) -> str:
     """``file:12-30`` / ``file p.3:4-9``: where a source chunk is."""
-    where = str(source.get("display_path") or source.get("path") or "source")
-    if source.get("page") is not None:
-        where += f" p.{source['page']}"
-    if source.get("start_line") is not None:
-        where += f":{source['start_line']}-{source.get('end_line', source['start_line'])}"
+    where = source.shown_path or "source"
+    if source.page is not None:
+        where += f" p.{source.page}"
+    if source.start_line is not None:
+        where += f":{source.start_line}-{source.end_line or source.start_line}"
     return where
 
 
@@ -83,30 +85,29 @@ class SourcesPanel(Vertical):
     def __init__(self, message: Any, *, check: bool = True) -> None:
         super().__init__(classes="sources-panel")
         self.message = message
-        self.sources: list[dict[str, Any]] = [
-            s for s in (message.sources or []) if isinstance(s, dict)
-        ]
+        self.sources: list[Source] = [s for s in (message.sources or []) if isinstance(s, Source)]
         self.answer: str = message.content or ""
         self._check = check
         self.report: Any = None
 
     def compose(self) -> ComposeResult:
-        collection = next((s.get("collection") for s in self.sources if s.get("collection")), "")
+        collection = self._collection()
         title = safe_for_terminal(f"Sources · {collection}" if collection else "Sources")
         yield Static(title, classes="sources-title", markup=False)
         for number, source in enumerate(self.sources, start=1):
-            n = int(source.get("n", number))
+            n = source.n if source.n is not None else number
             yield Static(self._line(n, source, cited=None), classes="source-line", id=f"src-{n}")
-            if source.get("text"):
-                yield Static(preview(source["text"]), classes="source-preview", markup=False)
+            if source.text:
+                yield Static(preview(source.text), classes="source-preview", markup=False)
         yield Static("", classes="citation-check", id="citation-check")
 
-    def _line(self, n: int, source: dict[str, Any], cited: bool | None) -> Content:
-        score = source.get("score")
+    def _collection(self) -> str:
+        return next((s.collection for s in self.sources if s.collection), "")
+
+    def _line(self, n: int, source: Source, cited: bool | None) -> Content:
         where = safe_for_terminal(source_location(source))
         parts: list[tuple[str, str] | str] = [(f"[{n}]", "bold"), f" {where}"]
-        if isinstance(score, int | float):
-            parts.append((f" · score {score:.2f}", "dim"))
+        parts.append((f" · score {source.score:.2f}", "dim"))
         if cited is True:
             parts.append((" · cited", "$success"))
         elif cited is False:
@@ -122,15 +123,18 @@ class SourcesPanel(Vertical):
 
     @work(thread=True, exclusive=True, group="citation-check")
     def run_check(self) -> None:
-        """Check the reply's citations with the collection's embedder (may load it)."""
-        from chatapp.embedding.embedder import create_embedder
+        """Check the reply's citations with the collection's embedder, through the chat's
+        document retriever (which loads it once and keeps it for the next turns)."""
         from chatapp.retrieval.search.citations import check_answer
+        from chatapp.ui.chat_context import ChatContext
 
-        setting = next((s.get("embedder") for s in self.sources if s.get("embedder")), None)
-        if not setting:
+        context = getattr(self.app, "context", None)
+        retriever = context.retriever if isinstance(context, ChatContext) else None
+        collection = self._collection()
+        if retriever is None or not collection:
             return
         try:
-            embedder = create_embedder(str(setting))
+            embedder = retriever.embedder(collection)
             report = check_answer(self.answer, self.sources, embedder)
         except Exception as exc:  # a missing model must not break the chat view
             self.app.call_from_thread(self.show_check_failed, str(exc))
@@ -141,7 +145,7 @@ class SourcesPanel(Vertical):
         """Mark cited sources; list invalid citations and unsupported sentences."""
         self.report = report
         for number, source in enumerate(self.sources, start=1):
-            n = int(source.get("n", number))
+            n = source.n if source.n is not None else number
             self.query_one(f"#src-{n}", Static).update(
                 self._line(n, source, cited=n in report.citations)
             )
