@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
@@ -28,6 +28,9 @@ from pydantic_settings import (
 
 from chatapp import paths
 from chatapp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from chatapp.config_repair import SettingsRepair
 
 SECRET_FIELDS: frozenset[tuple[str, str]] = frozenset({("backend", "api_key")})
 """(section, field) of the settings kept in the keys file and masked when shown."""
@@ -122,6 +125,10 @@ class RetrievalSettings(_Section):
 
 class UISettings(_Section):
     theme: str = "textual-dark"
+    collection: str | None = None
+    """The document collection last picked in the chat (Ctrl+F), remembered between runs."""
+    documents: bool = False
+    """Whether the chat answers from ``collection`` (Alt+D switches it), remembered too."""
 
 
 class Settings(BaseSettings):
@@ -269,15 +276,26 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
 
 
 def _table_for_update(file: Path) -> dict[str, Any]:
-    """What ``file`` holds now (another chatapp may have saved since we loaded). A file that is
-    not valid TOML is kept as ``<name>.broken`` and a fresh one started, so nothing is lost."""
-    if not file.exists():
-        return {}
-    try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        file.replace(file.with_name(file.name + ".broken"))
-        return {}
+    """What ``file`` holds now (another chatapp may have saved since we loaded). Lines that are
+    not TOML and keys the settings refuse are dropped, the old file kept as ``<name>.broken``
+    (chatapp.config_repair; ``repair_settings_files`` first says what was dropped)."""
+    from chatapp.config_repair import repair_file
+
+    return repair_file(file, _sections())[0]
+
+
+def _sections() -> dict[str, type[BaseModel]]:
+    return {name: field.annotation for name, field in Settings.model_fields.items()}  # type: ignore[misc]
+
+
+def repair_settings_files(path: Path | None = None) -> list[SettingsRepair]:
+    """Before saving: drop what config.toml and keys.toml hold that cannot be used (keeping the
+    old files beside them) and say what was dropped; empty when both files are fine."""
+    from chatapp.config_repair import repair_file
+
+    toml_path = path or paths.config_file()
+    repairs = [repair_file(f, _sections())[1] for f in (toml_path, toml_path.with_name(KEYS_FILE))]
+    return [r for r in repairs if r is not None]
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

@@ -177,6 +177,8 @@ class ChatApp(App[None]):
             if command.key:
                 self.bind(command.key, f"run_command({command.title!r})", show=False)
         screen = self.chat_screen
+        if settings.ui.collection:  # the collection picked last time, on or off as it was
+            screen.set_documents(settings.ui.collection, settings.ui.documents)
         await screen.sidebar.fill()
         screen.refresh_sidebar()
         await screen.open_conversation(self._initial_conversation)
@@ -247,18 +249,30 @@ class ChatApp(App[None]):
 
     # -- settings, theme, screens ---------------------------------------------------------
 
-    def apply_settings(self, settings: Settings, *, reload_model: bool) -> None:
-        """Adopt and save new settings (from the settings screen or an extension)."""
-        from chatapp.config import save_settings
+    def apply_settings(self, settings: Settings, *, reload_model: bool) -> bool:
+        """Adopt and save new settings (from the settings screen or an extension); False when
+        they could not be saved. Saving over a config file with settings that cannot be used
+        keeps the others and says what was dropped and where the old file went."""
+        from chatapp.config import load_settings, repair_settings_files, save_settings
+        from chatapp.errors import ChatappError
 
         self.context.use_settings(settings)
-        self.chat_screen.show_thinking_choice()
         try:
+            repairs = repair_settings_files()
             save_settings(settings)
         except OSError as exc:
-            self.notify(f"settings not saved: {exc}", severity="error")
+            self.notify(f"settings not saved: {exc}", severity="error", markup=False)
+            return False
+        for repair in repairs:
+            self.notify(repair.message(), severity="warning", timeout=20, markup=False)
+        if repairs:
+            # The file loads again: what it kept (a system prompt) now applies here too.
+            with contextlib.suppress(ChatappError):
+                self.context.use_settings(load_settings())
+        self.chat_screen.show_thinking_choice()
         if reload_model:
             self.request_backend_reload()
+        return True
 
     def watch_theme(self, theme: str) -> None:
         settings = self.context.settings
@@ -274,8 +288,7 @@ class ChatApp(App[None]):
             return
 
         def saved(result: tuple[Settings, bool] | None) -> None:
-            if result is not None:
-                self.apply_settings(result[0], reload_model=result[1])
+            if result is not None and self.apply_settings(result[0], reload_model=result[1]):
                 self.notify("Settings saved.")
 
         self.push_screen(SettingsScreen(self.context.settings), saved)

@@ -21,10 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from chatapp.ui.app import ChatApp
+from typing import Any, Protocol
 
 SIGNAL_EXIT_S = 0.8
 """After SIGTERM/SIGHUP the process is gone within about this long (plus storing the reply)."""
@@ -42,7 +39,16 @@ RESTORE_TERMINAL = (
 """What Textual's driver writes when it stops, written again when the process leaves at once."""
 
 
-def end_on_signals(app: ChatApp) -> Callable[[], None]:
+class SignalledApp(Protocol):
+    """What the handler needs of the chat app (``chatapp.ui.app.ChatApp``)."""
+
+    exit_signal: int | None
+
+    def stop_generation(self, timeout: float) -> None: ...
+    def exit(self, result: Any = None, return_code: int = 0, message: Any = None) -> None: ...
+
+
+def end_on_signals(app: SignalledApp) -> Callable[[], None]:
     """Install the handlers for ``app`` (main thread only); returns what puts the previous
     handlers back."""
     previous: dict[int, Any] = {}
@@ -69,12 +75,12 @@ def end_on_signals(app: ChatApp) -> Callable[[], None]:
     return restore
 
 
-def _leave_later(app: ChatApp, code: int) -> None:
+def _leave_later(app: SignalledApp, code: int) -> None:
     time.sleep(SIGNAL_EXIT_S)
     leave_now(app, code)
 
 
-def leave_now(app: ChatApp, code: int) -> None:
+def leave_now(app: SignalledApp, code: int) -> None:
     """Store every reply still being written as interrupted, restore the terminal, exit."""
     from chatapp.session.reply_writer import interrupt_open_replies
 
@@ -87,7 +93,7 @@ def leave_now(app: ChatApp, code: int) -> None:
     os._exit(code)
 
 
-def _restore_terminal(app: ChatApp) -> None:
+def _restore_terminal(app: SignalledApp) -> None:
     """Textual's terminal settings undone (its driver keeps the settings from before)."""
     driver: Any = getattr(app, "_driver", None)
     stdin = getattr(driver, "fileno", None)

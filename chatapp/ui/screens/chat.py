@@ -191,10 +191,19 @@ class ChatScreen(Screen[None]):
     # -- turn choices ---------------------------------------------------------------------
 
     def set_documents(self, collection: str | None, enabled: bool) -> None:
-        """Choose the collection the next turns answer from (None, or off: no documents)."""
+        """Choose the collection the next turns answer from (None, or off: no documents); the
+        choice is saved with the settings (``ui.collection``, ``ui.documents``) for next time."""
         self.choices.collection = collection
         self.choices.documents = enabled and collection is not None
         self.header.set_field("docs", self.choices.active_collection)
+        settings = self.context.settings
+        remembered = (collection, self.choices.documents)
+        if settings is None or (settings.ui.collection, settings.ui.documents) == remembered:
+            return
+        settings.ui.collection, settings.ui.documents = remembered
+        apply_settings = getattr(self.app, "apply_settings", None)
+        if apply_settings is not None:
+            apply_settings(settings, reload_model=False)
 
     def action_toggle_thinking(self) -> None:
         """Thinking on or off (or the next reasoning effort) for the next replies."""
@@ -305,7 +314,7 @@ class ChatScreen(Screen[None]):
         if conversation_id is None or store is None:
             self.conversation_id = None
             self.header.set_title("New chat")
-            self._show_header_fields(None)
+            self._show_header_fields()
             await self.chat_view.show_thread([], {})
             self.prompt.prompt_history = []
             return
@@ -318,18 +327,19 @@ class ChatScreen(Screen[None]):
             await self.open_conversation(None)
             return
         self.header.set_title(conversation.title)
-        self._show_header_fields(conversation)
+        self._show_header_fields()
         await self.chat_view.show_thread(thread, branch_positions(everything, thread))
         self.prompt.prompt_history = [m.content for m in thread if m.role == "user"][-50:]
         await self.replies.reattach()
 
-    def _show_header_fields(self, conversation: Conversation | None) -> None:
+    def _show_header_fields(self) -> None:
+        # The header names what the next message goes through. A template run (Ctrl+G) is one
+        # turn, so a reopened chat whose last turn ran one continues as plain chat, as it does
+        # right after the run: its header names the same template as a new chat's.
+        # Likewise documents: the ``docs`` field names the collection the next message uses,
+        # not the one this conversation's last turn used.
         settings = self.context.settings
-        template = (conversation.template if conversation else None) or (
-            settings.chat.template if settings else None
-        )
-        self.header.set_field("template", template)
-        self.header.set_field("collection", conversation.collection if conversation else None)
+        self.header.set_field("template", settings.chat.template if settings else None)
 
     async def action_new_chat(self) -> None:
         await self.open_conversation(None)
