@@ -138,3 +138,49 @@ def test_explicit_threads_are_obeyed_on_a_busy_machine(chatapp_home: Path) -> No
     assert result["finish"] in ("stop", "length") and result["tokens"] > 0
     assert result["history"] == [2] and result["llama_threads"] == [2, 2]
     assert not (chatapp_home / "cache" / "threads.json").exists()
+
+
+def test_the_thread_count_does_not_change_a_seeded_reply(bundled_gguf: Path) -> None:
+    """A seed reproduces a reply whatever threads the machine allowed each time (llama.cpp
+    splits each product by rows, so every thread count computes the same sums)."""
+    from chatapp.config import ModelSettings
+    from chatapp.domain import ChatMessage, GenerationParams, TokenEvent
+    from chatapp.engine.llama_cpp import LlamaCppBackend
+
+    texts = []
+    for threads in (1, 2):
+        backend = LlamaCppBackend(
+            bundled_gguf, ModelSettings(n_ctx=512, n_threads=threads, kv_cache_mb=0)
+        )
+        try:
+            params = GenerationParams(max_tokens=16, temperature=0.7, seed=5)
+            events = backend.stream_chat([ChatMessage("user", PROMPT)], params)
+            texts.append("".join(e.text for e in events if isinstance(e, TokenEvent)))
+        finally:
+            backend.close()
+    assert texts[0] and texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("n_threads", [None, 1])
+def test_the_chat_ui_loads_the_same_fitted_engine_as_ask(n_threads: int | None) -> None:
+    """The chat's model slot opens the backend through the factory ``chatapp ask`` uses, so its
+    replies get the same thread fit, and its Threads setting is obeyed the same way."""
+    from chatapp.config import load_settings
+    from chatapp.engine.factory import create_backend
+    from chatapp.engine.llama_cpp import LlamaCppBackend
+    from chatapp.ui.model_loading import ModelSlot
+
+    settings = load_settings({"model": {"n_ctx": 512, "n_threads": n_threads}})
+    slot = ModelSlot()
+    try:
+        assert slot.load(settings, lambda fraction, text: None) is None
+        ui, ask = slot.backend, create_backend(settings)
+        try:
+            for backend in (ui, ask):
+                assert isinstance(backend, LlamaCppBackend)
+                assert (backend.threads.fit is None) == (n_threads is not None)
+                assert backend.threads.initial == (n_threads or backend.n_threads)
+        finally:
+            ask.close()
+    finally:
+        slot.close()
