@@ -64,8 +64,13 @@ def write_failure(exc: OSError) -> str | None:
 def unwritable_reason(folder: Path) -> str | None:
     """Why chatapp cannot write in ``folder`` (None: it can, as far as can be told)."""
     try:
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        info = os.statvfs(folder)
+        if info.f_flag & os.ST_RDONLY:
             return _WRITE_FAILURES[errno.EROFS]
+        if info.f_bavail == 0 and os.geteuid() != 0:  # root may use the reserved blocks
+            return _WRITE_FAILURES[errno.ENOSPC]
+        if info.f_bfree == 0:
+            return _WRITE_FAILURES[errno.ENOSPC]
     except (OSError, AttributeError):
         pass
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):

@@ -226,7 +226,8 @@ def find_damage(db: sqlite3.Connection) -> list[str]:
 
 def _open_read_only(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     """An existing database opened for reading only: through its WAL when SQLite can share
-    it (its -shm file exists or can be made), else as the file stands (``immutable``)."""
+    it (its -shm file exists or can be made), else as the file stands (``immutable``; a
+    cleanly closed database has no WAL left to miss)."""
     from urllib.parse import quote
 
     base = f"file:{quote(str(path))}?mode=ro"
@@ -239,8 +240,8 @@ def _open_read_only(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
             return db
         except sqlite3.OperationalError as exc:
             db.close()
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != _SQLITE_CANTOPEN:
-                raise
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (_SQLITE_CANTOPEN, _SQLITE_IOERR):
+                raise  # CANTOPEN / IOERR (SHMSIZE on a full disk): its -shm cannot be made
     raise sqlite3.OperationalError(f"unable to open database file {path}")
 
 

@@ -55,6 +55,13 @@ def _opens_read_only(target: Path, asked: bool | None) -> bool:
     return reason is not None
 
 
+def _can_still_be_read(target: Path, exc: sqlite3.DatabaseError) -> bool:
+    """An existing file that could not be opened for writing (a full disk cannot make its
+    shared-memory file: an I/O error) may still open read-only."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return target.is_file() and code in (8, 10, 13, 14)  # READONLY, IOERR, FULL, CANTOPEN
+
+
 def fts_query(text: str) -> str:
     """Turn what a user typed into a safe FTS5 query: every word quoted, prefix-matched."""
     terms = [t for t in text.replace("\x00", "").split() if t]
@@ -75,18 +82,31 @@ class ConversationStore:
                 raise StoreError(f"database {target}: is a directory")
             self.read_only = _opens_read_only(target, read_only)
         try:
-            self._conn = SharedConnection(
-                self.path,
-                busy_timeout_s=BUSY_TIMEOUT_MS / 1000,
-                rows_as_dicts=True,
-                read_only=self.read_only,
-                damage_hint=damage_hint,
-            )
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            if self.read_only or not _can_still_be_read(Path(self.path), exc):
+                raise open_failure(Path(self.path), exc, self.read_only) from None
+            self.read_only = True  # a full disk: what is stored can still be read
+            try:
+                self._open()
+            except sqlite3.DatabaseError:
+                raise open_failure(Path(self.path), exc, False) from None
+
+    def _open(self) -> None:
+        self._conn = SharedConnection(
+            self.path,
+            busy_timeout_s=BUSY_TIMEOUT_MS / 1000,
+            rows_as_dicts=True,
+            read_only=self.read_only,
+            damage_hint=damage_hint,
+        )
+        try:
             self._db = self._conn.db
             migrate(self._db)
             self.recovered = 0 if self.read_only else self._recover_streaming()
-        except sqlite3.DatabaseError as exc:
-            raise open_failure(Path(self.path), exc, self.read_only) from None
+        except BaseException:
+            self._conn.close()
+            raise
 
     # -- plumbing -------------------------------------------------------------------------
 

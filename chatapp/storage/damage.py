@@ -69,6 +69,8 @@ def open_failure(path: Path, exc: sqlite3.DatabaseError, read_only: bool) -> Cha
     reason = unwritable_reason(path.parent)
     if code in (8, 14) and (read_only or reason):  # READONLY, CANTOPEN
         return not_writable(path.parent, reason or str(exc), reading_works=path.exists())
+    if code == 13:  # FULL: while making the file or its first tables
+        return not_writable(path.parent, "no space left on the device")
     if code == 11:  # CORRUPT while opening: the schema or the migrations' own table
         with contextlib.suppress(sqlite3.Error):
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

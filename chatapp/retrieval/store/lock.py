@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from chatapp.errors import RetrievalError
+from chatapp.paths import not_writable, write_failure
 
 LOCK_FILE = "index.lock"
 _POLL_S = 0.2
@@ -75,7 +76,12 @@ def collection_lock(
     was set while waiting. With ``wait=False`` a busy collection raises RetrievalError."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        if write_failure(exc) is None:
+            raise
+        raise not_writable(folder, exc) from None  # a read-only home: one line
     with os.fdopen(fd, "r+", encoding="utf-8") as handle:
         if not _try_lock(handle):
             holder = _holder(path)

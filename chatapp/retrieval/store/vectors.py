@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from chatapp.errors import BackendUnavailableError, RetrievalError, UsageError
+from chatapp.paths import unwritable_reason
 from chatapp.retrieval.store.file_modes import private_writes, tighten_tree, writes_privately
 
 _WRITE_BATCH = 2000  # chroma rejects very large single writes
@@ -40,11 +41,27 @@ def _chroma_settings() -> Any:
     return Settings(anonymized_telemetry=False, allow_reset=False)
 
 
+def _readable_copy(path: Path) -> Path:
+    """A private copy of a vector store in a folder that cannot be written (a read-only
+    mount): chromadb opens its files for writing, so reads go to the copy, deleted when the
+    process ends. Writing to it (indexing) is refused earlier, at the collection's lock."""
+    import atexit
+    import shutil
+    import tempfile
+
+    copy = Path(tempfile.mkdtemp(prefix="chatapp-chroma-")) / "chroma"  # mkdtemp: 0700
+    shutil.copytree(path, copy)
+    atexit.register(shutil.rmtree, copy.parent, True)
+    return copy
+
+
 def open_client(chroma_url: str | None, local_path: Path) -> Any:
     """A chromadb client: HttpClient for a server URL, else PersistentClient at local_path."""
     import chromadb
 
     if not chroma_url:
+        if local_path.is_dir() and unwritable_reason(local_path) is not None:
+            local_path = _readable_copy(local_path)  # a read-only home: search still works
         try:
             with private_writes():
                 client = chromadb.PersistentClient(
