@@ -4,7 +4,9 @@ Every turn — a chat message, a template run, a grounded question, an evaluatio
 here, by ``fit_to_context``, in this order of priority:
 
 1. the system prompt and the new user turn always stay;
-2. then sources (retrieved document chunks), best-ranked first;
+2. then sources (retrieved document chunks), best-ranked first, each cut to the sentences that
+   answer the question within ``retrieval.source_tokens`` (``context_sources``); when not even
+   the best fits, it alone is cut to the room left — this is the one place sources are cut;
 3. then few-shot examples (the ones placed last, nearest the turn, kept first);
 4. then earlier history, newest first, a whole user/assistant exchange at a time;
 5. only when even the system prompt and the bare turn do not fit is the input cut (its end,
@@ -17,10 +19,11 @@ so a long reply does not make the history vanish. The plan records what was left
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chatapp.domain import ChatMessage
+from chatapp.context_sources import cut_sources
+from chatapp.domain import ChatMessage, Source
 from chatapp.errors import ContextOverflowError
 
 MIN_REPLY_TOKENS = 16
@@ -39,17 +42,20 @@ Counter = Callable[[Sequence[ChatMessage]], int]
 class TurnDraft:
     """The new user turn before fitting: how to write it from the sources that fit and the input.
 
-    ``render(sources, input_text)`` returns the user message text; ``sources`` are opaque to the
-    budget except through ``source_text`` (each one's text as it appears in the prompt) and
-    ``shorten_source`` (a copy of a source with shorter text, or the same object when it
-    cannot be cut further). ``input_text`` is the part that may
-    be cut as a last resort (None: the turn cannot be cut).
+    ``render(sources, input_text)`` returns the user message text from the sources that fit;
+    ``source_text(n, source)`` is one source as the prompt shows it (what is counted).
+    ``input_text`` is the part that may be cut as a last resort (None: the turn cannot be cut).
     """
 
-    render: Callable[[list[Any], str | None], str]
-    sources: list[Any] = field(default_factory=list)
-    source_text: Callable[[int, Any], str] = lambda n, source: str(source)
-    shorten_source: Callable[[Any], Any] | None = None
+    render: Callable[[list[Source], str | None], str]
+    sources: list[Source] = field(default_factory=list)
+    """Best-ranked first."""
+    source_text: Callable[[int, Source], str] = lambda n, source: source.text
+    question: str = ""
+    """What the sources should answer: a cut source keeps the sentences that match it best."""
+    source_tokens: int = 0
+    """Tokens the sources' texts may take together (0: whole chunks, as far as the context
+    allows)."""
     input_text: str | None = None
 
 
@@ -61,7 +67,7 @@ class ContextPlan:
     prompt_tokens: int
     n_ctx: int
     max_reply_tokens: int
-    sources: list[Any] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     dropped_messages: int = 0
     """Earlier history messages left out (oldest first)."""
     dropped_examples: int = 0
@@ -156,14 +162,14 @@ class _Fitter:
         self.max_tokens = max_tokens
         self.budget = n_ctx - reply_reserve(max_tokens, n_ctx)
 
-    def turn(self, sources: list[Any], input_text: str | None) -> ChatMessage:
+    def turn(self, sources: list[Source], input_text: str | None) -> ChatMessage:
         return ChatMessage("user", self.draft.render(sources, input_text))
 
     def messages(
         self,
         history: list[ChatMessage],
         examples: list[ChatMessage],
-        sources: list[Any],
+        sources: list[Source],
         input_text: str | None,
     ) -> list[ChatMessage]:
         return [*self.head, *history, *examples, self.turn(sources, input_text)]
@@ -192,31 +198,38 @@ class _Fitter:
             "model.n_ctx"
         )
 
-    def pick_sources(self, room: int) -> tuple[list[Any], int, bool]:
-        """Best-ranked sources that fit in ``room`` tokens; the best one shortened when even it
-        alone does not fit. Returns (kept, tokens used, shortened)."""
-        kept: list[Any] = []
+    def source_cost(self, n: int, source: Source) -> int:
+        return self.count_text(self.draft.source_text(n, source)) + SOURCE_SEPARATOR_TOKENS
+
+    def pick_sources(self, room: int) -> tuple[list[Source], int, bool]:
+        """The sources for ``room`` tokens: cut to the draft's source budget, then the
+        best-ranked that fit; when not even the best does, it alone cut to the room.
+        Returns (kept, tokens used, whether the best was cut to fit)."""
+        draft = self.draft
+        cut = cut_sources(draft.question, draft.sources, draft.source_tokens, self.count_text)
+        kept: list[Source] = []
         used = 0
-        for source in self.draft.sources:
-            cost = self.count_text(self.draft.source_text(len(kept) + 1, source))
-            cost += SOURCE_SEPARATOR_TOKENS
+        for source in cut:
+            cost = self.source_cost(len(kept) + 1, source)
             if used + cost > room:
                 break  # lower-ranked sources are the ones left out
             kept.append(source)
             used += cost
-        shorten = self.draft.shorten_source
-        if kept or not self.draft.sources or shorten is None or room < MIN_SOURCE_TOKENS:
+        if kept or not draft.sources or room < MIN_SOURCE_TOKENS:
             return kept, used, False
-        best = self.draft.sources[0]
-        budget = room - SOURCE_SEPARATOR_TOKENS
-        while True:
-            cost = self.count_text(self.draft.source_text(1, best))
-            if cost <= budget:
-                return [best], cost + SOURCE_SEPARATOR_TOKENS, True
-            shorter = shorten(best)
-            if shorter is best or cost < MIN_SOURCE_TOKENS:
-                return [], 0, False
-            best = shorter
+        best = draft.sources[0]
+        budget = room - self.source_cost(1, replace(best, text=""))
+        if draft.source_tokens > 0:
+            budget = min(budget, draft.source_tokens)
+        while budget >= MIN_SOURCE_TOKENS:
+            shorter = cut_sources(draft.question, [best], budget, self.count_text)
+            if not shorter:
+                break
+            cost = self.source_cost(1, shorter[0])
+            if cost <= room:
+                return shorter, cost, True
+            budget -= cost - room  # the text's pieces cost more together than apart
+        return [], 0, False
 
 
 def fit_to_context(
@@ -313,7 +326,7 @@ def fit_to_context(
 def _plan(
     fit: _Fitter,
     messages: list[ChatMessage],
-    sources: list[Any],
+    sources: list[Source],
     prompt_tokens: int,
     shown_examples: int,
     dropped_examples: int,

@@ -1,14 +1,16 @@
-"""Sources cut down to the sentences that answer: less for the model to read before it answers.
+"""Sources cut to the room the context budget gives them: ``chatapp.context`` decides how many
+tokens the sources get (``retrieval.source_tokens``, and never more than the context has left);
+this decides which of their words fill them.
 
 A retrieved chunk is a few hundred tokens of a document, of which the answer is usually one or
-two sentences. Every source keeps its opening piece (the chunk's heading or first line, so each numbered source
-still says what it is); then the sentences whose keywords (the same tokens keyword search uses:
-stems, identifier parts, Kiwi morphemes for Korean) best match the question's, weighted by how
-rare each keyword is among the sentences of all the sources, are taken from all the sources
-together, best first, each with the sentence on either side for context, until ``budget``
-tokens are used. The budget goes where the answer is: on the English eval set this kept the
-answer's key fact in 0.92 of the turns against 0.86 when every source had an equal share at the
-same size. Each source shows what it kept in document order, with ``…`` where text was left out.
+two sentences. Every source keeps its opening piece (its heading or first line, so each numbered
+source still says what it is); then the sentences whose keywords (the tokens keyword search
+uses: stems, identifier parts, Kiwi morphemes for Korean) best match the question's, weighted
+by how rare each keyword is among all the sources' sentences, are taken from all the sources
+together, best first, each with the sentence on either side, until the budget is used: the
+budget goes where the answer is. Each source shows what it kept in document order, with ``…``
+where text was left out. A source the budget does not reach is left out; when not even the
+best one's opening fits, it is cut to its first characters that do.
 """
 
 from __future__ import annotations
@@ -74,15 +76,16 @@ def _select(scores: list[list[float]], costs: list[list[int]], budget: int) -> l
     return kept
 
 
-def trim_sources(
+def cut_sources(
     question: str,
     sources: list[Source],
     budget: int,
     count_tokens: Callable[[str], int],
 ) -> list[Source]:
-    """Copies of ``sources`` (best-ranked first) cut to their answering sentences so that all
-    of them together take about ``budget`` tokens; ``budget`` 0, or sources that fit whole,
-    change nothing. A trimmed source says so (``trimmed``: the share of its tokens kept)."""
+    """``sources`` (best-ranked first) cut to their answering sentences so that their texts
+    together take about ``budget`` tokens (see the module docstring); ``budget`` 0, or sources
+    that fit whole, change nothing. A cut source says so (``trimmed``: the share of its tokens
+    kept); sources of which nothing fits are left out."""
     if budget <= 0 or not sources:
         return sources
     wholes = [count_tokens(s.text) for s in sources]
@@ -91,14 +94,35 @@ def trim_sources(
     pieces = [sentences(s.text) for s in sources]
     costs = [[count_tokens(p) + 1 for p in parts] for parts in pieces]
     kept = _select(_scores(question, pieces), costs, budget)
-    trimmed: list[Source] = []
+    out: list[Source] = []
     for source, parts, keep, whole in zip(sources, pieces, kept, wholes, strict=True):
         if len(keep) == len(parts):
-            trimmed.append(source)
-            continue
-        text = _join(parts, sorted(keep))
-        trimmed.append(replace(source, text=text, trimmed=round(count_tokens(text) / whole, 3)))
-    return trimmed
+            out.append(source)
+        elif keep:
+            text = _join(parts, sorted(keep))
+            out.append(replace(source, text=text, trimmed=_share(text, whole, count_tokens)))
+    if not out:
+        text = _prefix(sources[0].text, budget, count_tokens)
+        if text:
+            share = _share(text, wholes[0], count_tokens)
+            out.append(replace(sources[0], text=text, trimmed=share))
+    return out
+
+
+def _share(text: str, whole: int, count_tokens: Callable[[str], int]) -> float:
+    return round(count_tokens(text) / max(1, whole), 3)
+
+
+def _prefix(text: str, budget: int, count_tokens: Callable[[str], int]) -> str:
+    """The longest start of ``text`` that, marked as cut, takes at most ``budget`` tokens."""
+    low, high = 0, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count_tokens(text[:mid].rstrip() + " …") <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low].rstrip() + " …" if text[:low].strip() else ""
 
 
 def _join(parts: list[str], kept: list[int]) -> str:

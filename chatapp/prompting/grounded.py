@@ -15,8 +15,8 @@ The rules end the system prompt (``grounded_system``); a grounded user turn read
     REMINDER
 
 Sources are numbered by rank (1 is the best) and listed best last, nearest the question: a small
-model copies most from what it read last (bundled SmolLM2 on the English eval set, sources cut
-to 340 tokens: 16 of 49 replies held the key fact with the best source last, 11 with it first).
+model copies most from what it read last (README, "Grounded answers"). Which sources, and how
+much of each, the context budget decides (chatapp.context).
 
 Sources are quoted data: text that would close the fence (``</source``) is escaped, so
 everything up to the real closing tag stays inside it; the rules say to ignore instructions
@@ -33,7 +33,7 @@ question the same way.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from chatapp.domain import Source
 from chatapp.text.language import KOREAN, query_language
@@ -135,13 +135,3 @@ def grounded_text(question: str, sources: list[Source], language: str | None = N
     numbered = list(enumerate(sources, start=1))
     blocks = "\n\n".join(source_block(n, s) for n, s in reversed(numbered))
     return f"{blocks}\n\n{texts.question_label}: {question.strip()}\n\n{texts.reminder}"
-
-
-def shorten_source(source: Source) -> Source:
-    """A copy of ``source`` with the last fifth of its text cut (the budget measures the result
-    again and asks for more cuts as needed); the same object when there is nothing to cut."""
-    text = source.text
-    keep = int(len(text) * 0.8)
-    if keep <= 0 or keep >= len(text):
-        return source
-    return replace(source, text=text[:keep].rstrip() + " […]")

@@ -192,16 +192,13 @@ def prepare_turn(
         if not retrieval.sources:
             prepared.refusal = grounded.refusal_text(retrieval.collection, retrieval.language)
             return prepared
-        from chatapp.retrieval.search.source_trimming import trim_sources
-
-        # The sentences that answer, within the source budget; the rules join the system
-        # prompt, the part of the prompt that stays cached from turn to turn.
+        # The budget cuts the sources to the sentences that answer the question, within
+        # the source budget and what the context has left.
         retrieval.source_tokens = retriever.source_tokens
-        draft.sources = trim_sources(
-            request.text, retrieval.sources, retrieval.source_tokens, backend.count_tokens
-        )
+        draft.sources = retrieval.sources
+        draft.question = request.text
+        draft.source_tokens = retrieval.source_tokens
         draft.source_text = grounded.source_block
-        draft.shorten_source = grounded.shorten_source
         if passage is not None:
             # The template's own words, with the sources that fit as its passage (the answer
             # must be a span of it, so no citation rules are added).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chatapp.context import MIN_REPLY_TOKENS, TurnDraft, fit_to_context, plain_turn
-from chatapp.domain import ChatMessage
+from chatapp.domain import ChatMessage, Source
 from chatapp.engine.fake import FakeBackend
 from chatapp.errors import ContextOverflowError
 
@@ -40,12 +40,16 @@ def _fit(fake: FakeBackend, system, history, draft, **kwargs):
     )
 
 
-def _grounded_draft(question: str, sources: list[str]) -> TurnDraft:
+def _sources(texts: list[str]) -> list[Source]:
+    return [Source(text, f"doc{n}.md", n=n) for n, text in enumerate(texts, start=1)]
+
+
+def _grounded_draft(question: str, sources: list[Source], source_tokens: int = 0) -> TurnDraft:
     return TurnDraft(
-        render=lambda kept, input_text: "\n".join([*kept, question]),
+        render=lambda kept, input_text: "\n".join([*(s.text for s in kept), question]),
         sources=sources,
-        source_text=lambda n, source: source,
-        shorten_source=lambda source: source[: int(len(source) * 0.8)],
+        question=question,
+        source_tokens=source_tokens,
     )
 
 
@@ -81,7 +85,7 @@ def test_sources_come_before_examples_and_examples_before_history(
     """As the context shrinks, history goes first (oldest first), then examples; the four
     sources stay throughout."""
     fake = FakeBackend(context_size=n_ctx)
-    sources = [f"source {i} " + "fact " * 30 for i in range(4)]
+    sources = _sources([f"source {i} " + "fact " * 30 for i in range(4)])
     plan = _fit(
         fake,
         ChatMessage("system", "sys"),
@@ -99,7 +103,7 @@ def test_sources_come_before_examples_and_examples_before_history(
 
 def test_lowest_ranked_sources_are_left_out_first() -> None:
     fake = FakeBackend(context_size=200)
-    sources = [f"source{i} " + "fact " * 40 for i in range(5)]
+    sources = _sources([f"source{i} " + "fact " * 40 for i in range(5)])
     plan = _fit(fake, None, [], _grounded_draft("q?", sources), max_tokens=32)
     assert plan.sources == sources[: len(plan.sources)]
     assert plan.dropped_sources == 5 - len(plan.sources) > 0
@@ -108,8 +112,8 @@ def test_lowest_ranked_sources_are_left_out_first() -> None:
 
 def test_best_source_is_shortened_when_even_it_alone_does_not_fit() -> None:
     fake = FakeBackend(context_size=160)
-    plan = _fit(fake, None, [], _grounded_draft("q?", ["fact " * 400]), max_tokens=32)
-    assert len(plan.sources) == 1 and len(plan.sources[0]) < len("fact " * 400)
+    plan = _fit(fake, None, [], _grounded_draft("q?", _sources(["fact " * 400])), max_tokens=32)
+    assert len(plan.sources) == 1 and len(plan.sources[0].text) < len("fact " * 400)
     assert plan.shortened_source and plan.prompt_tokens <= 160 - 32
 
 
@@ -160,3 +164,34 @@ def test_summary_is_what_is_stored() -> None:
     summary = plan.summary()
     assert summary["dropped_messages"] == plan.dropped_messages > 0
     assert summary["prompt_tokens"] == plan.prompt_tokens and summary["n_ctx"] == 300
+
+
+FILLER = "This paragraph talks about something else entirely, at some length. " * 3
+QUESTION = "How much sun do tomatoes need?"
+
+
+def _page(answer_at: int, pieces: int = 16) -> str:
+    parts = ["# Growing tomatoes", *[FILLER] * pieces]
+    parts.insert(answer_at, "Tomatoes need at least eight hours of direct sun each day.")
+    return "\n\n".join(parts)
+
+
+def test_sources_are_cut_to_the_source_budget_around_the_answer() -> None:
+    fake = FakeBackend(context_size=4096)
+    sources = _sources([_page(9), _page(3)])
+    plan = _fit(fake, None, [], _grounded_draft(QUESTION, sources, source_tokens=80))
+    assert [s.path for s in plan.sources] == ["doc1.md", "doc2.md"]
+    assert sum(fake.count_tokens(s.text) for s in plan.sources) <= 80 + 4
+    assert all("eight hours" in s.text and (s.trimmed or 1) < 1 for s in plan.sources)
+    assert not plan.shortened_source and plan.notes() == []
+
+
+def test_a_short_context_cuts_the_best_source_to_its_answering_sentences() -> None:
+    """When not even the best source fits, it is cut by the same sentence choice, so the
+    answer in the middle of the page stays (cutting its end would lose it)."""
+    fake = FakeBackend(context_size=200)
+    sources = _sources([_page(9), _page(3)])
+    plan = _fit(fake, None, [], _grounded_draft(QUESTION, sources), max_tokens=32)
+    assert [s.path for s in plan.sources] == ["doc1.md"] and plan.dropped_sources == 1
+    assert "eight hours" in plan.sources[0].text and plan.sources[0].text.startswith("# Growing")
+    assert plan.shortened_source and plan.prompt_tokens <= 200 - 32

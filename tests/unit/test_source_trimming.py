@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from chatapp.context_sources import cut_sources, sentences
 from chatapp.domain import Source
 from chatapp.engine.fake import FakeBackend
-from chatapp.retrieval.search.source_trimming import sentences, trim_sources
 
 COUNT = FakeBackend().count_tokens
 FILLER = "This paragraph talks about something else entirely, at some length. " * 3
@@ -25,7 +25,7 @@ def test_the_answering_sentence_and_its_neighbours_are_kept_in_order() -> None:
             FILLER,
         ]
     )
-    [kept] = trim_sources(
+    [kept] = cut_sources(
         "Which option keeps a subdirectory's targets out of the ALL target?",
         [source(text)],
         60,
@@ -40,7 +40,7 @@ def test_the_answering_sentence_and_its_neighbours_are_kept_in_order() -> None:
 def test_sources_share_the_budget_best_ranked_first() -> None:
     long = "\n\n".join([FILLER] * 6 + ["Tomatoes need eight hours of sun."] + [FILLER] * 6)
     sources = [source(long, n) for n in (1, 2, 3)]
-    trimmed = trim_sources("How much sun do tomatoes need?", sources, 240, COUNT)
+    trimmed = cut_sources("How much sun do tomatoes need?", sources, 240, COUNT)
     total = sum(COUNT(s.text) for s in trimmed)
     assert total <= 240 + 12 and all("eight hours" in s.text for s in trimmed)
     assert total < sum(COUNT(s.text) for s in sources) / 3
@@ -48,14 +48,14 @@ def test_sources_share_the_budget_best_ranked_first() -> None:
 
 def test_a_short_source_stays_whole_and_zero_budget_changes_nothing() -> None:
     short = [source("Roses need pruning in early spring.")]
-    assert trim_sources("When to prune roses?", short, 200, COUNT)[0] is short[0]
+    assert cut_sources("When to prune roses?", short, 200, COUNT)[0] is short[0]
     long = [source(FILLER * 10)]
-    assert trim_sources("anything", long, 0, COUNT) is long
+    assert cut_sources("anything", long, 0, COUNT) is long
 
 
 def test_a_source_that_matches_nothing_keeps_its_opening() -> None:
     text = "\n\n".join(["# Heading of the page", *[FILLER] * 8])
-    [kept] = trim_sources("quantum chromodynamics", [source(text)], 60, COUNT)
+    [kept] = cut_sources("quantum chromodynamics", [source(text)], 60, COUNT)
     assert kept.text.startswith("# Heading of the page")
 
 
@@ -69,7 +69,7 @@ def test_korean_questions_find_korean_sentences() -> None:
             "스타일은 별도로 지정합니다. " * 4,
         ]
     )
-    [kept] = trim_sources(
+    [kept] = cut_sources(
         "배열 인덱스를 key로 쓰면 어떤 문제가 생기나요?", [source(text)], 40, COUNT
     )
     assert "인덱스를 key로 쓰면" in kept.text and "스타일은" not in kept.text
@@ -96,7 +96,7 @@ def test_the_budget_goes_to_the_sentences_that_answer_whichever_source_holds_the
     )
     sources = [source(pages[0], 1), source(pages[1], 2), source(answer, 3)]
     budget = 90
-    trimmed = trim_sources("How often should I water tomatoes?", sources, budget, COUNT)
+    trimmed = cut_sources("How often should I water tomatoes?", sources, budget, COUNT)
     assert "twice a week" in trimmed[2].text
     for other in trimmed[:2]:
         assert other.text.startswith("# Page") and COUNT(other.text) < 12
