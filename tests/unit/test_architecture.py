@@ -19,10 +19,11 @@ LAYERS = {
     "chatapp.terminal_text": 0,
     "chatapp.sqlite_connection": 0,
     "chatapp.context": 0,
+    "chatapp.context_sources": 0,
+    "chatapp.text": 0,  # language detection, Korean analysis, keyword terms (no chatapp imports)
     # services, each may use those listed above it
     "chatapp.models": 1,  # GGUF files, the catalog, the registry, bundled weights
     "chatapp.storage": 1,
-    "chatapp.text": 1,  # language detection, Korean analysis, keyword terms
     "chatapp.engine": 2,  # opens models
     "chatapp.embedding": 2,  # sentence embedders (the bundled one from models)
     "chatapp.retrieval": 3,  # ingest, store, search over the user's files
