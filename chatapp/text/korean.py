@@ -5,10 +5,9 @@ rarely matches the same word elsewhere. Kiwi splits a text into morphemes with p
 tags; keyword search keeps the ones that carry content — nouns, verb and adjective stems, roots,
 adverbs and Hanja — and drops particles, endings, suffixes and a few stems that occur in every
 question ("하", "되", "어떻"…). Latin words, numbers and code are left to the English rules of
-``lexical.tokenize``, which sees the same text. Each sentence of the lines with Hangul is
+``terms.tokenize``, which sees the same text. Each sentence of the lines with Hangul is
 analysed on its own, so the sentences a file's chunks share are analysed once
-(``korean_terms_many``). Kiwi loads once per process (~1.8 CPU seconds) on first use; it is
-imported only here.
+(``korean_terms_many``). Kiwi loads once per process, on first use; it is imported only here.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Incremental indexing of files and folders into a collection.
 
 A reader thread reads, hashes, parses and chunks files and makes each chunk's keyword terms
-(index_reader.py) while the calling thread embeds and writes (index_writer.py), so everything
-but embedding overlaps with embedding; the terms are kept with the chunks in the manifest and
-the keyword index is rebuilt from them (a changed file's chunks are the only ones analysed).
-Only new or changed files (size/mtime differ and the content hash differs) are re-chunked and
-re-embedded; a file whose content matches another indexed file (a rename or a copy) reuses its
-vectors; files gone from the given folders are removed. Each file switches from its old chunks to its new ones atomically: new vectors are
+(reader.py; for a large run, in a process of its own: reader_process.py) while the calling
+thread embeds and writes (writer.py), so everything but embedding overlaps with embedding; the
+terms are kept with the chunks in the manifest and the keyword index is rebuilt from them (a
+changed file's chunks are the only ones analysed). Only new or changed files (size/mtime differ
+and the content hash differs) are re-chunked and re-embedded; a file whose content matches
+another indexed file (a rename or a copy) reuses its vectors; files gone from the given folders
+are removed. Each file switches from its old chunks to its new ones atomically: new vectors are
 written first (listed in the manifest's intent log), then the manifest switches in one
 transaction, then old vectors are deleted. A run stopped at any point (Ctrl+C, ``stop``) leaves
 every file fully old or fully new, and the next run resumes where it stopped.

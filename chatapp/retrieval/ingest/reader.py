@@ -1,6 +1,6 @@
 """The reading side of an indexing run, on its own thread: files are read, hashed, parsed and
 chunked, each chunk gets its embedding space and its keyword terms, while the calling thread
-embeds and writes earlier files (index_writer.py). Everything a file needs that is not
+embeds and writes earlier files (writer.py). Everything a file needs that is not
 embedding happens here, so it overlaps with the embedder's work instead of following it.
 
 On a machine with several cores a large run prepares its files in a process of its own

@@ -2,18 +2,18 @@
 
 Kiwi's morpheme analysis and the tokenizers that size chunks are C++ code that keeps Python's
 lock (the GIL) while it runs; next to the embedder in one process, every second of it was a
-second the embedder's thread waited to hand the next batch to torch, and a Korean folder
-indexed at ~0.6 of the embedder's own speed. So a run with at least ``PROCESS_MIN_BYTES`` of
-files to read, on a machine with two cores or more, prepares them in one spawned worker
-process — ``FileReader.prepare``, the same code the reader thread runs otherwise — while the
-reader thread keeps ``IN_FLIGHT`` files submitted and passes them on in their order.
+second the embedder's thread waited to hand the next batch to torch (README, Performance). So a
+run with at least ``PROCESS_MIN_BYTES`` of files to read, on a machine with two cores or more,
+prepares them in one spawned worker process — ``FileReader.prepare``, the same code the reader
+thread runs otherwise — while the reader thread keeps ``IN_FLIGHT`` files submitted and passes
+them on in their order.
 
-- The worker starts before the embedders load: while the calling process loads them (the
-  token counters it hands on come from them), the worker imports the reader's code and, when
-  the first files show Hangul, loads Kiwi (~2 CPU seconds with its first analysis) — work that
-  used to follow the models' load, one after the other. Then it gets a ``ChunkRouter`` (the
-  space plan and each space's tokenizer, no model weights); a file with Hangul loads Kiwi
-  there if it has not loaded yet.
+- The worker starts before the embedders load: while the calling process loads them (the token
+  counters it hands on come from them), the worker imports the reader's code and, when the first
+  files show Hangul, loads Kiwi (with its first analysis, a few CPU seconds) — work that used to
+  follow the models' load, one after the other. Then it gets a ``ChunkRouter`` (the space plan
+  and each space's tokenizer, no model weights); a file with Hangul loads Kiwi there if it has
+  not loaded yet.
 - When the models were loaded before the run (a second folder indexed from the chat), Kiwi's
   load would hold up the first batch instead: the reader thread prepares one batch of files
   itself while the worker starts (nothing is embedded yet for its GIL to hold up), the worker
@@ -51,7 +51,7 @@ from chatapp.text.language import has_hangul
 
 
 class Reader(Protocol):
-    """What this module needs of index_reader's ``FileReader`` (not imported: it imports us)."""
+    """What this module needs of reader.py's ``FileReader`` (not imported: it imports us)."""
 
     options: IndexOptions
     chunk_tokens: int

@@ -1,5 +1,5 @@
 """The writing side of an indexing run, on the calling thread: a batch of prepared files
-(index_reader.py) gets its vectors — copied from an identical indexed file, embedded otherwise,
+(reader.py) gets its vectors — copied from an identical indexed file, embedded otherwise,
 each chunk in its space — which are written to the vector store first (listed in the manifest's
 intent log), then each file switches to its new chunks in one manifest transaction, then the
 old vectors are deleted. A run stopped anywhere leaves every file fully old or fully new.

@@ -1,18 +1,19 @@
 """Checking a grounded answer against its sources.
 
 Every ``[n]`` must name a source that was given (others are reported as invalid). Each answer
-sentence that makes a claim (four words or more; a Korean one: three content morphemes, Latin
-words or numbers or more, since particles and endings glue to its words) is checked against the sources it cites (all
-sources when it cites none) in two ways, and flagged as unsupported when either fails:
+sentence that makes a claim (``MIN_CLAIM_WORDS`` words or more; a Korean one:
+``MIN_CLAIM_MORPHEMES_KO`` content morphemes, Latin words or numbers, since particles and endings
+glue to its words) is checked against the sources it cites (all sources when it cites none) in
+two ways, and flagged as unsupported when either fails:
 
 - ``support``: the best cosine similarity between the sentence and the cited chunk or any
   sentence of it, with the collection's embedder. Embeddings measure topic, not truth: a wrong
   statement about the right subject still scores well, hence the second check;
 - ``coverage``: the share of the sentence's content words (stemmed, as keyword search sees them)
-  found in the cited sources, plus every number in the sentence must appear there. Invented
-  specifics (a version, a count, an option name that is not in the text) fail this check.
-  Korean words are compared as Kiwi morphemes (``lexical.tokenize``), so "컴포넌트는" in an
-  answer matches "컴포넌트의" in a source.
+  found in the cited sources must reach ``MIN_COVERAGE``, and every number in the sentence must
+  appear there. Invented specifics (a version, a count, an option name that is not in the text)
+  fail this check. Korean words are compared as Kiwi morphemes
+  (``chatapp.text.terms.tokenize``), so "컴포넌트는" in an answer matches "컴포넌트의" in a source.
 
 With a routed (``auto``) embedder the answer and its sources are embedded by the embedder of the
 answer's language, together, so their vectors are comparable.
@@ -42,8 +43,8 @@ _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 SUPPORT_THRESHOLDS = {"all-MiniLM-L6-v2": 0.5, "fast": 0.6, "use-multilingual-v3": 0.3}
 """Cosine below which a sentence counts as unsupported, per embedder (others: 0.45). Static
 embeddings score unrelated text higher, so their bar is higher. USE multilingual: between the
-medians of a Korean sentence against its own chunk (0.41) and against an unrelated page (0.20),
-measured on benchmarks/retrieval_eval_ko."""
+medians of a Korean sentence against its own chunk and against an unrelated page, measured on
+benchmarks/retrieval_eval_ko."""
 
 
 @dataclass

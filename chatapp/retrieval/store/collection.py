@@ -4,7 +4,7 @@ Layout under ``paths.collections_dir()``: ``chroma/`` holds the embedded vector 
 all collections; ``manifests/<name>/`` holds a collection's manifest and BM25 index. Collections
 in a Chroma server keep their manifest under ``servers/<host-port>/<name>/``. A collection
 remembers its embedder and chunk size; searching it always uses that embedder. An ``auto``
-collection holds several embedding spaces (one chroma collection each, see store.py); each chunk
+collection holds several embedding spaces (one chroma collection each, see vectors.py); each chunk
 records its space, so a collection switched to another embedder (``chatapp index --reembed``)
 stays searchable while it is re-embedded, and an old single-embedder collection works as it was.
 """
