@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-SIGNAL_EXIT_S = 0.8
+SIGNAL_EXIT_S = 0.6
 """After SIGTERM/SIGHUP the process is gone within about this long (plus storing the reply)."""
 FLUSH_WAIT_S = 0.15
 """How long leaving at once waits for the open replies to be stored (a write is milliseconds)."""
