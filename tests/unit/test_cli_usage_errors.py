@@ -111,3 +111,24 @@ def test_a_bare_group_shows_its_help_without_a_traceback(chatapp_home) -> None:
 def test_a_control_character_in_the_bad_token_is_shown_escaped(chatapp_home) -> None:
     done = _run(["ask", "--bad\x1b]0;TITLE\x07"], chatapp_home)
     assert done.returncode == 2 and "\x1b" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_real_clicks_exceptions_are_handled_like_typers_own(capsys) -> None:
+    # typer 0.2x raises typer._click's classes; a package using click itself raises click's.
+    import click
+    import typer
+
+    from chatapp.cli import _click_kind, _show_click_error
+
+    vendored = sys.modules[typer.BadParameter.__module__]
+    for module in {click.exceptions, vendored}:
+        assert _click_kind(module.UsageError("x")) == "ClickException"
+        assert _click_kind(module.NoSuchOption("--nope")) == "ClickException"
+    assert _click_kind(click.exceptions.Exit(3)) == "Exit"
+    assert _click_kind(typer.Exit(3)) == "Exit"
+    assert _click_kind(click.exceptions.Abort()) == "Abort"
+    assert _click_kind(ValueError("x")) is None
+    assert _show_click_error(click.exceptions.NoSuchOption("--nope")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: chatapp: No such option")
+    assert "--nope" in err
