@@ -240,8 +240,9 @@ def _open_read_only(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
             return db
         except sqlite3.OperationalError as exc:
             db.close()
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (_SQLITE_CANTOPEN, _SQLITE_IOERR):
-                raise  # CANTOPEN / IOERR (SHMSIZE on a full disk): its -shm cannot be made
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code not in (_SQLITE_CANTOPEN, _SQLITE_IOERR, _SQLITE_READONLY):
+                raise  # otherwise its -shm cannot be made (a read-only or full folder)
     raise sqlite3.OperationalError(f"unable to open database file {path}")
 
 

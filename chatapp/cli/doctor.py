@@ -130,6 +130,8 @@ def collect_report() -> dict[str, Any]:
 
     report: dict[str, Any] = {}
     _probe(report, "chatapp", lambda: metadata.version("chatapp"))
+    # First: loading the settings and listing the folders tighten what they touch.
+    _probe(report, "private_files", _open_modes)
     _probe(report, "machine", _machine)
     settings = _probe(report, "settings", load_settings)
     if isinstance(settings, dict):  # config.toml is broken: report on the defaults
@@ -155,7 +157,6 @@ def collect_report() -> dict[str, Any]:
 
         return {name: str(path) for name, path in paths.all_dirs().items()}
 
-    _probe(report, "private_files", _open_modes)  # before dirs, which tightens the folders
     _probe(report, "dirs", dirs)
     _probe(report, "database", _database)
     _probe(report, "kv_cache", lambda: _kv_cache(settings))

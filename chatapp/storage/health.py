@@ -38,8 +38,9 @@ def too_open() -> list[tuple[Path, int]]:
         if not top.is_dir():
             continue
         for folder, dirs, files in os.walk(top, followlinks=False):
-            # CHATAPP_HOME itself is the user's choice; what chatapp makes in it is checked.
-            own = [] if Path(folder) == top and os.environ.get(paths.HOME_ENV) else ["."]
+            # Each folder is met once, in its parent's list; CHATAPP_HOME itself is the
+            # user's choice, what chatapp makes in it is checked.
+            own = ["."] if Path(folder) == top and not os.environ.get(paths.HOME_ENV) else []
             for name in [*own, *dirs, *files]:
                 path = Path(folder) if name == "." else Path(folder) / name
                 with contextlib.suppress(OSError):
