@@ -211,3 +211,40 @@ def test_the_cache_stays_under_its_default_bound(chatapp_home: Path) -> None:
     assert total <= 128 * 2**20, total / 2**20
     newest = [p for p in states(home) if p.parent != folder]
     assert newest, "the new state was not kept"
+
+
+async def test_deleting_a_chat_in_the_ui_deletes_its_saved_states(chatapp_home: Path) -> None:
+    """F8 in the chat deletes through the same function as ``history rm``: the conversation's
+    saved states go with it, another conversation's stay."""
+    from chatapp.config import Settings
+    from chatapp.engine.fake import FakeBackend
+    from chatapp.session.deletion import state_key
+    from chatapp.storage import ConversationStore
+    from chatapp.ui.app import ChatApp
+    from tests.ui.conftest import settle, wait_for
+
+    store = ConversationStore(chatapp_home / "data" / "chatapp.db")
+    doomed = store.create_conversation("doomed")
+    store.add_message(doomed.id, "user", SECRET)
+    kept = store.create_conversation("kept")
+    store.add_message(kept.id, "user", "something else")
+    folder = chatapp_home / "cache" / "kv-states" / ("e" * 64 + "-2048")
+    folder.mkdir(parents=True)
+    doomed_state = _state_file(folder, "doomed", [state_key(doomed)])
+    kept_state = _state_file(folder, "kept", [state_key(store.get_conversation(kept.id))])
+    backend = FakeBackend()
+    app = ChatApp(Settings(), store, lambda: backend, load_extensions=False)
+    try:
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            await app.chat_screen.open_conversation(doomed.id)
+            await pilot.press("f8")
+            await pilot.pause()
+            await pilot.click("#confirm")
+            await wait_for(pilot, lambda: not store.has_conversation(doomed.id))
+            await settle(pilot)
+    finally:
+        app.close_resources()
+    assert not doomed_state.exists()
+    assert kept_state.exists()
+    store.close()
