@@ -8,9 +8,9 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 MessageStatus = Literal["complete", "interrupted", "error"]
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "cancelled", "error", "tool_calls"]
 Thinking = Literal["default", "on", "off"]
 
 
@@ -22,12 +22,25 @@ class ChatMessage:
     role: Role
     content: str
     reasoning: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    """An assistant turn's calls to tools (its ``content`` may be empty)."""
+    tool_call_id: str | None = None
+    """A ``tool`` turn: the id of the call whose result ``content`` is."""
+    name: str | None = None
+    """A ``tool`` turn: the tool's name (``SERVER.TOOL``)."""
 
-    def to_dict(self) -> dict[str, str]:
-        item = {"role": self.role, "content": self.content}
+    def to_dict(self) -> dict[str, Any]:
+        """The message as chat templates and OpenAI-compatible servers take it."""
+        item: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.reasoning is not None:
             # The names chat templates read it under (Qwen3/DeepSeek, gpt-oss, others).
             item.update(reasoning_content=self.reasoning, thinking=self.reasoning)
+        if self.tool_calls:
+            item["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            item["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            item["name"] = self.name
         return item
 
 
@@ -52,12 +65,19 @@ class GenerationParams:
     switched off under a grammar or JSON schema when the template can do so."""
     reasoning_effort: str | None = None
     """"low" / "medium" / "high" for templates that take a reasoning effort (gpt-oss)."""
+    tools: list[ToolSpec] = field(default_factory=list)
+    """Tools the model may call in this reply (empty: none offered)."""
+    tool_choice: str = "auto"
+    """As in the OpenAI API: "auto", "required", "none", or one tool's name."""
+    constrain_tools: bool = False
+    """Constrain the reply with a grammar to "a plain answer, or valid calls to the offered
+    tools" in the model family's own call syntax (in-process llama.cpp only)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def replace(self, **changes: Any) -> GenerationParams:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data.update({k: v for k, v in changes.items() if v is not None})
         return GenerationParams(**data)
 
@@ -119,7 +139,75 @@ class DoneEvent:
     error: str | None = None
 
 
-StreamEvent = TokenEvent | ReasoningEvent | DoneEvent
+@dataclass(frozen=True)
+class ToolCallEvent:
+    """A complete call to a tool, parsed from the reply as it streamed (the call's own text is
+    not part of the answer)."""
+
+    call: ToolCall
+
+
+StreamEvent = TokenEvent | ReasoningEvent | ToolCallEvent | DoneEvent
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool offered to the model: ``name`` is ``SERVER.TOOL`` (built-ins ``documents.search``,
+    ``clock.now``, ``math.calculate``); ``parameters`` the JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    server: str = ""
+    read_only: bool = False
+    """Reads but changes nothing (a built-in of this kind may be allowed by default)."""
+
+    def to_openai(self) -> dict[str, Any]:
+        """The OpenAI ``tools`` entry (also what chat templates take as ``tools``)."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call the model asked for. ``arguments`` is the parsed JSON object; a call whose
+    arguments did not parse keeps them in ``raw_arguments`` and says why in ``error``."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    raw_arguments: str = ""
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI shape, arguments as an object (what chat templates read)."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+ToolStatus = Literal["ok", "error", "denied", "interrupted"]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What running a call gave: ``content`` is plain text handed back to the model (data,
+    never control); ``sources`` carry citations (``documents.search``)."""
+
+    call_id: str
+    name: str
+    content: str
+    status: ToolStatus = "ok"
+    duration_s: float = 0.0
+    sources: tuple[Source, ...] = ()
 
 
 @dataclass
