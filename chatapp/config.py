@@ -131,6 +131,30 @@ class UISettings(_Section):
     """Whether the chat answers from ``collection`` (Alt+D switches it), remembered too."""
 
 
+class ToolSettings(_Section):
+    offered: list[str] = Field(default_factory=list)
+    """Tool servers (or ``SERVER.TOOL`` names) a new chat offers the model: ``documents``,
+    ``clock``, ``math`` and the MCP servers of ``mcp.json``; empty offers none
+    (``ask --tools`` and the chat's toggle choose per conversation)."""
+    rules: dict[str, Literal["allow", "deny"]] = Field(default_factory=dict)
+    """Per tool: ``allow`` runs its calls without asking, ``deny`` refuses them ("Always allow"
+    in the chat's approval card adds one; settings list and revoke them)."""
+    allow_read_only: bool = True
+    """Let the read-only built-ins (``documents.search``, ``clock.now``, ``math.calculate``)
+    run without asking; MCP tools always need a rule or a yes."""
+    max_steps: int = Field(8, ge=1, le=64)
+    """Model calls in one turn before the tool loop stops (call → result → model …)."""
+    constrain: Literal["auto", "always", "never"] = "auto"
+    """Constrain in-process replies with a grammar to a plain answer or valid calls to the
+    offered tools; ``auto`` does so for small models."""
+    max_result_tokens: int = Field(1024, ge=16)
+    """A tool result longer than this is cut (with a note) before the model reads it."""
+    call_timeout_s: float = Field(60.0, gt=0)
+    """Seconds one call may run."""
+    start_timeout_s: float = Field(20.0, gt=0)
+    """Seconds an MCP server may take to start and list its tools."""
+
+
 class Settings(BaseSettings):
     """All of chatapp's settings."""
 
@@ -147,6 +171,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
 
     _toml_path: ClassVar[Path | None] = None
     _keys_path: ClassVar[Path | None] = None

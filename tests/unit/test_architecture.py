@@ -28,6 +28,7 @@ LAYERS = {
     "chatapp.embedding": 2,  # sentence embedders (the bundled one from models)
     "chatapp.retrieval": 3,  # ingest, store, search over the user's files
     "chatapp.prompting": 3,  # uses text and embedding; never retrieval (same rank)
+    "chatapp.tools": 3,  # the tool registry, built-ins, MCP servers, approval (data in, data out)
     # the turn pipeline
     "chatapp.session": 4,
     "chatapp.evaluation": 5,
@@ -147,7 +148,12 @@ def _third_party(path: Path) -> set[str]:
 
 
 def test_heavy_libraries_only_where_they_belong() -> None:
-    owners = {"textual": "chatapp.ui", "textual_serve": "chatapp.ui", "llama_cpp": "chatapp.engine"}
+    owners = {
+        "textual": "chatapp.ui",
+        "textual_serve": "chatapp.ui",
+        "llama_cpp": "chatapp.engine",
+        "mcp": "chatapp.tools",
+    }
     misplaced = [
         f"{name} imports {lib}"
         for name, path in modules().items()
