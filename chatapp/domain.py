@@ -281,11 +281,31 @@ class Source:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Source:
-        """A source as stored (unknown keys ignored, missing ones at their defaults)."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        """A source as stored: unknown keys ignored; a missing value, or one of the wrong
+        type (a damaged or hand-edited row), at its default."""
+        known: dict[str, Any] = {}
+        for name, value in data.items():
+            kind = _SOURCE_FIELD_TYPES.get(name)
+            if kind is None or isinstance(value, bool):
+                continue
+            if kind is float and isinstance(value, int | float):
+                known[name] = float(value)
+            elif isinstance(value, kind):
+                known[name] = value
         known.setdefault("text", "")
-        known.setdefault("path", str(data.get("display_path") or ""))
+        known.setdefault("path", known.get("display_path", ""))
         return cls(**known)
+
+
+_SOURCE_FIELD_TYPES: dict[str, type] = {
+    **dict.fromkeys(
+        ("text", "path", "display_path", "heading", "language", "space", "collection", "embedder"),
+        str,
+    ),
+    **dict.fromkeys(("start_line", "end_line", "page", "rank", "n"), int),
+    **dict.fromkeys(("score", "similarity", "threshold", "trimmed"), float),
+}
+"""What each stored source field holds (a value of another type reads as the default)."""
 
 
 def sources_from_dicts(items: Any) -> list[Source] | None:

@@ -184,3 +184,28 @@ def test_store_is_plain_sqlite(tmp_path: Path) -> None:
         s.create_conversation("visible")
     rows = sqlite3.connect(path).execute("SELECT title FROM conversations").fetchall()
     assert rows == [("visible",)]
+
+
+def test_a_damaged_sources_row_reads_as_defaults(tmp_path: Path) -> None:
+    """Sources are JSON at the storage edge: a hand-edited or damaged row (wrong types, entries
+    that are not objects, unknown keys) reads as Source values with defaults, and the export
+    that lists them still works."""
+    path = tmp_path / "chat.db"
+    with ConversationStore(path) as store:
+        conv = store.create_conversation("damaged")
+        user = store.add_message(conv.id, "user", "question")
+        reply = store.add_message(conv.id, "assistant", "answer [1]", parent_id=user.id,
+                                  sources=[Source("t", "a.md", n=1)])  # fmt: skip
+    damaged = [
+        {"n": "1", "path": 7, "start_line": "x", "score": "high", "similarity": 1, "extra": []},
+        "not an object",
+        {"text": "kept", "display_path": "b.md", "page": 2, "trimmed": True},
+    ]
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE messages SET sources_json = ? WHERE id = ?",
+                   (json.dumps(damaged), reply.id))  # fmt: skip
+    with ConversationStore(path) as store:
+        first, second = store.get_message(reply.id).sources or []
+        assert first == Source("", "", similarity=1.0)
+        assert second == Source("kept", "b.md", "b.md", page=2)
+        assert "- [?] ?" in export_markdown(store, conv.id)
