@@ -12,7 +12,7 @@ import contextlib
 import ctypes
 import functools
 import logging
-import os
+import math
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -58,11 +58,15 @@ def route_llama_logs() -> None:
 
 
 def usable_cores() -> int:
-    """CPU cores this process may run on (respects taskset / container CPU limits)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    """CPU cores this process may run on: taskset and cpusets, and a container's CPU quota
+    (``docker --cpus=2`` on a 64-core host is 2: more threads would only be throttled)."""
+    from chatapp.engine.thread_fit import cgroup_cpu_limit, usable_cpus
+
+    cores = len(usable_cpus())
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        cores = min(cores, math.ceil(limit - 0.01))  # 1.5 CPUs: two threads
+    return max(1, cores)
 
 
 def default_gpu_layers() -> int:

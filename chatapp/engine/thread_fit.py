@@ -10,7 +10,8 @@ decode time of each token in windows, drops a thread for the rest of the reply w
 collapses (or when one thread fewer was faster before), and goes back when the drop made it
 worse. ``ThreadMemory`` is what it learned, kept for the next reply (and the next process).
 
-Everything here is pure but ``CpuProbe``: the decision takes numbers, so tests feed it times.
+The decision is pure (it takes numbers, so tests feed it times); ``CpuProbe`` and
+``cgroup_cpu_limit`` (a container's CPU quota, which bounds the cores) read the kernel's files.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 WINDOW = 8
@@ -39,6 +41,7 @@ OTHERS_ROUNDING = 0.5
 """Other programs using this many cores or more take a whole core from us."""
 MIN_PROBE_S = 0.08
 """A shorter interval says too little (the kernel counts CPU time in 10 ms ticks)."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def threads_for_free(free: float, ceiling: int) -> int:
@@ -233,6 +236,48 @@ def usable_cpus() -> list[int]:
         return sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return list(range(os.cpu_count() or 1))
+
+
+def cgroup_cpu_limit(
+    proc: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT
+) -> float | None:
+    """CPUs a cgroup quota lets this process use (``docker --cpus=2`` gives 2.0; the smallest
+    along the path for cgroup v2), or None when there is none or it cannot be read."""
+    try:
+        lines = proc.read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # cgroup v2: cpu.max is "max 100000" or "200000 100000"
+            where = root / path.strip("/")
+            while True:
+                limits += _quota(where / "cpu.max", None)
+                if where == root or root not in where.parents:
+                    break
+                where = where.parent
+        elif "cpu" in controllers.split(","):  # cgroup v1
+            for base in (root / controllers, root / "cpu"):
+                for where in (base / path.strip("/"), base):
+                    limits += _quota(where / "cpu.cfs_quota_us", where / "cpu.cfs_period_us")
+    return min(limits) if limits else None
+
+
+def _quota(quota_file: Path, period_file: Path | None) -> list[float]:
+    try:
+        if period_file is None:
+            quota, period = quota_file.read_text().split()
+        else:
+            quota, period = quota_file.read_text().strip(), period_file.read_text().strip()
+        if quota in ("max", "-1") or int(period) <= 0 or int(quota) <= 0:
+            return []
+        return [int(quota) / int(period)]
+    except (OSError, ValueError):
+        return []
 
 
 _TICK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0

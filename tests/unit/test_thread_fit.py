@@ -209,3 +209,26 @@ def test_the_probe_sees_a_busy_process_on_one_of_our_cores() -> None:
         busy.wait()
     assert free is not None and free <= len(cpus) - 0.5
     assert probe.free_cores() is None  # asked again at once: too short an interval to tell
+
+
+def test_a_container_cpu_quota_bounds_the_cores(tmp_path: Path) -> None:
+    from chatapp.engine.thread_fit import cgroup_cpu_limit
+
+    proc, root = tmp_path / "cgroup", tmp_path / "fs"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "cpu.max").write_text("300000 100000\n")
+    (root / "a" / "b" / "cpu.max").write_text("max 100000\n")
+    proc.write_text("0::/a/b\n")
+    assert cgroup_cpu_limit(proc, root) == 3.0  # the parent's quota holds for the child
+    v1 = root / "cpu,cpuacct" / "docker" / "x"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("150000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    proc.write_text("4:cpu,cpuacct:/docker/x\n1:name=systemd:/\n")
+    assert cgroup_cpu_limit(proc, root) == 1.5
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_limit(proc, root) is None  # no quota
+    (root / "a" / "cpu.max").write_text("lots\n")
+    proc.write_text("garbage\n0::/a/b\n")
+    assert cgroup_cpu_limit(proc, root) is None  # unreadable: not trusted
+    assert cgroup_cpu_limit(tmp_path / "missing", root) is None
