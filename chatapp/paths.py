@@ -61,15 +61,16 @@ def write_failure(exc: OSError) -> str | None:
     return _WRITE_FAILURES.get(exc.errno or 0)
 
 
-def unwritable_reason(folder: Path) -> str | None:
-    """Why chatapp cannot write in ``folder`` (None: it can, as far as can be told)."""
+def unwritable_reason(folder: Path, *, after_failure: bool = False) -> str | None:
+    """Why chatapp cannot write in ``folder`` (None: it can, as far as can be told): a
+    read-only mount or no permission. ``after_failure``: a write there has just failed, so a
+    file system with no free blocks counts too (some report none all the time)."""
     try:
         info = os.statvfs(folder)
         if info.f_flag & os.ST_RDONLY:
             return _WRITE_FAILURES[errno.EROFS]
-        if info.f_bavail == 0 and os.geteuid() != 0:  # root may use the reserved blocks
-            return _WRITE_FAILURES[errno.ENOSPC]
-        if info.f_bfree == 0:
+        free = info.f_bfree if os.geteuid() == 0 else info.f_bavail  # root has reserved blocks
+        if after_failure and free == 0:
             return _WRITE_FAILURES[errno.ENOSPC]
     except (OSError, AttributeError):
         pass

@@ -123,9 +123,8 @@ class SharedConnection:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
         if code == _SQLITE_READONLY or (self.read_only and code == _SQLITE_CANTOPEN):
             folder = Path(self.path).parent
-            raise not_writable(
-                folder, unwritable_reason(folder) or "read-only database", reading_works=True
-            ) from None
+            reason = unwritable_reason(folder, after_failure=True) or "read-only database"
+            raise not_writable(folder, reason, reading_works=True) from None
         if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
             parts = self.damaged_parts()
             what = (

@@ -66,11 +66,11 @@ def damage_hint(parts: list[str]) -> str:
 def open_failure(path: Path, exc: sqlite3.DatabaseError, read_only: bool) -> ChatappError:
     """The one-line error for a database that cannot be opened."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    reason = unwritable_reason(path.parent)
+    reason = unwritable_reason(path.parent, after_failure=True)
     if code in (8, 14) and (read_only or reason):  # READONLY, CANTOPEN
         return not_writable(path.parent, reason or str(exc), reading_works=path.exists())
-    if code == 13:  # FULL: while making the file or its first tables
-        return not_writable(path.parent, "no space left on the device")
+    if code in (10, 13) and (reason or code == 13):  # IOERR, FULL: a full disk
+        return not_writable(path.parent, reason or "no space left on the device")
     if code == 11:  # CORRUPT while opening: the schema or the migrations' own table
         with contextlib.suppress(sqlite3.Error):
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
