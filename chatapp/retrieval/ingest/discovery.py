@@ -24,15 +24,25 @@ from pathlib import Path
 import pathspec
 
 from chatapp.errors import UsageError
+from chatapp.retrieval.ingest.ignore_rules import option_rules, read_gitignore
 
 
 @dataclass(frozen=True)
 class FoundFile:
-    """A regular file to consider, with the stat that decides whether it changed."""
+    """A regular file to consider, with the stat that decides whether it changed and what
+    the read must find again (``file_opening.open_found``)."""
 
     path: Path
     size: int
     mtime_ns: int
+    device: int = 0
+    inode: int = 0
+    """The file the scan checked (0: a path no scan checked)."""
+    real: Path | None = None
+    """Its real path: the links the scan approved on the way resolved."""
+    beneath: Path | None = None
+    """The indexed folder (a real path) that ``real`` lies in: the read opens it from there
+    without following any link (None: only its last component is refused as a link)."""
 
 
 @dataclass
@@ -43,19 +53,6 @@ class Discovery:
     ignored: int = 0
     """Hidden, .gitignore'd or excluded paths left out on purpose."""
     roots: list[Path] = field(default_factory=list)
-
-
-def _spec(patterns: Sequence[str]) -> pathspec.PathSpec | None:
-    cleaned = [p for p in patterns if p.strip()]
-    return pathspec.GitIgnoreSpec.from_lines(cleaned) if cleaned else None
-
-
-def _gitignore_spec(folder: Path) -> pathspec.PathSpec | None:
-    try:
-        text = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    return pathspec.GitIgnoreSpec.from_lines(text.splitlines())
 
 
 def _ignored_by(specs: list[tuple[Path, pathspec.PathSpec]], path: Path, is_dir: bool) -> bool:
@@ -69,16 +66,23 @@ def _ignored_by(specs: list[tuple[Path, pathspec.PathSpec]], path: Path, is_dir:
     return False
 
 
-def _parent_gitignores(root: Path) -> list[tuple[Path, pathspec.PathSpec]]:
+def _parent_gitignores(root: Path, result: Discovery) -> list[tuple[Path, pathspec.PathSpec]]:
     """.gitignore files in the root's parents, up to the enclosing git checkout."""
     specs: list[tuple[Path, pathspec.PathSpec]] = []
     for parent in root.parents:
-        spec = _gitignore_spec(parent)
+        spec = _gitignore(parent, result)
         if spec is not None:
             specs.append((parent, spec))
         if (parent / ".git").exists():
             break
     return specs
+
+
+def _gitignore(folder: Path, result: Discovery) -> pathspec.PathSpec | None:
+    """The rules of the folder's .gitignore; lines left out are reported as skipped."""
+    spec, problems = read_gitignore(folder)
+    result.skipped.extend((str(folder / ".gitignore"), problem) for problem in problems)
+    return spec
 
 
 def discover(
@@ -92,7 +96,8 @@ def discover(
 ) -> Discovery:
     """Walk the given files and folders and return the files to index, sorted by path."""
     result = Discovery()
-    include_spec, exclude_spec = _spec(include), _spec(exclude)
+    include_spec = option_rules(include, "--include")
+    exclude_spec = option_rules(exclude, "--exclude")
     seen_files: set[Path] = set()
     for raw in roots:
         if _undecodable(str(raw)):
@@ -102,11 +107,13 @@ def discover(
             raise UsageError(f"path {raw}: no such file or folder")
         result.roots.append(Path(os.path.abspath(root)))
     # A root named through a symlink is what the user asked for: its target counts as inside.
-    inside = None if follow_symlinks else [Path(os.path.realpath(r)) for r in result.roots]
+    real_roots = [Path(os.path.realpath(r)) for r in result.roots]
+    inside = None if follow_symlinks else real_roots
     for root in result.roots:
         walker = _Walker(
             root, result, include_spec, exclude_spec, include_hidden, respect_gitignore, inside
         )
+        walker.real_roots = real_roots
         for found in walker.walk():
             if found.path not in seen_files:
                 seen_files.add(found.path)
@@ -135,6 +142,8 @@ class _Walker:
         self.include_hidden = include_hidden
         self.respect_gitignore = respect_gitignore
         self.visited_dirs: set[tuple[int, int]] = set()
+        self.real_roots: list[Path] = inside or []
+        """Real paths of every root: a file's ``beneath`` is the one it lies in."""
 
     def _skip(self, path: Path, reason: str) -> None:
         self.result.skipped.append((str(path), reason))
@@ -160,26 +169,42 @@ class _Walker:
         except OSError as exc:
             self._skip(root, _os_reason(exc))
             return
+        real = Path(os.path.realpath(root))
         if not stat.S_ISDIR(info.st_mode):
             # A file named explicitly is indexed even when hidden or ignored: the user asked.
             if stat.S_ISREG(info.st_mode):
-                yield FoundFile(root, info.st_size, info.st_mtime_ns)
+                yield FoundFile(
+                    root, info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino, real
+                )
             else:
                 self._skip(root, "not a regular file")
             return
-        specs = _parent_gitignores(root) if self.respect_gitignore else []
-        yield from self._walk_dir(root, info, specs)
+        specs = _parent_gitignores(root, self.result) if self.respect_gitignore else []
+        yield from self._walk_dir(root, info, specs, real, real)
+
+    def _beneath(self, real: Path) -> Path | None:
+        """The root (real path) that ``real`` lies in, if any."""
+        for top in self.real_roots:
+            if real == top or real.is_relative_to(top):
+                return top
+        return None
 
     def _walk_dir(
-        self, folder: Path, info: os.stat_result, specs: list[tuple[Path, pathspec.PathSpec]]
+        self,
+        folder: Path,
+        info: os.stat_result,
+        specs: list[tuple[Path, pathspec.PathSpec]],
+        real_folder: Path,
+        beneath: Path | None,
     ) -> Iterator[FoundFile]:
+        """``real_folder``: the folder's real path; ``beneath``: the root it lies in."""
         key = (info.st_dev, info.st_ino)
         if key in self.visited_dirs:
             self._skip(folder, "symlink loop (folder already visited)")
             return
         self.visited_dirs.add(key)
         if self.respect_gitignore:
-            own = _gitignore_spec(folder)
+            own = _gitignore(folder, self.result)
             if own is not None:
                 specs = [*specs, (folder, own)]
         try:
@@ -198,20 +223,25 @@ class _Walker:
                     (shown, "file name is not valid UTF-8 (rename it to index it)")
                 )
                 continue
+            linked = entry.is_symlink()
+            # What is kept is what this stat saw: a link by its resolved target, anything
+            # else without following (the read must find the same file, file_opening.py).
+            real = Path(os.path.realpath(entry.path)) if linked else real_folder / entry.name
             try:
-                entry_info = os.stat(entry.path)  # follows symlinks
+                entry_info = os.stat(real) if linked else os.lstat(entry.path)
             except OSError as exc:
                 self._skip(path, _os_reason(exc))
                 continue
-            if entry.is_symlink() and self.inside is not None:
-                target = Path(os.path.realpath(entry.path))
-                if not any(target == r or target.is_relative_to(r) for r in self.inside):
-                    self._skip(
-                        path,
-                        f"symlink to {target}, outside the folders being indexed "
-                        "(--follow-symlinks to index it)",
-                    )
-                    continue
+            outside = self.inside is not None and not any(
+                real == r or real.is_relative_to(r) for r in self.inside
+            )
+            if linked and outside:
+                self._skip(
+                    path,
+                    f"symlink to {real}, outside the folders being indexed "
+                    "(--follow-symlinks to index it)",
+                )
+                continue
             is_dir = stat.S_ISDIR(entry_info.st_mode)
             if self.respect_gitignore and _ignored_by(specs, path, is_dir):
                 self.result.ignored += 1
@@ -219,10 +249,19 @@ class _Walker:
             if self._filtered_out(path, is_dir):
                 self.result.ignored += 1
                 continue
+            under = self._beneath(real) if linked else beneath
             if is_dir:
-                yield from self._walk_dir(path, entry_info, specs)
+                yield from self._walk_dir(path, entry_info, specs, real, under)
             elif stat.S_ISREG(entry_info.st_mode):
-                yield FoundFile(path, entry_info.st_size, entry_info.st_mtime_ns)
+                yield FoundFile(
+                    path,
+                    entry_info.st_size,
+                    entry_info.st_mtime_ns,
+                    entry_info.st_dev,
+                    entry_info.st_ino,
+                    real,
+                    under,
+                )
             else:
                 self._skip(path, "not a regular file")
 

@@ -149,7 +149,7 @@ class Indexer:
         for item in found.files:
             record = known.get(str(item.path))
             same = record and record.size == item.size and record.mtime_ns == item.mtime_ns
-            if same and self.options.reembed and self._needs_reembed(str(item.path)):
+            if same and self.options.reembed and self._needs_reembed(item):
                 self._force.add(str(item.path))
                 work.append(item)
             elif same:
@@ -174,18 +174,20 @@ class Indexer:
         summary.elapsed_s = time.perf_counter() - started
         return summary
 
-    def _needs_reembed(self, path: str) -> bool:
+    def _needs_reembed(self, item: FoundFile) -> bool:
         """Whether a chunk of the file is in another space than its language routes to now
         (with several spaces the file is parsed again for its page language; one that cannot
         be is left to the reader, which reports it)."""
         primary = self.collection.primary_space
         router = self.router
-        chunks = self.manifest.chunks_of(path)
+        chunks = self.manifest.chunks_of(str(item.path))
         language = ENGLISH
         if len(router.spaces) > 1:
             try:
-                data, _ = read_file(Path(path), self.options.max_file_bytes)
-                language = page_language(parse_file(Path(path), data)[1])
+                data, _ = read_file(item, self.options.max_file_bytes)
+                language = page_language(
+                    parse_file(item.path, data, self.options.max_file_bytes)[1]
+                )
             except Exception:
                 return True
         spaces = chunk_spaces(router, [c.text for c in chunks], language)

@@ -1,10 +1,12 @@
 """Reading one file into structural blocks, or a reason why it was skipped.
 
 Formats: Markdown, reStructuredText, HTML, PDF (pypdf; page numbers kept, lines counted within
-the page), DOCX (python-docx; "lines" are paragraph numbers), source code, CSV/JSON/logs as text,
+the page), DOCX (docx_text.py; "lines" are paragraph numbers), source code, CSV/JSON/logs as text,
 and any other file that is valid UTF-8 text. Skipped with a reason: binary files, invalid UTF-8,
 empty files, files over the size limit (read whole, so a limit keeps memory bounded: default
-50 MB), encrypted or malformed PDFs/DOCX, unreadable files, files deleted while indexing.
+50 MB; for a DOCX, also what its XML unpacks to), encrypted or malformed PDFs/DOCX, unreadable
+files, files deleted while indexing or swapped since the scan (for a symlink, a FIFO, another
+file: a scanned file is read only as the scan found it, file_opening.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import io
 import logging
 from pathlib import Path
 
+from chatapp.retrieval.ingest.discovery import FoundFile
+from chatapp.retrieval.ingest.docx_text import docx_blocks
+from chatapp.retrieval.ingest.file_opening import SkipFile, read_found
 from chatapp.retrieval.ingest.markup import (
     Block,
     parse_code,
@@ -49,14 +54,6 @@ BINARY = {
 _SNIFF_BYTES = 8192
 
 
-class SkipFile(Exception):
-    """A file that is not indexed; ``reason`` is shown in the summary."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def file_kind(path: Path) -> str:
     """The loader a file goes to, by extension (``text`` for anything unknown)."""
     suffix = path.suffix.lower()
@@ -77,32 +74,17 @@ def _size_text(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
 
 
-def read_file(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[bytes, str]:
-    """The file's bytes and their sha256; raises SkipFile for files that cannot be read."""
+def read_file(item: FoundFile | Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[bytes, str]:
+    """The file's bytes and their sha256; raises SkipFile for files that cannot be read. A
+    scanned file (``FoundFile``) is read only as the scan found it (``file_opening``)."""
+    found = item if isinstance(item, FoundFile) else FoundFile(Path(item), 0, 0)
+    path = found.path
     if file_kind(path) == "binary":
         raise SkipFile(f"binary format ({path.suffix.lower()})")
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise SkipFile(
-                f"too large ({_size_text(size)} > {_size_text(max_bytes)} limit; --max-file-mb)"
-            )
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise SkipFile("deleted while indexing") from None
-    except PermissionError:
-        raise SkipFile("permission denied") from None
-    except IsADirectoryError:
-        raise SkipFile("not a regular file") from None
-    except OSError as exc:
-        import errno
-
-        if exc.errno == errno.ELOOP:
-            raise SkipFile("symlink loop") from None
-        raise SkipFile(f"cannot be read ({exc.strerror or exc})") from None
-    if len(data) > max_bytes:  # grew while we looked
-        raise SkipFile(f"too large (> {_size_text(max_bytes)} limit; --max-file-mb)")
+    data, size = read_found(found, max_bytes)
+    if size > max_bytes or len(data) > max_bytes:  # len: it grew while we read
+        shown = _size_text(max(size, len(data)))
+        raise SkipFile(f"too large ({shown} > {_size_text(max_bytes)} limit; --max-file-mb)")
     if not data.strip():
         raise SkipFile("empty file")
     return data, hashlib.sha256(data).hexdigest()
@@ -121,13 +103,16 @@ def decode_text(data: bytes) -> str:
     return text
 
 
-def parse_file(path: Path, data: bytes) -> tuple[str, list[Block]]:
-    """The file's kind and blocks; raises SkipFile when it cannot be understood."""
+def parse_file(
+    path: Path, data: bytes, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> tuple[str, list[Block]]:
+    """The file's kind and blocks; raises SkipFile when it cannot be understood
+    (``max_bytes`` also bounds what a DOCX unpacks to)."""
     kind = file_kind(path)
     if kind == "pdf":
         blocks = _pdf_blocks(data)
     elif kind == "docx":
-        blocks = _docx_blocks(data)
+        blocks = docx_blocks(data, max_bytes)
     else:
         text = decode_text(data)
         parser = {
@@ -169,43 +154,3 @@ def _pdf_blocks(data: bytes) -> list[Block]:
     if not blocks:
         raise SkipFile("no extractable text in PDF (scanned images?)")
     return blocks
-
-
-def _docx_blocks(data: bytes) -> list[Block]:
-    try:
-        import docx
-        from docx.table import Table
-
-        document = docx.Document(io.BytesIO(data))
-        items = list(document.iter_inner_content())
-    except Exception as exc:
-        message = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise SkipFile(f"malformed DOCX ({message})") from None
-    blocks: list[Block] = []
-    path: list[tuple[int, str]] = []
-    for number, item in enumerate(items, start=1):
-        if isinstance(item, Table):
-            rows = [" | ".join(c.text.strip() for c in row.cells) for row in item.rows]
-            text = "\n".join(r for r in rows if r.strip(" |"))
-            kind = "table"
-        else:
-            text = item.text.strip()
-            style = (item.style.name if item.style is not None else "") or ""
-            level = _docx_heading_level(style)
-            if level and text:
-                path = [(lv, t) for lv, t in path if lv < level] + [(level, text)]
-                blocks.append(Block(text, number, number, "heading", tuple(t for _, t in path)))
-                continue
-            kind = "text"
-        if text:
-            blocks.append(Block(text, number, number, kind, tuple(t for _, t in path)))
-    return blocks
-
-
-def _docx_heading_level(style: str) -> int:
-    if style == "Title":
-        return 1
-    if style.startswith("Heading"):
-        digits = style.removeprefix("Heading").strip()
-        return int(digits) if digits.isdigit() else 1
-    return 0

@@ -84,12 +84,12 @@ class FileReader:
         ``terms=False`` leaves its keyword terms to ``terms_of``."""
         prepared = PreparedFile(item)
         try:
-            data, prepared.sha256 = read_file(item.path, self.options.max_file_bytes)
+            data, prepared.sha256 = read_file(item, self.options.max_file_bytes)
             forced = str(item.path) in self.force
             if record is not None and record.sha256 == prepared.sha256 and not forced:
                 prepared.touch = True
                 return prepared
-            prepared.kind, blocks = parse_file(item.path, data)
+            prepared.kind, blocks = parse_file(item.path, data, self.options.max_file_bytes)
             del data
             language = page_language(blocks)
             prepared.chunks = chunk_blocks(

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 from chatapp.embedding.embedder import RoutedEmbedder
 from chatapp.embedding.routing import ChunkRouter
 from chatapp.retrieval.ingest.discovery import FoundFile
+from chatapp.retrieval.ingest.file_opening import read_head
 from chatapp.retrieval.ingest.summary import IndexOptions
 from chatapp.retrieval.store.manifest import FileRecord
 from chatapp.text.language import has_hangul
@@ -104,11 +105,8 @@ def shows_hangul(work: list[FoundFile], files: int = PEEK_FILES) -> bool:
     """Whether the first bytes of one of the first files hold Hangul (Kiwi is worth loading
     ahead); a file that cannot be read shows none."""
     for item in work[:files]:
-        try:
-            with open(item.path, "rb") as handle:
-                head = handle.read(PEEK_BYTES).decode("utf-8", errors="ignore")
-        except OSError:
-            continue
+        # Opened as the scan found it: a file swapped for a FIFO must not block the run here.
+        head = read_head(item, PEEK_BYTES).decode("utf-8", errors="ignore")
         if has_hangul(head):
             return True
     return False
