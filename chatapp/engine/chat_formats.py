@@ -37,6 +37,7 @@ from chatapp.engine.reasoning import (
     detect_reasoning_format,
 )
 from chatapp.engine.template_limits import LimitedSandbox, TemplateLimitError, render_limited
+from chatapp.terminal_text import safe_for_terminal
 
 log = logging.getLogger(__name__)
 
@@ -265,9 +266,9 @@ def resolve_chat(
             problem = exc
     if template.name != "gguf":
         raise problem
-    log.warning(
+    log.warning(  # the problem can quote the template: shown escaped
         "chat template fails on this chat (%s); using the %s format for it",
-        problem,
+        safe_for_terminal(str(problem)),
         template.fallback_family,
     )
     fallback = fallback_template(
@@ -364,7 +365,10 @@ def select_template(
             except Exception as exc:  # any template bug: TemplateError, TypeError, KeyError…
                 problem = f"its chat template fails to render ({exc})"
     family = family_for(architecture, name, vocab_size)
-    log.warning(
-        "model %s: %s; using the %s chat format instead", name or architecture, problem, family
+    log.warning(  # the name and the problem come from the model file: shown escaped
+        "model %s: %s; using the %s chat format instead",
+        safe_for_terminal(str(name or architecture)),
+        safe_for_terminal(problem),
+        family,
     )
     return fallback_template(family, bos_token or None, eos_token or None, vocabulary=vocabulary)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -35,7 +34,6 @@ from chatapp.domain import (
     ChatMessage,
     DoneEvent,
     GenerationParams,
-    GenerationStats,
     ModelIdentity,
     ReasoningEvent,
     StreamEvent,
@@ -44,6 +42,7 @@ from chatapp.engine.control_tokens import defuse_message
 from chatapp.engine.openai_stream import (
     MAX_JSON_BODY_BYTES,
     Deadlines,
+    ReplyClock,
     ReplyLimits,
     ServerReportedError,
     StreamProblem,
@@ -342,16 +341,11 @@ class OpenAIBackend:
         (the session stores the reply so far as failed); more than ``params.max_tokens``
         chunks end the reply here with ``length``."""
         body = self.request_body(messages, params)
-        stats = GenerationStats(n_ctx=self.n_ctx)
-        started = time.perf_counter()
-        first_at: float | None = None
+        clock = ReplyClock()
         finish = "stop"
         error: str | None = None
         usage: Usage | None = None
         splitter = ReasoningSplitter(THINK)  # for servers that leave <think> in the text
-        reasoning_chunks = 0
-        answer_at: float | None = None
-        last_thought_at: float | None = None
         limits = ReplyLimits(params.max_tokens)
         deadlines = Deadlines(self.timeout_s)
         ended = False
@@ -374,37 +368,30 @@ class OpenAIBackend:
                         finish, ended = "length", True
                     if chunk.text or chunk.thought:
                         deadlines.progressed()
-                        now = time.perf_counter()
-                        if first_at is None:
-                            first_at = now
+                        clock.arrived()
                     if chunk.thought:
-                        reasoning_chunks += 1
-                        last_thought_at = now
+                        clock.thought()
                         yield ReasoningEvent(chunk.thought)
-                    if chunk.text:
-                        for piece in splitter.feed(chunk.text):
-                            if isinstance(piece, ReasoningEvent):
-                                reasoning_chunks += 1
-                                last_thought_at = now
-                            elif answer_at is None:
-                                answer_at = now
-                            yield piece
+                    for piece in splitter.feed(chunk.text) if chunk.text else ():
+                        if isinstance(piece, ReasoningEvent):
+                            clock.thought()
+                        else:
+                            clock.answered()
+                        yield piece
                     if chunk.finish_reason is not None:
                         ended = True
-                        if chunk.finish_reason == "length":
-                            finish = "length"
+                        finish = "length" if chunk.finish_reason == "length" else finish
                     if not more:
                         break
                 if cancel is not None and cancel.cancelled:
                     finish = "cancelled"
+        except httpx.ReadTimeout:
+            raise BackendUnavailableError(
+                f"server {self.base_url}: sent nothing for {self.timeout_s:g} s (backend.timeout_s)"
+            ) from None
         except httpx.TransportError as exc:
-            if first_at is None and not isinstance(exc, httpx.ReadTimeout):
+            if clock.first_at is None:
                 raise self._unreachable(exc) from None
-            if isinstance(exc, httpx.ReadTimeout):
-                raise BackendUnavailableError(
-                    f"server {self.base_url}: sent nothing for {self.timeout_s:g} s "
-                    "(backend.timeout_s)"
-                ) from None
             finish, error = "error", f"server {self.base_url}: connection lost mid-reply"
             ended = True
         except StreamProblem as exc:
@@ -417,26 +404,8 @@ class OpenAIBackend:
                 "(no finish_reason, no [DONE])"
             )
         yield from splitter.flush()
-        ended_at = time.perf_counter()
-        chunks = limits.chunks
-        completion = (
-            usage.completion_tokens if usage and usage.completion_tokens is not None else chunks
-        )
-        if reasoning_chunks or (usage and usage.reasoning_tokens):
-            stats.reasoning_tokens = (usage.reasoning_tokens if usage else None) or reasoning_chunks
-            thought_until = answer_at or last_thought_at or ended_at
-            stats.reasoning_s = max(0.0, thought_until - (first_at or ended_at))
-        stats.prompt_tokens = (
-            usage.prompt_tokens
-            if usage and usage.prompt_tokens is not None
-            else self.count_chat_tokens(messages)
-        )
-        stats.completion_tokens = completion
-        stats.ttft_s = (first_at or ended_at) - started
-        stats.total_s = ended_at - started
-        decode_s = ended_at - (first_at or ended_at)
-        stats.decode_tokens_per_s = (
-            (completion - 1) / decode_s if completion > 1 and decode_s else 0
+        stats = clock.stats(
+            self.n_ctx, usage, limits.chunks, lambda: self.count_chat_tokens(messages)
         )
         yield DoneEvent(stats=stats, finish_reason=finish, error=error)  # type: ignore[arg-type]
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from chatapp.domain import GenerationStats
 
 MAX_LINE_BYTES = 1024 * 1024
 """A single server-sent-event line; one token's chunk is a few hundred bytes."""
@@ -223,3 +225,56 @@ class ReplyLimits:
         text = chunk.text[: room - len(thought)]
         self.chars = self.max_chars
         return ReplyChunk(text=text, thought=thought, usage=chunk.usage), False
+
+
+class ReplyClock:
+    """When a reply's pieces arrived, turned into its stats at the end."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.first_at: float | None = None
+        self.answer_at: float | None = None
+        self.last_thought_at: float | None = None
+        self.reasoning_chunks = 0
+        self._now = self.started
+
+    def arrived(self) -> None:
+        """A chunk with text or thinking arrived."""
+        self._now = time.perf_counter()
+        if self.first_at is None:
+            self.first_at = self._now
+
+    def thought(self) -> None:
+        self.reasoning_chunks += 1
+        self.last_thought_at = self._now
+
+    def answered(self) -> None:
+        if self.answer_at is None:
+            self.answer_at = self._now
+
+    def stats(
+        self, n_ctx: int, usage: Usage | None, chunks: int, estimate_prompt: Callable[[], int]
+    ) -> GenerationStats:
+        """The server's usage where it sent one; else chunks counted here and the prompt
+        estimated by ``estimate_prompt``."""
+        ended = time.perf_counter()
+        first = self.first_at or ended
+        stats = GenerationStats(n_ctx=n_ctx)
+        completion = (
+            usage.completion_tokens if usage and usage.completion_tokens is not None else chunks
+        )
+        reasoning = usage.reasoning_tokens if usage else None
+        if self.reasoning_chunks or reasoning:
+            stats.reasoning_tokens = reasoning or self.reasoning_chunks
+            thought_until = self.answer_at or self.last_thought_at or ended
+            stats.reasoning_s = max(0.0, thought_until - first)
+        prompt = usage.prompt_tokens if usage else None
+        stats.prompt_tokens = prompt if prompt is not None else estimate_prompt()
+        stats.completion_tokens = completion
+        stats.ttft_s = first - self.started
+        stats.total_s = ended - self.started
+        decode_s = ended - first
+        stats.decode_tokens_per_s = (
+            (completion - 1) / decode_s if completion > 1 and decode_s else 0
+        )
+        return stats
