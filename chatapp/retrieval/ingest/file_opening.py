@@ -104,7 +104,7 @@ def _open(found: FoundFile) -> int:
     if not found.inode:
         return os.open(found.path, _FILE_FLAGS)
     target = found.real or found.path
-    if found.beneath is None:
+    if found.beneath is None or os.open not in os.supports_dir_fd:  # no openat: Windows
         return os.open(target, _FILE_FLAGS | _NOFOLLOW)
     parts = target.relative_to(found.beneath).parts
     folder = os.open(found.beneath, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
