@@ -17,8 +17,14 @@ embed-only for the default pipeline; the 1 MB Korean and 16 MB English folders
 (retrieval_corpora.py) indexed with the default pipeline; re-index of the unchanged 16 MB
 folder; query p50/p95 including query embedding at ≥ 20k chunks; fast-mode indexing speed-up.
 
-``--quick`` skips the SmolLM2 answers and the 16 MB folder. Prints a table and writes
-benchmarks/results/retrieval.json (``retrieval-quick.json`` with --quick).
+Dev protocol (retrieval_protocol.py) — the refusal bars and fusion weights, each fitted on one
+eval set and reported on the others (also the Korean Rust book, retrieval_eval_ko_rust, and a
+small personal-notes folder, retrieval_eval_notes, which nothing is fitted on).
+
+``--quick`` skips the SmolLM2 answers and the 16 MB folder; ``--quality-only`` runs only the
+default pipeline's quality and the dev protocol (no speed, no other embedders). Prints a table
+and writes benchmarks/results/retrieval.json (``retrieval-quick.json`` with --quick,
+``retrieval-quality.json`` with --quality-only).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +48,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import numpy as np  # noqa: E402
 
-from benchmarks import retrieval_speed  # noqa: E402
+from benchmarks import retrieval_protocol, retrieval_speed  # noqa: E402
 from chatapp.config import load_settings  # noqa: E402
 from chatapp.embedding.embedder import RoutedEmbedder, create_embedder  # noqa: E402
 from chatapp.retrieval.ingest.indexing import IndexOptions, embed_text, index_paths  # noqa: E402
@@ -49,6 +56,7 @@ from chatapp.retrieval.search.hybrid import Searcher  # noqa: E402
 from chatapp.retrieval.store.collection import create_or_open  # noqa: E402
 
 QUICK = "--quick" in sys.argv
+QUALITY_ONLY = "--quality-only" in sys.argv
 BENCH = ROOT / "benchmarks"
 SETS = {
     "english": ("retrieval_eval", ["auto", "fast", "use-multilingual"]),
@@ -187,7 +195,47 @@ def speed_samples(runs: dict) -> dict[str, list[str]]:
     }
 
 
+def open_auto(reuse: dict) -> Callable[[retrieval_protocol.EvalSet], Searcher]:
+    """An eval set's collection under the default pipeline: the one indexed above when there is
+    one, else indexed here (not timed)."""
+    router: list[RoutedEmbedder] = []
+
+    def searcher(evalset: retrieval_protocol.EvalSet) -> Searcher:
+        if evalset.folder in reuse:
+            run = reuse[evalset.folder]
+            return Searcher(run["collection"], run["router"])
+        if not router:
+            made = create_embedder("auto")
+            assert isinstance(made, RoutedEmbedder)
+            router.append(made)
+        coll = create_or_open(
+            f"{evalset.name}-auto", embedder="auto", chunk_tokens=200, chunk_overlap=32
+        )
+        index_paths(coll, [BENCH / evalset.folder / "corpus"], lambda: router[0], OPTIONS)
+        return Searcher(coll, router[0])
+
+    return searcher
+
+
+def protocol_only() -> dict:
+    results = {"quality_only": True, "protocol": retrieval_protocol.run(open_auto({}))}
+    report_protocol(results["protocol"])
+    out = BENCH / "results" / "retrieval-quality.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return results
+
+
+def report_protocol(protocol: dict) -> None:
+    rows = retrieval_protocol.report_lines(protocol["cross"])
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
 def main() -> dict:
+    if QUALITY_ONLY:
+        return protocol_only()
     results: dict = {"quick": QUICK}
     runs: dict = {}
     sets = {}
@@ -226,6 +274,11 @@ def main() -> dict:
     results["embedders"] = retrieval_speed.embedder_speeds(speed_samples(runs))
     questions = {k: [q["question"] for q in v[0]] for k, v in sets.items()}
     results["folders"] = retrieval_speed.folders(questions["english"], questions["korean"], QUICK)
+    auto = {
+        run["collection"].name.rsplit("-", 1)[0]: run
+        for run in [runs["english"]["auto"], runs["korean"]["auto"]]
+    }
+    results["protocol"] = retrieval_protocol.run(open_auto(auto))
     results["peak_rss_mib_retrieval"] = peak_rss_mib()
     if not QUICK:
         results["answers_english"] = answer_accuracy(
@@ -236,6 +289,7 @@ def main() -> dict:
         for run in per_setting.values():
             run["collection"].close()
     report(results)
+    report_protocol(results["protocol"])
     out = BENCH / "results" / ("retrieval-quick.json" if QUICK else "retrieval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

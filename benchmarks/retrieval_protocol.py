@@ -1,0 +1,290 @@
+"""The retrieval dev protocol: every value chatapp fitted (refusal bars, fusion weights) is fitted
+on one eval set and reported on the others, so a figure says how the value carries to documents
+it was not chosen on.
+
+Sets: English CMake (``retrieval_eval``), Korean React (``retrieval_eval_ko``), Korean Rust book
+(``retrieval_eval_ko_rust``) and a small mixed personal-notes folder (``retrieval_eval_notes``,
+never fitted on: report only). Each question is searched once (``probe``): what each ranker
+returned and the question's language; the values are then fitted and applied offline from
+those probes, the same fusion and refusal rules as ``chatapp.retrieval.search``. ``shipped`` is
+what chatapp's own search does with its constants, checked against the offline replay.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chatapp.retrieval.search.hybrid import RRF_K, Searcher, fuse
+from chatapp.retrieval.search.relevance import BM25_WEIGHT, dense_weight, per_language
+
+BENCH = Path(__file__).resolve().parent
+POOL = 30
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    folder: str
+    fit_languages: tuple[str, ...]
+    """Question languages whose values may be fitted on this set (empty: report only)."""
+
+
+EVAL_SETS = (
+    EvalSet("cmake", "retrieval_eval", ("en",)),
+    EvalSet("react", "retrieval_eval_ko", ("ko",)),
+    EvalSet("rust", "retrieval_eval_ko_rust", ("ko",)),
+    EvalSet("notes", "retrieval_eval_notes", ()),
+)
+
+
+def read_set(folder: str) -> tuple[list[dict], list[dict]]:
+    def read(file: str) -> list[dict]:
+        lines = (BENCH / folder / file).read_text(encoding="utf-8").splitlines()
+        return [json.loads(x) for x in lines if x.strip()]
+
+    return read("questions.jsonl"), read("unanswerable.jsonl")
+
+
+@dataclass
+class Probe:
+    """What one question's search saw, enough to replay fusion and refusal with other values."""
+
+    question: str
+    language: str
+    gold: frozenset[str]
+    """Files that answer it (empty: the set cannot answer it)."""
+    kind: str
+    """``answerable``, or for the others their set's ``kind`` (``near_miss``, ``off_topic``)."""
+    style: str
+    dense: dict[str, list[tuple[str, float]]]
+    """Per space that ranks this language (dense weight > 0): (chunk id, cosine), best first."""
+    home_best: float
+    """The best cosine in the space that reads the question's language (what refusal reads)."""
+    lexical: list[tuple[str, float]]
+    files: dict[str, str]
+    """Chunk id → file name."""
+    shipped_files: list[str] = field(default_factory=list)
+    """chatapp's own hybrid search, top 10 files."""
+    shipped_refused: bool = False
+    """chatapp's own calibrated search returned nothing."""
+
+
+def probe(searcher: Searcher, item: dict, answerable: bool) -> Probe:
+    question = item["question"]
+    plan = searcher.plan(question, calibrated=True)
+    dense: dict[str, list[tuple[str, float]]] = {}
+    home_best = -1.0
+    for space in searcher.spaces():
+        weight = dense_weight(space, plan.language)
+        if weight <= 0 and space != plan.home:
+            continue
+        ranking = searcher.collection.store_for(space).query(
+            searcher.embed_query(question, space), POOL
+        )
+        if space == plan.home:
+            home_best = ranking[0][1] if ranking else -1.0
+        if weight > 0:
+            dense[space] = ranking
+    lexical = searcher.lexical.top(question, POOL)
+    ids = {i for ranking in dense.values() for i, _ in ranking} | {i for i, _ in lexical}
+    records = searcher.collection.manifest.chunks_by_id(ids)
+    files = {i: os.path.basename(r.path) for i, r in records.items()}
+    gold = frozenset([item["file"], *item.get("also", [])]) if answerable else frozenset()
+    return Probe(
+        question,
+        plan.language,
+        gold,
+        "answerable" if answerable else item.get("kind", "unanswerable"),
+        item.get("style", ""),
+        dense,
+        home_best,
+        lexical,
+        files,
+        [os.path.basename(h.path) for h in searcher.search(question, 10)],
+        not searcher.search(question, 5, calibrated=True),
+    )
+
+
+def probe_set(searcher: Searcher, folder: str) -> list[Probe]:
+    questions, unanswerable = read_set(folder)
+    return [probe(searcher, q, True) for q in questions] + [
+        probe(searcher, q, False) for q in unanswerable
+    ]
+
+
+# --- replay: fusion and refusal with given values ---------------------------------------------
+
+
+def ranked_files(p: Probe, bm25_weight: float) -> list[str]:
+    """Files of the top chunks under weighted RRF (dense weights as shipped, BM25 given)."""
+    rankings = [[i for i, _ in r] for r in p.dense.values()]
+    weights = [dense_weight(space, p.language) for space in p.dense]
+    rankings.append([i for i, _ in p.lexical])
+    weights.append(bm25_weight)
+    return [p.files.get(i, "") for i, _ in fuse(rankings, RRF_K, weights)[:10]]
+
+
+def rank_scores(files: list[str], gold: frozenset[str]) -> tuple[bool, float]:
+    """(an answering file in the top 5 chunks, reciprocal rank of the first within 10)."""
+    rank = next((n for n, f in enumerate(files[:10], start=1) if f in gold), None)
+    return bool(rank and rank <= 5), 1.0 / rank if rank else 0.0
+
+
+def ranking_metrics(probes: list[Probe], rank: Callable[[Probe], list[str]]) -> dict:
+    scored = [rank_scores(rank(p), p.gold) for p in probes if p.gold]
+    if not scored:
+        return {}
+    return {
+        "recall@5": round(float(np.mean([h for h, _ in scored])), 3),
+        "mrr@10": round(float(np.mean([r for _, r in scored])), 3),
+        "questions": len(scored),
+    }
+
+
+def refusal_metrics(probes: list[Probe], refuse: Callable[[Probe], bool]) -> dict:
+    """Refused counts "n/N": unanswerable (and by kind), answerable."""
+    out: dict[str, str] = {}
+    groups: dict[str, list[bool]] = {}
+    for p in probes:
+        refused = refuse(p)
+        if p.gold:
+            groups.setdefault("answerable", []).append(refused)
+        else:
+            groups.setdefault("unanswerable", []).append(refused)
+            if p.kind != "unanswerable":
+                groups.setdefault(p.kind, []).append(refused)
+    for name in ("unanswerable", "near_miss", "off_topic", "answerable"):
+        if name in groups:
+            out[name] = f"{sum(groups[name])}/{len(groups[name])}"
+    out["falsely_refused"] = [p.question for p in probes if p.gold and refuse(p)]  # type: ignore[assignment]
+    return out
+
+
+def share(counts: str) -> float:
+    n, total = (int(x) for x in counts.split("/"))
+    return n / total if total else 0.0
+
+
+# --- fitting -----------------------------------------------------------------------------------
+
+BM25_WEIGHTS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
+BARS = tuple(round(x, 2) for x in np.arange(0.10, 0.61, 0.01))
+MAX_FALSE_REFUSALS = 1 / 20
+"""The target: at most one answerable question in twenty refused."""
+
+
+def fit_bm25_weight(probes: list[Probe]) -> float:
+    """The BM25 weight (dense weights as shipped) with the best MRR@10; ties go to 1.0's side."""
+
+    def mrr(w: float) -> float:
+        return ranking_metrics(probes, lambda p: ranked_files(p, w))["mrr@10"]
+
+    return max(BM25_WEIGHTS, key=lambda w: (mrr(w), -abs(np.log(w))))
+
+
+def fit_bar(probes: list[Probe]) -> float:
+    """The cosine bar that refuses the most unanswerable questions while refusing at most one
+    answerable question in twenty; ties go to the lower bar."""
+    answerable = [p.home_best for p in probes if p.gold]
+    unanswerable = [p.home_best for p in probes if not p.gold]
+    best = BARS[0]
+    best_refused = -1
+    for bar in BARS:
+        wrong = sum(s < bar for s in answerable)
+        if wrong > MAX_FALSE_REFUSALS * len(answerable):
+            break
+        refused = sum(s < bar for s in unanswerable)
+        if refused > best_refused:
+            best, best_refused = bar, refused
+    return best
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def of_language(probes: Iterable[Probe], language: str) -> list[Probe]:
+    return [p for p in probes if p.language == language]
+
+
+def cross_report(by_set: dict[str, list[Probe]], shipped_bars: dict[str, float]) -> dict[str, dict]:
+    """Per question language: the shipped values, and each value fitted on each fit set, with
+    the figures on every set (``fitted_on`` says which set chose the value; figures on that set
+    are marked ``tuned``)."""
+    out: dict[str, dict] = {}
+    for language in ("ko", "en"):
+        sets = {name: of_language(ps, language) for name, ps in by_set.items()}
+        sets = {name: ps for name, ps in sets.items() if ps}
+        fit_sets = [s.name for s in EVAL_SETS if language in s.fit_languages and s.name in sets]
+        shipped_w = per_language(BM25_WEIGHT, language, 1.0)
+        rows = [_row("shipped", sets, shipped_w, shipped_bars[language], replay_check=True)]
+        for name in fit_sets:
+            w = fit_bm25_weight(sets[name])
+            bar = fit_bar(sets[name])
+            rows.append(_row(name, sets, w, bar))
+        out[language] = {"fit_sets": fit_sets, "rows": rows}
+    return out
+
+
+def _row(
+    fitted_on: str,
+    sets: dict[str, list[Probe]],
+    bm25_weight: float,
+    bar: float,
+    replay_check: bool = False,
+) -> dict:
+    row: dict = {"fitted_on": fitted_on, "bm25_weight": bm25_weight, "refusal_bar": bar, "sets": {}}
+    for name, probes in sets.items():
+        figures = ranking_metrics(probes, lambda p: ranked_files(p, bm25_weight))
+        figures.update(refusal_metrics(probes, lambda p: p.home_best < bar))
+        figures["tuned"] = name == fitted_on
+        if replay_check:
+            shipped = ranking_metrics(probes, lambda p: p.shipped_files)
+            figures["search"] = shipped
+            figures["search_refused"] = refusal_metrics(probes, lambda p: p.shipped_refused)
+        row["sets"][name] = figures
+    return row
+
+
+def report_lines(report: dict[str, dict]) -> list[tuple[str, str]]:
+    """Printable rows: one per (language, fitted on, set)."""
+    lines = []
+    for language, part in report.items():
+        for row in part["rows"]:
+            values = f"BM25 weight {row['bm25_weight']}, bar {row['refusal_bar']}"
+            for name, f in row["sets"].items():
+                tag = "tuned" if f["tuned"] else "held out"
+                if row["fitted_on"] == "shipped":
+                    tag = "shipped"
+                quality = f"{f['recall@5']}/{f['mrr@10']}" if "recall@5" in f else "—"
+                lines.append(
+                    (
+                        f"{language} fitted on {row['fitted_on']} ({values}) → {name} [{tag}]",
+                        f"recall@5/MRR@10 {quality}; refused unanswerable "
+                        f"{f.get('unanswerable', '—')} (near misses {f.get('near_miss', '—')}), "
+                        f"answerable {f.get('answerable', '—')}",
+                    )
+                )
+    return lines
+
+
+def run(open_auto: Callable[[EvalSet], Searcher]) -> dict:
+    """Probe every eval set through ``open_auto`` (its collection under the default pipeline,
+    indexed) and report: per set, chatapp's own search; per language, each value fitted on each
+    fit set and reported on all."""
+    from chatapp.embedding.embedder import BUNDLED
+    from chatapp.embedding.multilingual import MULTILINGUAL
+    from chatapp.retrieval.search.relevance import default_threshold
+
+    by_set = {s.name: probe_set(open_auto(s), s.folder) for s in EVAL_SETS}
+    bars = {"ko": default_threshold(MULTILINGUAL, "ko"), "en": default_threshold(BUNDLED, "en")}
+    return {
+        "sets": {s.name: s.folder for s in EVAL_SETS},
+        "fit_languages": {s.name: list(s.fit_languages) for s in EVAL_SETS},
+        "cross": cross_report(by_set, bars),
+    }
