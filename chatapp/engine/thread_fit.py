@@ -33,9 +33,12 @@ CLEARLY_FASTER = 1.1
 """One thread fewer is taken when it was this much faster than the window just measured."""
 WORSE_AFTER_CHANGE = 0.95
 """A change is undone when the next window is below this share of the one before it."""
+EARLY = 3
+EARLY_FASTER = 2.0
+"""After ``EARLY`` tokens, a drop comes at once when one thread fewer was this much faster."""
 MAX_CHANGES = 4
 """Thread changes in one reply (the free-core probe does most of the fitting)."""
-REPROBE_EVERY = 8
+REPROBE_EVERY = 16
 """Every this many replies one more thread than last settled is tried again."""
 OTHERS_ROUNDING = 0.5
 """Other programs using this many cores or more take a whole core from us."""
@@ -151,11 +154,20 @@ class ThreadFit:
         """One token took ``seconds`` to decode; the new thread count, or None to keep it."""
         if self._frozen or seconds <= 0:
             return None
-        self._durations.append(seconds)
-        if len(self._durations) < self.window:
-            return None
-        rate = 1.0 / statistics.median(self._durations)
-        self._durations.clear()
+        durations = self._durations
+        durations.append(seconds)
+        if len(durations) < self.window:
+            if len(durations) < EARLY or not self._may_drop():
+                return None
+            # A collapse costs most where tokens are slowest: don't wait for the whole window
+            # when one thread fewer was far faster.
+            lower = self._rate(self.threads - 1)
+            rate = 1.0 / statistics.median(durations)
+            if lower is None or lower <= rate * EARLY_FASTER:
+                return None
+        else:
+            rate = 1.0 / statistics.median(durations)
+        durations.clear()
         n = self.threads
         self._seen.setdefault(n, []).append(rate)
         if self._before_change is not None:
@@ -165,7 +177,7 @@ class ThreadFit:
                 self._frozen = True  # the change made it worse: back, and no more this reply
                 return self._set(came_from)
             return None
-        if n <= 1 or self._changes >= MAX_CHANGES:
+        if not self._may_drop():
             return None
         lower = self._rate(n - 1)
         usual = self.memory.rates.get(n)
@@ -179,6 +191,9 @@ class ThreadFit:
             return None
         self._before_change = (n, rate)
         return self._set(n - 1)
+
+    def _may_drop(self) -> bool:
+        return self.threads > 1 and self._changes < MAX_CHANGES and self._before_change is None
 
     def _rate(self, n: int) -> float | None:
         seen = self._seen.get(n)

@@ -61,6 +61,17 @@ def test_a_collapse_is_seen_even_where_one_thread_fewer_was_slower_before() -> N
     assert feed(fit, 40.0) == [3]  # below 0.6 of the usual 100 tok/s with four threads
 
 
+def test_a_deep_collapse_drops_without_waiting_for_the_whole_window() -> None:
+    fit = ThreadFit(2, ThreadMemory(rates={2: 80.0, 1: 60.0}))
+    fit.start(2.0)
+    assert [fit.observe(1 / 20) for _ in range(3)] == [None, None, 1]
+    assert fit.history == [2, 1]
+    fit = ThreadFit(2, ThreadMemory(rates={2: 80.0, 1: 60.0}))
+    fit.start(2.0)
+    slower = [fit.observe(1 / 40) for _ in range(WINDOW)]  # slower, not collapsed: a window
+    assert slower == [None] * (WINDOW - 1) + [1]
+
+
 def test_one_slow_token_is_not_a_collapse() -> None:
     fit = ThreadFit(2, ThreadMemory(rates={2: 80.0, 1: 60.0}))
     fit.start(2.0)
