@@ -58,7 +58,7 @@ class SharedConnection:
         self._damaged: list[str] | None = None
         self._depth = 0  # transactions open on this connection (nested ones join the first)
         if self.read_only:
-            self.db = _open_read_only(Path(self.path), busy_timeout_s)
+            self.db = open_read_only(Path(self.path), busy_timeout_s)
         else:
             if self.path != ":memory:" and not self.path.startswith("file:"):
                 _private_database(Path(self.path))
@@ -223,7 +223,7 @@ def find_damage(db: sqlite3.Connection) -> list[str]:
     return damaged
 
 
-def _open_read_only(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+def open_read_only(path: Path, busy_timeout_s: float = 15.0) -> sqlite3.Connection:
     """An existing database opened for reading only: through its WAL when SQLite can share
     it (its -shm file exists or can be made), else as the file stands (``immutable``; a
     cleanly closed database has no WAL left to miss)."""

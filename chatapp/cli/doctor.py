@@ -274,8 +274,8 @@ def render_report(report: dict[str, Any]) -> str:
         if not f["count"]:
             return ["every file and folder is readable by you alone (0600 / 0700)"]
         return [
-            f"{f['count']} readable by others (any chatapp command tightens them; `chmod -R"
-            " go-rwx` on the folder does it now):",
+            f"{f['count']} readable by others (`chmod -R go-rwx` on chatapp's folders makes"
+            " them private):",
             *(f"  {line}" for line in f["too_open"]),
         ]
 

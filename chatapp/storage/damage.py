@@ -26,7 +26,7 @@ from chatapp.paths import (
     unwritable_reason,
     write_failure,
 )
-from chatapp.sqlite_connection import SIDE_FILES, find_damage, is_damage
+from chatapp.sqlite_connection import SIDE_FILES, find_damage, is_damage, open_read_only
 from chatapp.storage.migrations import migrate
 
 SEARCH_INDEX = "messages_fts"
@@ -73,7 +73,7 @@ def open_failure(path: Path, exc: sqlite3.DatabaseError, read_only: bool) -> Cha
         return not_writable(path.parent, reason or "no space left on the device")
     if code == 11:  # CORRUPT while opening: the schema or the migrations' own table
         with contextlib.suppress(sqlite3.Error):
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db = open_read_only(path)
             try:
                 return StoreError(f"database {path}: {damage_hint(find_damage(db))}")
             finally:

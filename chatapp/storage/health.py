@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatapp import paths
-from chatapp.sqlite_connection import find_damage
+from chatapp.sqlite_connection import find_damage, is_damage, open_read_only
 from chatapp.storage.damage import SEARCH_INDEX, damage_hint
 
 
@@ -63,7 +63,11 @@ def database_health() -> DatabaseHealth:
     if not path.exists():
         return DatabaseHealth(str(path), "not made yet")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = open_read_only(path)  # a read-only home is checked too
+    except sqlite3.DatabaseError as exc:
+        if is_damage(exc):
+            return DatabaseHealth(str(path), "damaged", damage_hint(["schema"]))
+        return DatabaseHealth(str(path), f"cannot be opened ({exc})")
     except sqlite3.Error as exc:
         return DatabaseHealth(str(path), f"cannot be opened ({exc})")
     try:
