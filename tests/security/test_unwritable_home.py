@@ -5,6 +5,7 @@ what to do (exit 2, no traceback), never "move the database aside"; nothing stor
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -72,6 +73,9 @@ def test_a_read_only_home_still_reads_history(home: Path, tmp_path: Path) -> Non
     exported = read_only(home, "history", "export", "1", "-o", str(target))
     assert exported.code == 0, exported.err
     assert "What is kept?" in target.read_text(encoding="utf-8")
+    doctor = read_only(home, "doctor", "--json")
+    assert doctor.code == 0, doctor.err
+    assert json.loads(doctor.out)["database"]["state"] == "ok"
     assert stored_state(home) == before
 
 
