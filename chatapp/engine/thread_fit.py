@@ -70,7 +70,7 @@ class ThreadMemory:
         return {
             "rates": {str(n): round(r, 2) for n, r in sorted(self.rates.items())},
             "settled": self.settled,
-            "settled_free": self.settled_free,
+            "settled_free": None if self.settled_free is None else round(self.settled_free, 2),
             "replies": self.replies,
         }
 
@@ -208,20 +208,18 @@ class ThreadFit:
         return threads
 
     def finish(self) -> bool:
-        """Fold this reply's speeds into the memory; True when it changed enough to save."""
+        """Fold this reply's speeds into the memory; True when the reply measured anything
+        (then the memory, with its count of replies, is worth saving)."""
         memory = self.memory
-        changed = False
         for n, rates in self._seen.items():
             new = statistics.median(rates)
             old = memory.rates.get(n)
             memory.rates[n] = new if old is None else (old + new) / 2
-            changed = changed or old is None or abs(memory.rates[n] - old) > 0.1 * old
-        if self._seen:
-            if memory.settled != self.threads:
-                changed = True
-            memory.settled = self.threads
-            memory.settled_free = self._free
-        return changed
+        if not self._seen:
+            return False
+        memory.settled = self.threads
+        memory.settled_free = self._free
+        return True
 
 
 # -- the probe ---------------------------------------------------------------------------------
