@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chatapp.engine.kv_state_files import StateOwner, forget_conversations
+from chatapp.engine.kv_state_files import StateOwner, forget_conversations, states_dir
+from chatapp.errors import StoreError
 
 if TYPE_CHECKING:
     from chatapp.storage import Conversation, ConversationStore
@@ -65,5 +66,12 @@ def delete_conversation(store: ConversationStore, conversation_id: int) -> Conve
     tokens. Returns what was deleted."""
     conversation = store.get_conversation(conversation_id)
     store.delete_conversation(conversation_id)
-    forget_deleted_states(store, frozenset({state_key(conversation)}))
+    try:
+        forget_deleted_states(store, frozenset({state_key(conversation)}))
+    except OSError as exc:  # the cache folder cannot be written: say so, never stay quiet
+        raise StoreError(
+            f"conversation {conversation_id} was deleted, but its saved model states in"
+            f" {states_dir()} could not be ({exc.strerror or exc}); run `chatapp cache clear`"
+            " once that folder can be written"
+        ) from None
     return conversation

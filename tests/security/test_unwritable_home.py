@@ -173,3 +173,18 @@ def test_a_home_whose_folders_are_0500_for_a_non_root_user() -> None:
             if folder.is_dir():
                 folder.chmod(0o700)
         shutil.rmtree(base)
+
+
+def test_history_rm_with_a_read_only_cache_says_the_states_were_not_deleted(home: Path) -> None:
+    """The conversation goes, but a saved model state of it could not: said in one line, so
+    the user knows to run `chatapp cache clear`, never silently left."""
+    state = home / "cache" / "kv-states" / ("f" * 64 + "-2048") / f"{'1' * 32}.kvstate"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"a state naming no conversation")
+    cache = home / "cache"
+    setup = f'mount --bind "{cache}" "{cache}" && mount -o remount,bind,ro "{cache}"'
+    run = in_namespace(setup, home, "history", "rm", "1")
+    run.assert_refused(2, "conversation 1 was deleted", str(cache), "chatapp cache clear")
+    assert state.exists()
+    listed = run_chatapp(home, "history", "list", "--json")
+    assert listed.code == 0 and listed.out.strip() == "[]"
