@@ -248,3 +248,36 @@ async def test_deleting_a_chat_in_the_ui_deletes_its_saved_states(chatapp_home: 
     assert not doomed_state.exists()
     assert kept_state.exists()
     store.close()
+
+
+async def test_deleting_a_chat_the_ui_cannot_delete_is_a_notice(chatapp_home: Path) -> None:
+    """F8 on a history that cannot be written (opened read-only, as on a read-only mount):
+    the chat says why and keeps running; the conversation is still there."""
+    from chatapp.config import Settings
+    from chatapp.engine.fake import FakeBackend
+    from chatapp.storage import ConversationStore
+    from chatapp.ui.app import ChatApp
+    from tests.ui.conftest import settle
+
+    path = chatapp_home / "data" / "chatapp.db"
+    with ConversationStore(path) as writable:
+        kept = writable.create_conversation("kept")
+        writable.add_message(kept.id, "user", "still here")
+    store = ConversationStore(path, read_only=True)
+    backend = FakeBackend()
+    app = ChatApp(Settings(), store, lambda: backend, load_extensions=False)
+    try:
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            await app.chat_screen.open_conversation(kept.id)
+            await pilot.press("f8")
+            await pilot.pause()
+            await pilot.click("#confirm")
+            await settle(pilot)
+            messages = [n.message for n in app._notifications]
+            assert any("cannot save there" in m for m in messages), messages
+            assert app.chat_screen.conversation_id == kept.id
+    finally:
+        app.close_resources()
+    assert store.has_conversation(kept.id)
+    store.close()

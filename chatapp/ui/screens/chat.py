@@ -365,7 +365,15 @@ class ChatScreen(Screen[None]):
             return
         from chatapp.session.deletion import delete_conversation
 
-        delete_conversation(store, conversation_id)  # its saved model states too
+        try:
+            delete_conversation(store, conversation_id)  # its saved model states too
+        except ChatappError as exc:  # a read-only or damaged database, a read-only cache
+            self.notify(exc.message, severity="error")
+            try:
+                if store.has_conversation(conversation_id):
+                    return  # nothing was deleted
+            except ChatappError:
+                return
         if self.conversation_id == conversation_id:
             await self.open_conversation(None)
         self.refresh_sidebar()
