@@ -32,7 +32,9 @@ from chatapp.errors import ConfigError
 if TYPE_CHECKING:
     from chatapp.config_repair import SettingsRepair
 
-SECRET_FIELDS: frozenset[tuple[str, str]] = frozenset({("backend", "api_key")})
+SECRET_FIELDS: frozenset[tuple[str, str]] = frozenset(
+    {("backend", "api_key"), ("mcp", "headers")}
+)
 """(section, field) of the settings kept in the keys file and masked when shown."""
 KEYS_FILE = "keys.toml"
 MASK = "********"
@@ -155,6 +157,12 @@ class ToolSettings(_Section):
     """Seconds an MCP server may take to start and list its tools."""
 
 
+class McpSettings(_Section):
+    headers: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Per MCP server of ``mcp.json``: its credential headers (``Authorization`` …), kept in
+    ``keys.toml`` by ``chatapp mcp add --header`` and never in ``mcp.json``."""
+
+
 class Settings(BaseSettings):
     """All of chatapp's settings."""
 
@@ -172,6 +180,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ui: UISettings = Field(default_factory=UISettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     _toml_path: ClassVar[Path | None] = None
     _keys_path: ClassVar[Path | None] = None

@@ -32,6 +32,7 @@ def build_app() -> typer.Typer:
         serve,
         settings,
         templates,
+        tools,
     )
 
     app = typer.Typer(
@@ -42,7 +43,9 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    for module in (chat, history, settings, doctor, templates, documents, models, serve, cache):
+    for module in (
+        chat, history, settings, doctor, templates, documents, models, serve, cache, tools
+    ):  # fmt: skip
         module.register(app)
     return app
 
