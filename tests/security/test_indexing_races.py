@@ -9,6 +9,7 @@ file. Real files, FIFOs and symlinks, real chromadb, a real ``chatapp search`` p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -176,3 +177,52 @@ def test_a_gitignore_that_is_a_fifo_or_a_device_does_not_block_the_scan(
     assert f"{project / '.gitignore'}: not a regular file" in run.err, run.err
     assert f"{project / 'docs' / '.gitignore'}: not a regular file" in run.err, run.err
     assert "5 indexed" in run.err, run.err  # every file; the rules were left out
+
+
+def test_files_flipping_while_chatapp_index_runs_never_leak_or_block(
+    chatapp_home: Path, tmp_path: Path, private: Path
+) -> None:
+    """The live race: a real ``chatapp index`` of a folder large enough for its reader process
+    while a thread keeps turning some of its files into links to the private key and into
+    FIFOs and back. Whatever the timing, the run ends and the secret is never stored."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    body = "Routine notes about the weekly build and its logs. " * 40
+    for n in range(160):
+        (folder / f"note-{n:03}.md").write_text(f"# Note {n}\n\n{body}\n")
+    flipping = [folder / f"note-{n:03}.md" for n in range(0, 160, 8)]
+    done = threading.Event()
+
+    def flip() -> None:
+        turn = 0
+        while not done.is_set():
+            for offset, path in enumerate(flipping):  # at any moment, some of each kind
+                tmp = path.with_suffix(".tmp")
+                state = (turn + offset) % 3
+                with contextlib.suppress(OSError):
+                    if state == 0:
+                        tmp.symlink_to(private / "notes.md")
+                    elif state == 1:
+                        os.mkfifo(tmp)
+                    else:
+                        tmp.write_text("# Back\n\nA plain file again.\n")
+                    os.replace(tmp, path)
+            turn += 1
+
+    flipper = threading.Thread(target=flip, daemon=True)
+    flipper.start()
+    try:
+        run = run_chatapp(
+            chatapp_home, "index", "-C", "live", "--embedder", "hashing", str(folder), timeout=150
+        )
+    finally:
+        done.set()
+        flipper.join(10)
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err
+    with open_collection("live") as stored:
+        assert not any(SECRET_WORD in c.text for c in stored.manifest.all_chunks())
+        assert len(stored.manifest.files()) >= 140  # the files nobody touched
+    search = run_chatapp(chatapp_home, "search", "-C", "live", SECRET_WORD, "--json")
+    assert search.code == 0, search.err
+    assert SECRET_WORD not in search.out
