@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chatapp.tools.registry import ToolOutput, cap_text
+from chatapp.tools.registry import ToolOutput
 
 CONNECTION_CLOSED = -32000
 REQUEST_TIMEOUT = -32001
@@ -17,7 +17,8 @@ REQUEST_TIMEOUT = -32001
 
 
 def result_output(result: Any, limit: int) -> ToolOutput:
-    """A ``CallToolResult`` as text: text blocks joined, other blocks summarised, capped."""
+    """A ``CallToolResult`` as text: text blocks joined, other blocks summarised; blocks past
+    ``limit`` characters are left out (the registry cuts the text, with its note)."""
     parts: list[str] = []
     size = 0
     for block in getattr(result, "content", None) or []:
@@ -29,7 +30,7 @@ def result_output(result: Any, limit: int) -> ToolOutput:
     text = "\n".join(parts)
     if not parts and getattr(result, "structured_content", None) is not None:
         text = json.dumps(result.structured_content, ensure_ascii=False, default=str)
-    return ToolOutput(cap_text(text, limit), is_error=bool(getattr(result, "is_error", False)))
+    return ToolOutput(text, is_error=bool(getattr(result, "is_error", False)))
 
 
 def block_text(block: Any) -> str:

@@ -116,7 +116,12 @@ class ToolRegistry:
 
         if call.error:
             return result(f"error: the call to {call.name} was malformed: {call.error}")
-        spec = self.spec(call.name)
+        from chatapp.errors import ChatappError
+
+        try:
+            spec = self.spec(call.name)  # an MCP server starts here on its first use
+        except ChatappError as exc:
+            return result(f"error: {exc.message}")
         provider = self.provider(call.name.split(".", 1)[0])
         if spec is None or provider is None:
             return result(f"error: there is no tool named {call.name!r}")

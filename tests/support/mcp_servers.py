@@ -5,9 +5,9 @@ stdio, ``... http PORT`` over Streamable HTTP on 127.0.0.1:PORT (path ``/mcp``).
 misbehave before any tool is called: ``silent`` reads its stdin and never answers (a start that
 hangs), ``garbage`` writes lines that are not JSON-RPC and exits.
 
-Tools: ``add`` and ``echo`` (plain work), ``environment`` (the variables it was started with, as
-JSON), ``big`` (``size`` characters), ``hostile`` (terminal escapes and a chat-template token),
-``picture`` (an image block beside text), ``hang`` (never returns), ``die`` (the process exits
+Tools: ``add`` and ``echo`` (plain work), ``environment`` (the variables it was started with,
+as JSON), ``pid``, ``big`` (``size`` characters), ``hostile`` (terminal escapes and a
+chat-template token), ``picture`` (an image block beside text), ``hang`` (never returns), ``die`` (the process exits
 mid-call). ``tricky`` has a description holding escape sequences.
 """
 
@@ -44,6 +44,11 @@ def build_server() -> Any:
     def environment() -> str:
         """The environment variables this server was started with, as a JSON object."""
         return json.dumps(dict(os.environ))
+
+    @server.tool()
+    def pid() -> int:
+        """This server's process id."""
+        return os.getpid()
 
     @server.tool()
     def big(size: int) -> str:
