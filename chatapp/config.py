@@ -32,9 +32,7 @@ from chatapp.errors import ConfigError
 if TYPE_CHECKING:
     from chatapp.config_repair import SettingsRepair
 
-SECRET_FIELDS: frozenset[tuple[str, str]] = frozenset(
-    {("backend", "api_key"), ("mcp", "headers")}
-)
+SECRET_FIELDS: frozenset[tuple[str, str]] = frozenset({("backend", "api_key"), ("mcp", "headers")})
 """(section, field) of the settings kept in the keys file and masked when shown."""
 KEYS_FILE = "keys.toml"
 MASK = "********"

@@ -159,11 +159,11 @@ def test_a_server_that_dies_mid_call_is_one_line_and_restarts_on_next_use() -> N
         (
             stdio_entry("garbage", name="junk"),
             "MCP server 'junk': could not start: the connection closed",
-        ),  # fmt: skip
+        ),
         (
             stdio_entry("silent", name="mute"),
             "MCP server 'mute': did not start and list its tools within 3 s",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_a_server_that_cannot_start_is_one_line_and_never_hangs(
