@@ -3,7 +3,8 @@
 Rules: hidden files and folders (name starts with ".") and paths matched by a ``.gitignore`` (in
 the folder or any parent up to the given root) are left out unless ``include_hidden`` /
 ``respect_gitignore`` say otherwise; ``--include``/``--exclude`` globs (gitignore syntax,
-relative to the given root) narrow the set further.
+relative to the given root) narrow the set further; both are matched in linear time
+(ignore_rules.py).
 
 Symlinks are followed only while they stay inside the folders being indexed: a link whose
 target lies outside them (``~/.ssh``, ``~``, ``/etc``) is skipped with the reason, so a link
@@ -11,6 +12,10 @@ left in a project folder cannot pull private files into the store, into prompts 
 server; ``follow_symlinks`` (``--follow-symlinks``) follows them anyway. A symlink loop or a
 dangling link is reported as skipped with its reason, never followed twice. A file whose name
 is not valid UTF-8 is skipped with the reason (the manifest stores names as text).
+
+The scan is a decision, not the read: each file found carries its device, inode and real path,
+and the read (file_opening.py) opens exactly that file or skips it, whatever was swapped in
+between.
 """
 
 from __future__ import annotations
