@@ -3,7 +3,8 @@
 Run as a script: ``python tests/support/mcp_servers.py stdio`` serves the tools below over
 stdio, ``... http PORT`` over Streamable HTTP on 127.0.0.1:PORT (path ``/mcp``). Two servers
 misbehave before any tool is called: ``silent`` reads its stdin and never answers (a start that
-hangs), ``garbage`` writes lines that are not JSON-RPC and exits.
+hangs), ``garbage`` writes lines that are not JSON-RPC and exits. ``stubborn`` serves over stdio
+but does not exit when its stdin closes.
 
 Tools: ``add`` and ``echo`` (plain work), ``environment`` (the variables it was started with,
 as JSON), ``pid``, ``big`` (``size`` characters), ``hostile`` (terminal escapes and a
@@ -103,6 +104,8 @@ def main(argv: list[str]) -> None:
         server.run(transport="streamable-http", host="127.0.0.1", port=int(argv[1]))
     else:
         server.run()
+    if mode == "stubborn":  # outlives its stdin: only a signal ends it
+        time.sleep(3600)
 
 
 if __name__ == "__main__":

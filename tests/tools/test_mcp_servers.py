@@ -10,6 +10,7 @@ import pty
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import psutil
 import pytest
 
 from chatapp.config import load_settings
-from chatapp.domain import ToolCall
+from chatapp.domain import CancelToken, ToolCall
 from chatapp.tools.mcp_client import McpServerError, McpServerTools
 from chatapp.tools.mcp_config import McpServerEntry
 from chatapp.tools.registry import ToolLimits, ToolRegistry
@@ -137,6 +138,16 @@ def test_a_hanging_call_times_out_and_the_server_stays_usable(
     assert run(registry, "t.add", a=1, b=1) == ("ok", "2")
 
 
+def test_a_stopped_turn_stops_a_running_call(stdio_server: McpServerTools) -> None:
+    cancel = CancelToken()
+    threading.Timer(0.3, cancel.cancel).start()
+    started = time.monotonic()
+    result = ToolRegistry([stdio_server]).run(ToolCall(id="1", name="t.hang"), cancel)
+    assert time.monotonic() - started < 1.5
+    assert result.status == "interrupted" and "stopped" in result.content
+    assert run(ToolRegistry([stdio_server]), "t.echo", text="still here") == ("ok", "still here")
+
+
 def test_a_server_that_dies_mid_call_is_one_line_and_restarts_on_next_use() -> None:
     tools = provider(stdio_entry(name="mortal"))
     registry = ToolRegistry([tools])
@@ -204,6 +215,26 @@ def test_close_ends_the_server_process() -> None:
     started = time.monotonic()
     tools.close()
     assert time.monotonic() - started < 5
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_servers_stop_when_chatapp_exits_without_closing_them() -> None:
+    script = (
+        "import sys\n"
+        "from chatapp.domain import ToolCall\n"
+        "from chatapp.tools.mcp_config import McpServerEntry\n"
+        "from chatapp.tools.mcp_client import McpServerTools\n"
+        f"entry = McpServerEntry('left', 'stdio', command=sys.executable, args=({SERVERS!r}, 'stubborn'))\n"
+        "print(McpServerTools(entry, start_timeout_s=60).call('pid', {}, None).content)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.strip())
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
