@@ -47,6 +47,7 @@ from chatapp.engine.llama_loading import (
     recent_errors,
     route_llama_logs,
     usable_cores,
+    without_library_chat_templates,
 )
 from chatapp.engine.llama_threads import LlamaThreads, model_key
 from chatapp.engine.llama_tokens import ChatTokenizer
@@ -152,6 +153,7 @@ class LlamaCppBackend:
             with (
                 load_lock,
                 model_params_hook(progress, use_extra_buffers=not cpu_has_amx()),
+                without_library_chat_templates(),
                 contextlib.redirect_stderr(sink),
                 contextlib.redirect_stdout(sink),
             ):

@@ -86,6 +86,35 @@ def cpu_has_amx() -> bool:
 
 
 @contextlib.contextmanager
+def without_library_chat_templates() -> Iterator[None]:
+    """Keep ``llama_cpp.Llama`` from compiling the model file's chat templates while it loads.
+
+    llama-cpp-python builds a Jinja2 chat handler for every template in the GGUF's metadata as
+    it loads. chatapp never uses them (chat_formats renders the chat, within limits), and Jinja
+    evaluates a template's constant expressions when it compiles: a template holding
+    ``{{ 'A' * 3000000000 }}`` took 6 GB and ended in a MemoryError before the first token.
+    """
+    import llama_cpp.llama_chat_format as library
+
+    class NotCompiled:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def to_chat_handler(self) -> Any:
+            def refuse(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("chatapp renders chat templates itself (chat_formats)")
+
+            return refuse
+
+    original = library.Jinja2ChatFormatter
+    library.Jinja2ChatFormatter = NotCompiled  # type: ignore[misc,assignment]
+    try:
+        yield
+    finally:
+        library.Jinja2ChatFormatter = original  # type: ignore[misc]
+
+
+@contextlib.contextmanager
 def model_params_hook(progress: LoadProgress, *, use_extra_buffers: bool) -> Iterator[None]:
     """Adjust the model params that ``llama_cpp.Llama`` builds internally (it has no arguments
     for these): a load-progress callback, and the switch for llama.cpp's extra CPU buffer types.

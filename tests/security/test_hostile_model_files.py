@@ -50,13 +50,16 @@ def test_models_info_stops_a_hostile_chat_template(tmp_path: Path, template: str
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", ["nested-loops", "huge-string"])
 def test_ask_with_a_hostile_chat_template_answers_in_the_family_format(
-    chatapp_home: Path, tmp_path: Path, bundled_gguf: Path
+    chatapp_home: Path, tmp_path: Path, bundled_gguf: Path, kind: str
 ) -> None:
+    """Loading the model does not compile its template either (llama-cpp-python's handlers
+    did, folding ``'A' * 3000000000`` into 6 GB before the first token)."""
     model = write_scripted_gguf(
         tmp_path / "hostile.gguf",
         tokenizer_from=bundled_gguf,
-        chat_template=HOSTILE_TEMPLATES["nested-loops"],
+        chat_template=HOSTILE_TEMPLATES[kind],
         paths=[["\n", "Hello", "!"]],  # after ChatML's "<|im_start|>assistant\n"
     )
     env = llama_env(chatapp_home)
