@@ -317,6 +317,29 @@ def sources_from_dicts(items: Any) -> list[Source] | None:
     return [Source.from_dict(item) for item in items if isinstance(item, dict)]
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What retrieval's rankers found for a question, from which it decides whether the
+    documents answer it (chatapp.retrieval.search.evidence)."""
+
+    dense: float
+    """The best cosine between the question and a chunk in the space that reads its language."""
+    coverage: float
+    """The share of the question's content terms one chunk holds, weighted by rarity."""
+    missing: tuple[str, ...] = ()
+    """Names (Latin-script words) of a non-English question that no chunk holds."""
+    terms: int = 0
+    """How many distinct content terms the question has."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dense": round(self.dense, 4),
+            "coverage": round(self.coverage, 4),
+            "missing": list(self.missing),
+            "terms": self.terms,
+        }
+
+
 @dataclass
 class Retrieval:
     """The outcome of one search for a turn. No sources means the documents don't answer it."""
@@ -333,6 +356,11 @@ class Retrieval:
     """The question's language as retrieval decided it (``ko``, ``en``, …)."""
     source_tokens: int = 0
     """The budget the sources were cut to (0: whole chunks)."""
+    decided_by: str = ""
+    """Which evidence decided whether the documents answer (``dense``, ``keywords``,
+    ``dense+keywords``, ``missing_term``, ``weak``, ``min_score``; retrieval's Decision)."""
+    evidence: Evidence | None = None
+    """The evidence that decision read."""
 
     def settings_summary(self) -> dict[str, Any]:
         """What is stored with the reply: how the sources were chosen."""
@@ -345,6 +373,8 @@ class Retrieval:
             "found": len(self.sources),
             "source_tokens": self.source_tokens,
             "best_similarity": max((s.similarity for s in self.sources), default=None),
+            "decided_by": self.decided_by,
+            "evidence": self.evidence.to_dict() if self.evidence else None,
         }
 
 

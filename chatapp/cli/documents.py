@@ -350,23 +350,26 @@ def search(
         searcher = Searcher(coll)
         if batch is not None:
             for q in queries:
-                hits = searcher.search(q, k, min_score=bar, mode=mode, calibrated=True)  # type: ignore[arg-type]
-                plan = searcher.plan(q, bar, calibrated=True)
+                found = searcher.retrieve(q, k, min_score=bar, mode=mode, calibrated=True)  # type: ignore[arg-type]
                 line = {
                     "query": q,
-                    "language": plan.language,
-                    "threshold": plan.threshold,
-                    "results": [h.to_dict() for h in hits],
+                    "language": found.plan.language,
+                    "threshold": found.plan.threshold,
+                    **(found.decision.to_dict() if found.decision else {}),
+                    "results": [h.to_dict() for h in found.hits],
                 }
                 print(json.dumps(line, ensure_ascii=False), flush=True)
             return
-        hits = searcher.search(text, k, min_score=bar, mode=mode, calibrated=True)  # type: ignore[arg-type]
-        threshold = searcher.plan(text, bar, calibrated=True).threshold
+        found = searcher.retrieve(text, k, min_score=bar, mode=mode, calibrated=True)  # type: ignore[arg-type]
+    hits, decision = found.hits, found.decision
     if as_json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        by = {"decided_by": decision.by} if decision else {}
+        print(json.dumps([{**h.to_dict(), **by} for h in hits], ensure_ascii=False))
+        if not hits:  # stdout stays a list; why it is empty goes beside it
+            print(for_stream(_refusal_line(name, found), sys.stderr), file=sys.stderr)
         return
     if not hits:
-        print(f"no passage in collection '{name}' is relevant enough (similarity < {threshold})")
+        print(for_stream(_refusal_line(name, found), sys.stdout))
         return
     for hit in hits:
         where = f"{_shown(hit.path)}"
@@ -379,6 +382,23 @@ def search(
         print(for_stream(head, sys.stdout))
         preview = " ".join(hit.text.split())
         print(for_stream(f"   {preview[:240]}{'…' if len(preview) > 240 else ''}", sys.stdout))
+
+
+def _refusal_line(name: str, found: Any) -> str:
+    """Why a search found nothing: the evidence that decided, against its bars."""
+    decision, plan = found.decision, found.plan
+    head = f"no passage in collection '{name}' is relevant enough"
+    if decision is None or decision.evidence is None:
+        return f"{head} (similarity < {plan.threshold})"
+    ev, bars = decision.evidence, plan.calibration
+    if decision.by == "missing_term":
+        return f"{head} (decided by missing_term: no passage holds {', '.join(ev.missing)})"
+    if bars is None:
+        return f"{head} (decided by {decision.by}: similarity {ev.dense:.2f} < {plan.threshold})"
+    return (
+        f"{head} (decided by {decision.by}: similarity {ev.dense:.2f} < {bars.dense}, "
+        f"keyword coverage {ev.coverage:.2f} < {bars.coverage})"
+    )
 
 
 # -- collections --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from chatapp.embedding.embedder import StaticEmbedder
 from tests.support.documents import CORPUS, run_cli, write_corpus
 
-RESULT_KEYS = {"rank", "score", "similarity", "threshold", "language", "space", "path",
+RESULT_KEYS = {"rank", "score", "decided_by", "similarity", "threshold", "language", "space", "path",
                "start_line", "end_line", "page", "heading", "text"}  # fmt: skip
 
 

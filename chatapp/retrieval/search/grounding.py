@@ -69,17 +69,21 @@ class DocumentRetriever:
         # Thresholds per embedder and question language, unless the user set one.
         bar = explicit_min_score(self.settings)
         with self._lock:  # a Searcher is not safe for two threads at once
-            hits = searcher.search(query, k, min_score=bar, calibrated=True)
-            plan = searcher.plan(query, bar, calibrated=True)
+            result = searcher.retrieve(query, k, min_score=bar, calibrated=True)
         roots = list(coll.manifest.get_meta("roots", []))
+        decision = result.decision
         return Retrieval(
             collection=coll.name,
             query=query,
-            sources=[self._source(hit, roots, coll.name, coll.embedder_setting) for hit in hits],
-            threshold=plan.threshold or 0.0,
+            sources=[
+                self._source(hit, roots, coll.name, coll.embedder_setting) for hit in result.hits
+            ],
+            threshold=result.plan.threshold or 0.0,
             embedder=coll.embedder_setting,
             top_k=k,
-            language=plan.language,
+            language=result.plan.language,
+            decided_by=decision.by if decision else "",
+            evidence=decision.evidence if decision else None,
         )
 
     @staticmethod

@@ -1,17 +1,20 @@
 """Hybrid search over a collection: dense rankings (one per embedding space: the collection's
 embedder, or for an ``auto`` collection MiniLM for Latin-script chunks and USE multilingual for
 Korean and other scripts) and a keyword ranking (BM25) fused by weighted reciprocal rank, then a
-relevance threshold on the dense similarity.
+relevance decision from the evidence of both (evidence.py).
 
 The query's language is decided by script ratio (language.py). It sets how much each ranker
 counts (relevance.py: ``DENSE_WEIGHT``: MiniLM is close to noise on Korean, so a Korean query leans on the
 multilingual space and Kiwi keywords) and the similarity a chunk needs (``DEFAULT_MIN_SCORE``,
 per embedder and query language). ``score`` is the fused score scaled so 1.0 means "ranked first
 by every ranker"; ``similarity`` is the cosine between the query and the chunk in the chunk's
-space, which the threshold applies to (so a question the documents do not answer gets no
-sources) — 0 for a chunk of a space that cannot read the question's language (a code chunk
-embedded by MiniLM, found by keywords for a Korean question). Every hit reports the threshold
-it was held to and the query's language.
+space — 0 for a chunk of a space that cannot read the question's language (a code chunk
+embedded by MiniLM, found by keywords for a Korean question). With ``calibrated``, whether the
+documents answer at all is decided first (``evidence.decide``: the best cosine in the
+question's space, the share of its content terms one chunk holds, named terms no chunk holds),
+and the ``Decision`` says which evidence decided; a question that passes gets the chunks that
+reach their space's bar or hold enough of its terms. Every hit reports the bar it was held to
+and the query's language.
 """
 
 from __future__ import annotations
@@ -21,9 +24,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from chatapp.embedding.embedder import Embedder, RoutedEmbedder, create_embedder
+from chatapp.embedding.embedder import Embedder, RoutedEmbedder
+from chatapp.embedding.query import embed_query as query_vector
+from chatapp.retrieval.search.evidence import (
+    Calibration,
+    Decision,
+    Evidence,
+    decide,
+    keyword_evidence,
+)
 from chatapp.retrieval.search.relevance import (
     BM25_WEIGHT,
+    calibration,
     default_threshold,
     dense_weight,
     explicit_min_score,
@@ -36,7 +48,9 @@ from chatapp.retrieval.store.manifest import ChunkRecord
 from chatapp.text.language import query_language
 
 __all__ = [
+    "Decision",
     "SearchHit",
+    "SearchResult",
     "Searcher",
     "explicit_min_score",
     "fuse",
@@ -105,8 +119,18 @@ class QueryPlan:
     threshold: float | None
     """The bar of the space the query's language goes to (what a refusal reports)."""
     home: str = ""
-    """The space that reads the query's language: no chunk of it passing its bar means the
-    documents do not answer the question (the gate)."""
+    """The space that reads the query's language, whose best cosine is the dense evidence."""
+    calibration: Calibration | None = None
+    """The refusal bars (with ``calibrated`` and no ``min_score``)."""
+
+
+@dataclass
+class SearchResult:
+    """One search: its hits, its plan and, where relevance was checked, the decision."""
+
+    hits: list[SearchHit]
+    plan: QueryPlan
+    decision: Decision | None = None
 
 
 class Searcher:
@@ -118,6 +142,8 @@ class Searcher:
         self._router: RoutedEmbedder | None = None
         self._lexical: LexicalIndex | None = None
         self._lexical_generation = -1
+        self._positions: dict[str, int] = {}
+        self._positions_of: LexicalIndex | None = None
         self._spaces: list[str] = []
         self._spaces_generation = -1
         self._primary = ""
@@ -125,8 +151,14 @@ class Searcher:
     @property
     def router(self) -> RoutedEmbedder:
         if self._router is None:
-            embedder = self._embedder or create_embedder(self.collection.embedder_setting)
-            if isinstance(embedder, RoutedEmbedder):
+            embedder = self._embedder
+            if embedder is None:
+                # Each space's embedder loads when first asked for (a search asks for none:
+                # its query vectors come from embed_query).
+                self._router = RoutedEmbedder(
+                    self.collection.plan, name=self.collection.embedder_setting
+                )
+            elif isinstance(embedder, RoutedEmbedder):
                 self._router = embedder
             else:
                 self._router = RoutedEmbedder.single(
@@ -158,6 +190,14 @@ class Searcher:
             self._lexical_generation = generation
         return self._lexical
 
+    def _positions_at(self, generation: int) -> dict[str, int]:
+        """Chunk id → its position in the keyword index (what ``shares`` are indexed by)."""
+        lexical = self._lexical_at(generation)
+        if self._positions_of is not lexical:
+            self._positions = {chunk_id: n for n, chunk_id in enumerate(lexical.ids)}
+            self._positions_of = lexical
+        return self._positions
+
     def _spaces_at(self, generation: int) -> list[str]:
         if generation != self._spaces_generation:
             held = list(self.collection.space_counts())
@@ -167,8 +207,13 @@ class Searcher:
         return self._spaces
 
     def embed_query(self, query: str, space: str | None = None) -> np.ndarray:
+        """The query's vector in a space: from the space's query encoder (numpy, no torch:
+        chatapp.embedding.query) unless this Searcher was given its embedder."""
         router = self.router
-        return router.get(space or router.space_for(query)).embed([query])[0]
+        space = space or router.space_for(query)
+        if self._embedder is None:
+            return query_vector(space, query)
+        return router.get(space).embed([query])[0]
 
     def plan(
         self, query: str, min_score: float | None = None, calibrated: bool = False
@@ -188,14 +233,18 @@ class Searcher:
         if home not in spaces:
             home = spaces[0]
         bars: dict[str, float | None] = {}
+        fitted = calibration(home, language) if calibrated and min_score is None else None
         for space in spaces:
             if min_score is not None:
                 bars[space] = min_score
-            elif calibrated and (space == home or dense_weight(space, language) > 0):
+            elif fitted is not None and space == home:
+                bars[space] = fitted.dense_together
+            elif calibrated and dense_weight(space, language) > 0:
                 bars[space] = default_threshold(space, language)
             else:
                 bars[space] = None
-        return QueryPlan(language, bars, bars.get(home), home)
+        threshold = fitted.dense if fitted is not None else bars.get(home)
+        return QueryPlan(language, bars, threshold, home, fitted)
 
     def search(
         self,
@@ -207,14 +256,30 @@ class Searcher:
         candidates: int = CANDIDATES,
         calibrated: bool = False,
     ) -> list[SearchHit]:
-        """The k best chunks for the query, best first. A chunk needs ``min_score``
-        similarity when given; with ``calibrated`` (and no ``min_score``) it needs the
-        default for its space's embedder and the query's language."""
-        if not query.strip():
-            return []
+        """The k best chunks for the query, best first (``retrieve``'s hits)."""
+        return self.retrieve(
+            query, k, min_score=min_score, mode=mode, candidates=candidates, calibrated=calibrated
+        ).hits
+
+    def retrieve(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        min_score: float | None = None,
+        mode: Mode = "hybrid",
+        candidates: int = CANDIDATES,
+        calibrated: bool = False,
+    ) -> SearchResult:
+        """The k best chunks for the query, best first. With ``min_score`` the question is
+        answered when a chunk of its space reaches it, and each chunk needs it; with
+        ``calibrated`` (and no ``min_score``) the evidence decides, and each chunk needs its
+        space's bar or enough of the question's terms."""
         generation = self.collection.manifest.generation
         spaces = self._spaces_at(generation)
         plan = self._plan(query, min_score, calibrated, spaces)
+        if not query.strip():
+            return SearchResult([], plan, Decision(False, "empty") if calibrated else None)
         pool = max(candidates, k * 3)
         # A space that cannot read the question's language (MiniLM for Korean) neither ranks
         # nor gates it: the query is not embedded there, and its chunks (found by keywords)
@@ -229,7 +294,7 @@ class Searcher:
             for space, vector in vectors.items():
                 if mode == "hybrid" and dense_weight(space, plan.language) <= 0:
                     continue  # the home space, embedded for the gate only
-                dense[space] = self.collection.store_for(space).query(vector, pool)
+                dense[space] = self.collection.search_vectors(space).query(vector, pool)
         lexical = (
             self._lexical_at(generation).top(query, pool) if mode in ("hybrid", "bm25") else []
         )
@@ -238,10 +303,21 @@ class Searcher:
         for ranking in dense.values():
             similarity.update(ranking)
         records: dict[str, ChunkRecord] = {}
-        if plan.threshold is not None and not self._gate_open(
-            plan, dense, ranked, records, similarity, vectors
-        ):
-            return []
+        decision: Decision | None = None
+        held: dict[str, float] = {}
+        if plan.calibration is not None:
+            best = self._home_best(plan, dense, ranked, records, similarity, vectors)
+            found = keyword_evidence(self._lexical_at(generation), query, plan.language)
+            evidence = Evidence(best, found.coverage, found.missing, found.terms)
+            decision = decide(evidence, plan.calibration)
+            positions = self._positions_at(generation)
+            held = {i: float(found.shares[positions[i]]) for i, _ in ranked if i in positions}
+        elif plan.threshold is not None:
+            best = self._home_best(plan, dense, ranked, records, similarity, vectors)
+            decision = Decision(best >= plan.threshold, "min_score", Evidence(best, 0.0))
+        if decision is not None and not decision.answer:
+            return SearchResult([], plan, decision)
+        enough_terms = plan.calibration.coverage_together if plan.calibration else 2.0
         primary = self._primary or self.collection.primary_space
         hits: list[SearchHit] = []
         # Chunks are read (and their similarity completed) a window at a time, best first:
@@ -257,7 +333,7 @@ class Searcher:
                 space = record.space or primary
                 sim = similarity.get(chunk_id, 0.0)
                 bar = plan.thresholds.get(space)
-                if bar is not None and sim < bar:
+                if bar is not None and sim < bar and held.get(chunk_id, 0.0) < enough_terms:
                     continue
                 hits.append(
                     SearchHit(
@@ -277,10 +353,10 @@ class Searcher:
                     )
                 )
                 if len(hits) >= k:
-                    return hits
-        return hits
+                    return SearchResult(hits, plan, decision)
+        return SearchResult(hits, plan, decision)
 
-    def _gate_open(
+    def _home_best(
         self,
         plan: QueryPlan,
         dense: dict[str, list[tuple[str, float]]],
@@ -288,20 +364,20 @@ class Searcher:
         records: dict[str, ChunkRecord],
         similarity: dict[str, float],
         vectors: dict[str, np.ndarray],
-    ) -> bool:
-        """Whether some chunk of the home space is similar enough to the question: its dense
-        ranking's best usually says so at once; otherwise every ranked chunk is checked."""
+    ) -> float:
+        """The best cosine of a chunk of the home space: its dense ranking's first where it
+        was ranked (and reaches the bar); otherwise every ranked chunk is checked."""
         bar = plan.threshold if plan.threshold is not None else -1.0
         best = max((s for _, s in dense.get(plan.home, [])), default=-1.0)
         if best >= bar:
-            return True
+            return best
         self._complete([i for i, _ in ranked], records, similarity, vectors)
         primary = self._primary or self.collection.primary_space
         for chunk_id, sim in similarity.items():
             record = records.get(chunk_id)
             if record is not None and (record.space or primary) == plan.home:
                 best = max(best, sim)
-        return best >= bar
+        return best
 
     def _rank(
         self,
@@ -345,7 +421,7 @@ class Searcher:
             vector = vectors.get(space)
             if vector is None:  # a space that appeared since the query was embedded
                 continue
-            stored = self.collection.store_for(space).embeddings(wanted)
+            stored = self.collection.search_vectors(space).embeddings(wanted)
             for chunk_id, stored_vector in stored.items():
                 if stored_vector.shape == vector.shape:
                     similarity[chunk_id] = float(np.dot(stored_vector, vector))

@@ -1,11 +1,13 @@
-"""How much a similarity must be, and how much each ranker counts, per embedder and question
-language: the relevance bars (refusal) and fusion weights of hybrid search (search.py)."""
+"""How much evidence an answer needs, and how much each ranker counts, per embedder and question
+language: the refusal calibration (evidence.py decides with it), the similarity bars and the
+fusion weights of hybrid search (hybrid.py)."""
 
 from __future__ import annotations
 
 from chatapp.config import Settings
 from chatapp.embedding.embedder import BUNDLED, FAST, HASHING, embedder_key, embedder_plan
 from chatapp.embedding.multilingual import MULTILINGUAL
+from chatapp.retrieval.search.evidence import Calibration
 from chatapp.text.language import ENGLISH, KOREAN
 
 DEFAULT_MIN_SCORE: dict[str, dict[str, float]] = {
@@ -25,6 +27,20 @@ retrieval_eval_ko and English CMake: answerable 5th percentile 0.33 / 0.39, most
 below 0.32) — tuned on those sets."""
 OTHER_MIN_SCORE = 0.45
 """For sentence-transformers models named by the user (their scale is unknown to us)."""
+
+CALIBRATION: dict[str, dict[str, Calibration]] = {
+    MULTILINGUAL: {"*": Calibration(0.38, 0.6, 0.22, 0.45)},
+    BUNDLED: {ENGLISH: Calibration(0.3, 0.75, 0.18, 0.45, refuse_missing=False)},
+}
+"""The refusal bars (evidence.Calibration) per embedder of the question's home space and
+question language. USE multilingual: fitted on the Korean React and Rust dev sets together.
+MiniLM for English: the dense bar is the one English questions had before (so no English
+question answered before is refused now), the keyword bars fitted on the CMake set (the only
+English one). The figures on sets each was not fitted on are in the README's retrieval table
+(benchmarks/retrieval_protocol.py)."""
+KEYWORD_BAR = 0.7
+"""Keyword coverage that answers on its own where no calibration was fitted (other embedders):
+coverage does not depend on the embedder."""
 
 DENSE_WEIGHT: dict[str, dict[str, float]] = {
     BUNDLED: {ENGLISH: 1.0, "*": 0.0},
@@ -74,3 +90,14 @@ def relevance_threshold(
 def dense_weight(space: str, language: str) -> float:
     table = DENSE_WEIGHT.get(embedder_key(space))
     return 1.0 if table is None else per_language(table, language, 1.0)
+
+
+def calibration(space: str, language: str) -> Calibration:
+    """The refusal bars for a question in ``language`` whose home space is ``space``: the
+    fitted ones, or the space's similarity bar with keyword coverage beside it."""
+    table = CALIBRATION.get(embedder_key(space), {})
+    fitted = table.get(language, table.get("*"))
+    if fitted is not None:
+        return fitted
+    bar = default_threshold(space, language)
+    return Calibration(bar, KEYWORD_BAR, bar, KEYWORD_BAR, refuse_missing=language != ENGLISH)
