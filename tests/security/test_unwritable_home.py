@@ -121,7 +121,7 @@ def test_a_full_home_reads_history_and_refuses_writes_in_one_line(tmp_path: Path
     mount.mkdir()
     home = mount / "home"
     fill = (
-        f'mount -t tmpfs -o size=2m tmpfs "{mount}" && "$CHATAPP_PY" -m chatapp ask "first words"'
+        f'mount -t tmpfs -o size=8m tmpfs "{mount}" && "$CHATAPP_PY" -m chatapp ask "first words"'
         f' >/dev/null && (dd if=/dev/zero of="{mount}/fill" bs=4k 2>/dev/null; true)'
     )
 
