@@ -102,7 +102,15 @@ class ConversationStore:
         )
         try:
             self._db = self._conn.db
-            migrate(self._db)
+            try:
+                migrate(self._db)
+            except sqlite3.OperationalError as exc:
+                if not self.read_only:
+                    raise
+                folder = Path(self.path).parent
+                reason = unwritable_reason(folder, after_failure=True) or "read-only database"
+                upgrade = "and this chatapp must first upgrade the history kept there"
+                raise not_writable(folder, f"{reason} ({exc}), {upgrade}") from None
             self.recovered = 0 if self.read_only else self._recover_streaming()
         except BaseException:
             self._conn.close()

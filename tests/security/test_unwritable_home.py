@@ -188,3 +188,17 @@ def test_history_rm_with_a_read_only_cache_says_the_states_were_not_deleted(home
     assert state.exists()
     listed = run_chatapp(home, "history", "list", "--json")
     assert listed.code == 0 and listed.out.strip() == "[]"
+
+
+def test_a_read_only_history_from_an_older_version_is_one_line(home: Path) -> None:
+    """A read-only home whose database an older chatapp wrote (a migration not applied yet):
+    it cannot be read without the upgrade, and the one line says so instead of 'move it
+    aside' or a traceback."""
+    import sqlite3
+
+    with sqlite3.connect(home / "data" / "chatapp.db") as conn:
+        last = conn.execute("SELECT max(rowid) FROM _migrations").fetchone()[0]
+        conn.execute("DELETE FROM _migrations WHERE rowid = ?", (last,))
+    conn.close()
+    run = read_only(home, "history", "list")
+    refused_as_unwritable(run, home / "data", "upgrade the history")
