@@ -66,6 +66,7 @@ def http_url() -> Iterator[str]:
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        assert server.poll() is None, "the HTTP test server exited"
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             break
@@ -95,11 +96,13 @@ def test_stdio_server_lists_and_calls(stdio_server: McpServerTools) -> None:
 
 
 def test_http_server_lists_and_calls(http_url: str) -> None:
-    tools = provider(McpServerEntry(name="web", transport="http", url=http_url))
+    headers = {"Authorization": "Bearer from-keys"}
+    tools = provider(McpServerEntry(name="web", transport="http", url=http_url, headers=headers))
     try:
         assert "web.add" in {s.name for s in tools.specs()}
         registry = ToolRegistry([tools])
         assert run(registry, "web.add", a=1, b=2) == ("ok", "3")
+        assert run(registry, "web.authorization") == ("ok", "Bearer from-keys")
         status, content = run(ToolRegistry([tools], ToolLimits(max_result_chars=1000)), "web.big", size=5_000_000)  # fmt: skip
         assert status == "ok" and len(content) < 1100 and "result cut" in content
     finally:
