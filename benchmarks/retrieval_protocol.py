@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from chatapp.retrieval.search.evidence import Calibration, Evidence, decide
-from chatapp.retrieval.search.hybrid import RRF_K, Searcher, fuse
-from chatapp.retrieval.search.relevance import BM25_WEIGHT, dense_weight, per_language
+from chatapp.retrieval.search.fusion import fuse_ranks, fuse_scores
+from chatapp.retrieval.search.hybrid import Searcher
+from chatapp.retrieval.search.relevance import BM25_WEIGHT, FUSION, dense_weight, per_language
 
 BENCH = Path(__file__).resolve().parent
 POOL = 30
@@ -131,13 +132,14 @@ def probe_set(searcher: Searcher, folder: str) -> list[Probe]:
 # --- replay: fusion and refusal with given values ---------------------------------------------
 
 
-def ranked_files(p: Probe, bm25_weight: float) -> list[str]:
-    """Files of the top chunks under weighted RRF (dense weights as shipped, BM25 given)."""
-    rankings = [[i for i, _ in r] for r in p.dense.values()]
-    weights = [dense_weight(space, p.language) for space in p.dense]
-    rankings.append([i for i, _ in p.lexical])
-    weights.append(bm25_weight)
-    return [p.files.get(i, "") for i, _ in fuse(rankings, RRF_K, weights)[:10]]
+def ranked_files(p: Probe, bm25_weight: float, fusion: str | None = None) -> list[str]:
+    """Files of the top chunks, fused as chatapp fuses the question's language (or by
+    ``fusion``: ``ranks`` or ``scores``), dense weights as shipped, the BM25 weight given."""
+    rankings = [*p.dense.values(), p.lexical]
+    weights = [*(dense_weight(space, p.language) for space in p.dense), bm25_weight]
+    how = fusion or FUSION.get(p.language, FUSION["*"])
+    fused = (fuse_scores if how == "scores" else fuse_ranks)(rankings, weights)
+    return [p.files.get(i, "") for i, _ in fused[:10]]
 
 
 def rank_scores(files: list[str], gold: frozenset[str]) -> tuple[bool, float]:
@@ -304,7 +306,23 @@ def cross_report(
                     tuned_on=set(fit_sets),
                 )
             )
-        out[language] = {"fit_sets": fit_sets, "rows": rows}
+        fusion = {
+            how: {
+                name: ranking_metrics(ps, partial(ranked_files, bm25_weight=shipped_w, fusion=how))
+                for name, ps in sets.items()
+            }
+            for how in ("ranks", "scores")
+        }
+        chosen = {
+            name: max(fusion, key=lambda how, n=name: fusion[how][n]["mrr@10"]) for name in fit_sets
+        }
+        out[language] = {
+            "fit_sets": fit_sets,
+            "rows": rows,
+            "fusion": fusion,
+            "fusion_fitted_on": chosen,
+            "fusion_shipped": FUSION.get(language, FUSION["*"]),
+        }
     return out
 
 
@@ -333,6 +351,16 @@ def report_lines(report: dict[str, dict]) -> list[tuple[str, str]]:
     """Printable rows: one per (language, fitted on, set)."""
     lines = []
     for language, part in report.items():
+        for how, per_set in part["fusion"].items():
+            figures = ", ".join(f"{n} {m['recall@5']}/{m['mrr@10']}" for n, m in per_set.items())
+            picked = [n for n, h in part["fusion_fitted_on"].items() if h == how]
+            lines.append(
+                (
+                    f"{language} fusion by {how} (chosen on {', '.join(picked) or 'none'}; "
+                    f"shipped: {part['fusion_shipped']})",
+                    f"recall@5/MRR@10 {figures}",
+                )
+            )
         for row in part["rows"]:
             values = f"BM25 weight {row['bm25_weight']}, refusal {row['refusal']}"
             for name, f in row["sets"].items():

@@ -33,8 +33,10 @@ from chatapp.retrieval.search.evidence import (
     decide,
     keyword_evidence,
 )
+from chatapp.retrieval.search.fusion import RRF_K, fuse, fuse_ranks, fuse_scores
 from chatapp.retrieval.search.relevance import (
     BM25_WEIGHT,
+    FUSION,
     calibration,
     default_threshold,
     dense_weight,
@@ -48,6 +50,7 @@ from chatapp.retrieval.store.manifest import ChunkRecord
 from chatapp.text.language import query_language
 
 __all__ = [
+    "RRF_K",
     "Decision",
     "SearchHit",
     "SearchResult",
@@ -58,7 +61,6 @@ __all__ = [
 ]
 
 Mode = Literal["hybrid", "dense", "bm25"]
-RRF_K = 60
 CANDIDATES = 30
 
 
@@ -97,17 +99,6 @@ class SearchHit:
             "heading": self.heading,
             "text": self.text,
         }
-
-
-def fuse(
-    rankings: list[list[str]], k: int = RRF_K, weights: list[float] | None = None
-) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion: sum of weight/(k + rank) over the rankings, best first."""
-    scores: dict[str, float] = {}
-    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
-    return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
 @dataclass
@@ -390,14 +381,13 @@ class Searcher:
             return lexical
         if mode == "dense" and len(dense) == 1:
             return next(iter(dense.values()))
-        rankings = [[i for i, _ in ranking] for ranking in dense.values()]
+        rankings = list(dense.values())
         weights = [dense_weight(space, language) if mode == "hybrid" else 1.0 for space in dense]
         if mode == "hybrid":
-            rankings.append([i for i, _ in lexical])
+            rankings.append(lexical)
             weights.append(per_language(BM25_WEIGHT, language, 1.0))
-        present = [w for w, r in zip(weights, rankings, strict=True) if r]
-        best = (sum(present) or 1.0) / (RRF_K + 1)
-        return [(i, s / best) for i, s in fuse(rankings, weights=weights)]
+        by_scores = mode == "hybrid" and FUSION.get(language, FUSION["*"]) == "scores"
+        return (fuse_scores if by_scores else fuse_ranks)(rankings, weights)
 
     def _complete(
         self,

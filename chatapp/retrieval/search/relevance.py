@@ -54,6 +54,10 @@ against 0.97 for Kiwi BM25 alone), so it does not count for non-Latin queries. S
 embeddings rank worse than MiniLM on English, so their vote counts half there."""
 BM25_WEIGHT: dict[str, float] = {KOREAN: 1.0, "*": 1.0}
 """How much the keyword ranking counts, per query language."""
+FUSION: dict[str, str] = {KOREAN: "scores", "*": "ranks"}
+"""How a question's rankings are merged (fusion.py): a Korean one by normalised scores, which
+beat reciprocal ranks on the Korean React and Rust sets each way (chosen on one, better on the
+other); English by reciprocal ranks, which the CMake set keeps (scores lost MRR there)."""
 
 
 def per_language(table: dict[str, float], language: str, default: float) -> float:
