@@ -1,12 +1,13 @@
 """Hybrid search over a collection: dense rankings (one per embedding space: the collection's
 embedder, or for an ``auto`` collection MiniLM for Latin-script chunks and USE multilingual for
-Korean and other scripts) and a keyword ranking (BM25) fused by weighted reciprocal rank, then a
-relevance decision from the evidence of both (evidence.py).
+Korean and other scripts) and a keyword ranking (BM25), merged (fusion.py: by normalised scores
+for Korean, by weighted reciprocal rank otherwise), then a relevance decision from the evidence
+of both (evidence.py).
 
-The query's language is decided by script ratio (language.py). It sets how much each ranker
-counts (relevance.py: ``DENSE_WEIGHT``: MiniLM is close to noise on Korean, so a Korean query leans on the
-multilingual space and Kiwi keywords) and the similarity a chunk needs (``DEFAULT_MIN_SCORE``,
-per embedder and query language). ``score`` is the fused score scaled so 1.0 means "ranked first
+The query's language is decided by script ratio (chatapp.text.language). It sets how much each
+ranker counts (relevance.py: ``DENSE_WEIGHT``: MiniLM is close to noise on Korean, so a Korean
+query leans on the multilingual space and Kiwi keywords), how they are merged (``FUSION``), the
+refusal bars (``CALIBRATION``) and the similarity a chunk needs (``DEFAULT_MIN_SCORE``). ``score`` is the fused score scaled so 1.0 means "ranked first
 by every ranker"; ``similarity`` is the cosine between the query and the chunk in the chunk's
 space — 0 for a chunk of a space that cannot read the question's language (a code chunk
 embedded by MiniLM, found by keywords for a Korean question). With ``calibrated``, whether the
