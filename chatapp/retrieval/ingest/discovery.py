@@ -29,25 +29,8 @@ from pathlib import Path
 import pathspec
 
 from chatapp.errors import UsageError
+from chatapp.retrieval.ingest.file_opening import FoundFile
 from chatapp.retrieval.ingest.ignore_rules import option_rules, read_gitignore
-
-
-@dataclass(frozen=True)
-class FoundFile:
-    """A regular file to consider, with the stat that decides whether it changed and what
-    the read must find again (``file_opening.open_found``)."""
-
-    path: Path
-    size: int
-    mtime_ns: int
-    device: int = 0
-    inode: int = 0
-    """The file the scan checked (0: a path no scan checked)."""
-    real: Path | None = None
-    """Its real path: the links the scan approved on the way resolved."""
-    beneath: Path | None = None
-    """The indexed folder (a real path) that ``real`` lies in: the read opens it from there
-    without following any link (None: only its last component is refused as a link)."""
 
 
 @dataclass

@@ -9,6 +9,7 @@ from the indexed folder it lies in, one path component at a time, refusing every
 (``O_NOFOLLOW``; the links the scan approved are already resolved in its real path), without
 blocking (``O_NONBLOCK``), and kept only when ``fstat`` shows a regular file with the device
 and inode the scan saw. Every loader then works on the bytes read from that descriptor.
+``FoundFile`` is what the scan hands on: the file's path and what the read must find again.
 """
 
 from __future__ import annotations
@@ -16,11 +17,27 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from chatapp.retrieval.ingest.discovery import FoundFile
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A regular file to consider, with the stat that decides whether it changed and what
+    the read must find again (``file_opening.open_found``)."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    device: int = 0
+    inode: int = 0
+    """The file the scan checked (0: a path no scan checked)."""
+    real: Path | None = None
+    """Its real path: the links the scan approved on the way resolved."""
+    beneath: Path | None = None
+    """The indexed folder (a real path) that ``real`` lies in: the read opens it from there
+    without following any link (None: only its last component is refused as a link)."""
+
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)

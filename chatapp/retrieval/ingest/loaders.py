@@ -16,9 +16,8 @@ import io
 import logging
 from pathlib import Path
 
-from chatapp.retrieval.ingest.discovery import FoundFile
 from chatapp.retrieval.ingest.docx_text import docx_blocks
-from chatapp.retrieval.ingest.file_opening import SkipFile, read_found
+from chatapp.retrieval.ingest.file_opening import FoundFile, SkipFile, read_found
 from chatapp.retrieval.ingest.markup import (
     Block,
     parse_code,
