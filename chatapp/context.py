@@ -8,11 +8,13 @@ here, by ``fit_to_context``, in this order of priority:
    answer the question within ``retrieval.source_tokens`` (``context_sources``); when not even
    the best fits, it alone is cut to the room left — this is the one place sources are cut;
 3. then few-shot examples (the ones placed last, nearest the turn, kept first);
-4. then earlier history, newest first, a whole user/assistant exchange at a time;
+4. then earlier history, newest first, a whole user/assistant exchange at a time (with the
+   exchange's tool calls and their results);
 5. only when even the system prompt and the bare turn do not fit is the input cut (its end,
    marked), and only when that cannot help does ContextOverflowError say by how much.
 
-The reply keeps room too: the asked ``max_tokens``, but never more than a quarter of the context,
+Within a turn that calls tools, ``fit_tool_results`` cuts the results (longest first) so each
+next step fits. The reply keeps room too: the asked ``max_tokens``, but never more than a quarter of the context,
 so a long reply does not make the history vanish. The plan records what was left out and why.
 """
 
@@ -349,3 +351,26 @@ def _plan(
 def plain_turn(text: str) -> TurnDraft:
     """A turn that is exactly ``text`` (a chat message): nothing to add, nothing to cut."""
     return TurnDraft(render=lambda sources, input_text: text)
+
+
+def fit_tool_results(
+    messages: list[ChatMessage], count: Counter, n_ctx: int, max_tokens: int
+) -> tuple[list[ChatMessage], bool]:
+    """The messages of a turn that called tools, with its tool results cut (longest first, to
+    half each time, marked) until the prompt and the reply's room fit in ``n_ctx``; the bool
+    says whether anything was cut. When even results of a few characters do not fit it raises
+    ContextOverflowError, as an oversized turn does."""
+    limit = n_ctx - reply_reserve(max_tokens, n_ctx)
+    out = list(messages)
+    cut = False
+    while count(out) > limit:
+        tools = [i for i, m in enumerate(out) if m.role == "tool" and len(m.content) > 64]
+        if not tools:
+            raise ContextOverflowError(
+                f"the tool results do not fit in the context ({count(out):,} tokens of {limit:,})"
+            )
+        i = max(tools, key=lambda j: len(out[j].content))
+        content = out[i].content
+        out[i] = replace(out[i], content=content[: len(content) // 2] + TRUNCATION_MARK)
+        cut = True
+    return out, cut

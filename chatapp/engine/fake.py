@@ -11,6 +11,11 @@ at the start of the reply text): it streams as ``ReasoningEvent``s before the an
 switch, on by default: with ``GenerationParams(thinking="off")`` (or a grammar/JSON schema and
 thinking left at "default") the reasoning is not streamed and the prompt ends with an empty
 think block, as Qwen3's does.
+
+A reply can also end in calls to tools (``enqueue(text, tool_calls=[ToolCall(...)])``): they
+come as ``ToolCallEvent``s after the text, and the reply finishes with ``tool_calls``. With
+``CHATAPP_FAKE_SCRIPT=FILE`` (one JSON object a line: ``{"text": ..., "tool_calls": [{"name":
+..., "arguments": {...}}]}``) a ``chatapp --backend fake`` process plays those replies first.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from chatapp.domain import (
     ReasoningEvent,
     StreamEvent,
     TokenEvent,
+    ToolCall,
+    ToolCallEvent,
 )
 from chatapp.engine.reasoning import NO_THINKING, THINK, ReasoningSplitter, ThinkingSupport
 
@@ -56,6 +63,7 @@ class FakeReply:
 
     answer: list[str]
     reasoning: list[str] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 @dataclass
@@ -72,7 +80,18 @@ class FakeBackend:
     thinks: bool = False
     """Behave like a thinking model with an ``enable_thinking`` switch (on by default)."""
 
-    def enqueue(self, reply: str | Iterable[str], *, reasoning: str | None = None) -> None:
+    def __post_init__(self) -> None:
+        script = os.environ.get("CHATAPP_FAKE_SCRIPT")
+        if script and not self.replies:
+            self.replies.extend(load_script(script))
+
+    def enqueue(
+        self,
+        reply: str | Iterable[str],
+        *,
+        reasoning: str | None = None,
+        tool_calls: Iterable[ToolCall] = (),
+    ) -> None:
         """Queue one reply: a string (split into word tokens) or an explicit token list, with
         ``reasoning`` streamed before it. A string that starts with ``<think>…</think>`` is
         split the way a real thinking model's reply is."""
@@ -84,7 +103,7 @@ class FakeBackend:
             thinking = "".join(p.text for p in pieces if isinstance(p, ReasoningEvent))
             thought = split_tokens(thinking)
             answer = split_tokens("".join(p.text for p in pieces if isinstance(p, TokenEvent)))
-        self.replies.append(FakeReply(answer, thought))
+        self.replies.append(FakeReply(answer, thought, list(tool_calls)))
 
     @property
     def thinking(self) -> ThinkingSupport:
@@ -170,6 +189,10 @@ class FakeBackend:
         else:
             if cancel is not None and cancel.cancelled:
                 finish = "cancelled"
+            elif script.tool_calls and params.tools:
+                for call in script.tool_calls:
+                    yield ToolCallEvent(call)
+                finish = "tool_calls"
         ended = time.perf_counter()
         stats.completion_tokens = produced
         stats.ttft_s = (first_at or ended) - started
@@ -191,7 +214,10 @@ class FakeBackend:
     def format_chat(
         self, messages: Sequence[ChatMessage], params: GenerationParams | None = None
     ) -> str:
-        parts = [f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages]
+        parts = [f"<|im_start|>{m.role}\n{_shown(m)}<|im_end|>\n" for m in messages]
+        if params is not None and params.tools:
+            tools = json.dumps([t.to_openai() for t in params.tools], ensure_ascii=False)
+            parts.insert(0, f"<|im_start|>system\nTools: {tools}<|im_end|>\n")
         start = "<|im_start|>assistant\n"
         if self.thinks and not self._thinks_now(params):
             start += "<think>\n\n</think>\n\n"
@@ -199,3 +225,27 @@ class FakeBackend:
 
     def close(self) -> None:
         self.closed = True
+
+
+def _shown(message: ChatMessage) -> str:
+    """A message's text as the fake template writes it (calls as JSON after the text)."""
+    if not message.tool_calls:
+        return message.content
+    calls = json.dumps([c.to_dict() for c in message.tool_calls], ensure_ascii=False)
+    return f"{message.content}<tool_call>{calls}</tool_call>"
+
+
+def load_script(path: str) -> list[FakeReply]:
+    """Replies from a ``CHATAPP_FAKE_SCRIPT`` file (see the module docstring)."""
+    replies = []
+    with open(path, encoding="utf-8") as script:
+        for n, line in enumerate(script, 1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            calls = [
+                ToolCall(id=f"call_{n}_{i}", name=c["name"], arguments=c.get("arguments", {}))
+                for i, c in enumerate(item.get("tool_calls", []))
+            ]
+            replies.append(FakeReply(split_tokens(item.get("text", "")), [], calls))
+    return replies

@@ -19,9 +19,10 @@ cancel token end the reply as ``interrupted`` with its text kept.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from chatapp.context import fit_tool_results
 from chatapp.domain import (
     CancelToken,
     ChatMessage,
@@ -29,6 +30,8 @@ from chatapp.domain import (
     GenerationParams,
     ReasoningEvent,
     TokenEvent,
+    ToolCall,
+    ToolCallEvent,
 )
 from chatapp.engine.base import Backend
 from chatapp.engine.kv_state_files import KeepsStates
@@ -36,6 +39,7 @@ from chatapp.errors import ChatappError, UsageError
 from chatapp.session.deletion import state_owner
 from chatapp.session.preparation import PreparedTurn, prepare_turn
 from chatapp.session.reply_writer import ReplyWriter
+from chatapp.session.tool_loop import ToolRunner, ToolUse, history_with_tools, step_messages
 from chatapp.session.turns import TurnEvent, TurnFinished, TurnRequest, TurnResult, TurnStarted
 
 if TYPE_CHECKING:
@@ -68,8 +72,11 @@ class ChatSession:
         retriever: DocumentRetriever | None = None,
         settings: Settings | None = None,
         templates: Mapping[str, Template] | None = None,
+        tools: ToolUse | None = None,
     ) -> None:
         self._backend = backend
+        self.tools = tools
+        """Tools the turns may offer (None: no tool use)."""
         self.templates = dict(templates or {})
         """Templates already loaded, by name (others are looked up by ``get_template``)."""
         self.store = store
@@ -154,12 +161,14 @@ class ChatSession:
     def _history_before(self, parent_id: int | None) -> list[ChatMessage]:
         if self.conversation_id is None or parent_id is None or self.store is None:
             return []
-        chain = self.store.thread(self.conversation_id, parent_id)
-        return [
-            ChatMessage(m.role, m.content)  # type: ignore[arg-type]
-            for m in chain
-            if m.role in ("user", "assistant") and m.content and m.status != "error"
-        ]
+        return history_with_tools(self.store.thread(self.conversation_id, parent_id))
+
+    def _base_params(self, request: TurnRequest) -> GenerationParams:
+        """The session's settings with the tools this request offers."""
+        if self.tools is None:
+            return self.params
+        specs, choice, constrain = self.tools.offer(request, self.backend.identity)
+        return self.params.replace(tools=specs, tool_choice=choice, constrain_tools=constrain)
 
     def prepare(self, request: TurnRequest, parent_id: int | None = None) -> PreparedTurn:
         """What would be sent for ``request`` after ``parent_id`` (previews use this too)."""
@@ -168,7 +177,7 @@ class ChatSession:
             backend=self.backend,
             history=self._history_before(parent_id),
             system_prompt=self.system_prompt,
-            base_params=self.params,
+            base_params=self._base_params(request),
             retriever=self.retriever,
             templates=self.templates,
         )
@@ -295,33 +304,87 @@ class ChatSession:
             constrained=bool(prepared.template_turn and prepared.template_turn.constrained),
         )
         storing = request.store and user is not None
-        writer = ReplyWriter(
+        parent = user.id if user is not None else None
+        if prepared.refusal is not None:
+            writer = self._writer(prepared, parent, storing)
+            result.kind, result.text, result.finish_reason = "refusal", prepared.refusal, "refused"
+            result.message = writer.finish(prepared.refusal, "complete")
+            yield TurnFinished(result)
+            return
+        assert prepared.plan is not None
+        if isinstance(backend, KeepsStates):  # its saved state names this conversation
+            backend.keep_state_for(
+                state_owner(self.store if storing else None, self.conversation_id)
+            )
+        result.stats.prompt_tokens = prepared.plan.prompt_tokens
+        messages = list(prepared.plan.messages)
+        max_steps = self.tools.max_steps if self.tools is not None and params.tools else 1
+        while True:
+            last = result.steps >= max_steps
+            step_params = params.replace(tools=[], tool_choice="none") if last else params
+            if last and result.steps > 1:
+                result.notes.append(f"the tool step limit ({max_steps}) was reached: no more calls")
+            writer = self._writer(prepared, parent, storing)
+            calls = yield from self._stream_step(
+                prepared, messages, step_params, writer, result, cancel
+            )
+            if not calls:
+                break
+            assert self.tools is not None
+            runner = ToolRunner(
+                self.tools, self.store if storing else None, self.conversation_id, cancel
+            )
+            yield from runner.run(calls, writer.message.id if writer.message else parent)
+            result.tool_results += runner.results
+            for found in runner.results:
+                result.sources += [s for s in found.sources if s not in result.sources]
+            parent = runner.last_id
+            messages += step_messages(result.text, calls, runner.results)
+            messages, cut = fit_tool_results(
+                messages,
+                lambda m: backend.count_chat_tokens(m, params),
+                backend.n_ctx,
+                params.max_tokens,
+            )
+            if cut:
+                result.notes.append("tool results were cut to fit the context")
+            if cancel is not None and cancel.cancelled:
+                result.finish_reason, result.text = "cancelled", ""
+                break
+            result.steps += 1
+        yield TurnFinished(result)
+
+    def _writer(self, prepared: PreparedTurn, parent: int | None, storing: bool) -> ReplyWriter:
+        request, params = prepared.request, prepared.params
+        return ReplyWriter(
             self.store if storing else None,
             self.conversation_id,
-            user.id if user is not None else None,
-            model=backend.identity.to_dict(),
+            parent,
+            model=self.backend.identity.to_dict(),
             params=params.to_dict(),
             seed=params.seed,
             template=request.template.name if request.template else None,
             sources=prepared.sources if request.collection is not None else None,
             turn=prepared.record(),
         )
-        if prepared.refusal is not None:
-            result.kind, result.text, result.finish_reason = "refusal", prepared.refusal, "refused"
-            result.message = writer.finish(prepared.refusal, "complete")
-            yield TurnFinished(result)
-            return
-        assert prepared.plan is not None
-        result.stats.prompt_tokens = prepared.plan.prompt_tokens
-        if isinstance(backend, KeepsStates):  # its saved state names this conversation
-            backend.keep_state_for(
-                state_owner(self.store if storing else None, self.conversation_id)
-            )
+
+    def _stream_step(
+        self,
+        prepared: PreparedTurn,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        writer: ReplyWriter,
+        result: TurnResult,
+        cancel: CancelToken | None,
+    ) -> Generator[TurnEvent, None, list[ToolCall]]:
+        """Stream one model call into ``writer``; returns the calls it asked for (none: this
+        step's reply is the answer, finished and checked)."""
         pieces: list[str] = []
         thoughts: list[str] = []
+        calls: list[ToolCall] = []
         finish, error = "error", None
         try:
-            for event in backend.stream_chat(prepared.plan.messages, params, cancel):
+            for event in self.backend.stream_chat(messages, params, cancel):
                 if isinstance(event, TokenEvent):
                     pieces.append(event.text)
                     writer.grow(pieces, thoughts)
@@ -330,6 +393,8 @@ class ChatSession:
                     thoughts.append(event.text)
                     writer.grow(pieces, thoughts)
                     yield event
+                elif isinstance(event, ToolCallEvent):
+                    calls.append(event.call)
                 elif isinstance(event, DoneEvent):
                     result.stats, finish, error = event.stats, event.finish_reason, event.error
         except (KeyboardInterrupt, GeneratorExit):
@@ -341,10 +406,23 @@ class ChatSession:
         finally:
             result.text, result.finish_reason, result.error = "".join(pieces), finish, error
             result.reasoning = "".join(thoughts)
-            if finish not in ("cancelled", "error"):
-                self._check_reply(prepared, result)
-            self._finish(prepared, writer, result)
-        yield TurnFinished(result)
+            asked = finish == "tool_calls" and bool(calls) and bool(params.tools)
+            if asked:
+                writer.finish(
+                    result.text,
+                    "complete",
+                    stats=result.stats.to_dict(),
+                    turn={**prepared.record(), "step": result.steps},
+                    reasoning=result.reasoning or None,
+                    tool_calls=calls,
+                )
+            else:
+                if finish == "tool_calls":  # calls nobody offered: the reply ends here
+                    result.finish_reason = finish = "stop"
+                if finish not in ("cancelled", "error"):
+                    self._check_reply(prepared, result)
+                self._finish(prepared, writer, result)
+        return calls if asked else []
 
     def _check_reply(self, prepared: PreparedTurn, result: TurnResult) -> None:
         """A template reply parsed against its output spec; a grounded reply's citations."""
@@ -376,6 +454,12 @@ class ChatSession:
             }
         if result.parsed is not None:
             record["parsed"] = {"valid": result.parsed.valid, "error": result.parsed.error}
+        if result.tool_results:
+            record["steps"] = result.steps
+            record["tools"] = [
+                {"name": r.name, "status": r.status, "duration_s": round(r.duration_s, 3)}
+                for r in result.tool_results
+            ]
         result.message = writer.finish(
             result.text,
             result.status,
@@ -383,4 +467,5 @@ class ChatSession:
             error=result.error,
             turn=record,
             reasoning=result.reasoning or None,
+            sources=result.sources if result.tool_results else None,
         )

@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from chatapp.domain import GenerationStats, ReasoningEvent, Source, TokenEvent
+from chatapp.domain import (
+    GenerationStats,
+    ReasoningEvent,
+    Source,
+    TokenEvent,
+    ToolCall,
+    ToolResult,
+)
 
 if TYPE_CHECKING:
     from chatapp.context import ContextPlan
@@ -74,6 +81,11 @@ class TurnRequest:
     """A system prompt for this turn only (None: the template's, else the conversation's)."""
     store: bool = True
     """False: nothing is written (``chatapp eval``, ``chatapp run --no-save``)."""
+    tools: list[str] | None = None
+    """Tool servers or ``SERVER.TOOL`` names offered to the model (None: ``tools.offered``;
+    empty: none)."""
+    tool_choice: str | None = None
+    """"auto" (None), "required", "none" or one tool's name, as in the OpenAI API."""
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form (the text itself is the user message)."""
@@ -88,6 +100,10 @@ class TurnRequest:
             data["params"] = dict(self.params)
         if self.system_prompt is not None:
             data["system_prompt"] = self.system_prompt
+        if self.tools is not None:
+            data["tools"] = list(self.tools)
+        if self.tool_choice is not None:
+            data["tool_choice"] = self.tool_choice
         return data
 
     @classmethod
@@ -101,6 +117,10 @@ class TurnRequest:
             top_k=data.get("top_k"),
             params=dict(data.get("params") or {}),
             system_prompt=data.get("system_prompt"),
+            tools=[str(t) for t in data["tools"]] if isinstance(data.get("tools"), list) else None,
+            tool_choice=data.get("tool_choice")
+            if isinstance(data.get("tool_choice"), str)
+            else None,
         )
 
     def with_text(self, text: str) -> TurnRequest:
@@ -135,6 +155,10 @@ class TurnResult:
     constrained: bool = False
     """The reply was constrained by the template's grammar or JSON schema."""
     notes: list[str] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    """Every tool call the turn made, in order, with what it gave (denied ones included)."""
+    steps: int = 1
+    """Model calls the turn took (more than one when tools were called)."""
 
     @property
     def conversation_id(self) -> int | None:
@@ -167,7 +191,28 @@ class TurnFinished:
     result: TurnResult
 
 
-TurnEvent = TurnStarted | TokenEvent | ReasoningEvent | TurnFinished
+@dataclass(frozen=True)
+class ToolCallStarted:
+    """The model asked for a call; ``allowed`` and ``reason`` say what the gate decided (a
+    call that is not allowed is not run, and the model is told)."""
+
+    call: ToolCall
+    server: str
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ToolCallFinished:
+    """A call ran (or was denied): its result as the model gets it."""
+
+    call: ToolCall
+    result: ToolResult
+
+
+TurnEvent = (
+    TurnStarted | TokenEvent | ReasoningEvent | ToolCallStarted | ToolCallFinished | TurnFinished
+)
 
 
 def consume(
@@ -176,10 +221,12 @@ def consume(
     on_start: Callable[[TurnStarted], None] | None = None,
     on_token: Callable[[str], None] | None = None,
     on_reasoning: Callable[[str], None] | None = None,
+    on_tool: Callable[[ToolCallStarted | ToolCallFinished], None] | None = None,
 ) -> TurnResult:
     """Read a turn's events to the end: the one loop every front end uses. ``on_start`` sees the
-    prepared turn, ``on_token`` every piece of the answer as it arrives, ``on_reasoning`` every
-    piece of a thinking model's reasoning (which comes before the answer)."""
+        prepared turn, ``on_token`` every piece of the answer as it arrives, ``on_reasoning`` every
+        piece of a thinking model's reasoning (which comes before the answer), ``on_tool`` each
+    tool call as it is decided and as it ends."""
     result: TurnResult | None = None
     for event in events:
         if isinstance(event, TokenEvent):
@@ -191,6 +238,9 @@ def consume(
         elif isinstance(event, TurnStarted):
             if on_start is not None:
                 on_start(event)
+        elif isinstance(event, ToolCallStarted | ToolCallFinished):
+            if on_tool is not None:
+                on_tool(event)
         elif isinstance(event, TurnFinished):
             result = event.result
     if result is None:  # the session always ends with TurnFinished; only a bug gets here

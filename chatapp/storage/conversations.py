@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from chatapp.domain import Source, sources_from_dicts
+from chatapp.domain import Source, ToolCall, sources_from_dicts
 from chatapp.errors import NotFoundError, StoreError
 from chatapp.paths import not_writable, unwritable_reason
 from chatapp.sqlite_connection import SharedConnection
@@ -29,6 +29,8 @@ from chatapp.storage.records import (
     from_json_text,
     json_text,
     sources_json,
+    tool_calls_from_json,
+    tool_calls_json,
     utc_now,
 )
 from chatapp.storage.stream_owner import stream_owner_alive, this_process_owner
@@ -270,6 +272,7 @@ class ConversationStore:
         error: str | None = None,
         turn: dict[str, Any] | None = None,
         reasoning: str | None = None,
+        tool_calls: list[ToolCall] | None = None,
         make_active: bool = True,
     ) -> Message:
         """Add a message. Without ``parent_id`` it continues the active branch. A message added
@@ -282,8 +285,8 @@ class ConversationStore:
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, parent_id, role, content, created_at,"
                 " status, model_json, params_json, seed, template, sources_json, stats_json,"
-                " error, turn_json, stream_owner, reasoning)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " error, turn_json, stream_owner, reasoning, tool_calls_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     parent,
@@ -301,6 +304,7 @@ class ConversationStore:
                     json_text(turn),
                     owner,
                     reasoning,
+                    tool_calls_json(tool_calls),
                 ),
             )
             message_id = int(cur.lastrowid or 0)
@@ -323,6 +327,7 @@ class ConversationStore:
         error: str | None = None,
         turn: dict[str, Any] | None = None,
         reasoning: str | None = None,
+        tool_calls: list[ToolCall] | None = None,
     ) -> Message:
         message = self.get_message(message_id)
         changes: dict[str, Any] = {}
@@ -344,6 +349,8 @@ class ConversationStore:
             changes["sources_json"] = sources_json(sources)
         if error is not None:
             changes["error"] = error
+        if tool_calls is not None:
+            changes["tool_calls_json"] = tool_calls_json(tool_calls)
         if changes:
             assignments = ", ".join(f"{k} = ?" for k in changes)
             with self._write() as db:
@@ -488,4 +495,5 @@ class ConversationStore:
             error=data["error"],
             turn=from_json_text(data.get("turn_json")),
             reasoning=data.get("reasoning"),
+            tool_calls=tool_calls_from_json(data.get("tool_calls_json")),
         )

@@ -36,10 +36,21 @@ def export_markdown(store: ConversationStore, conversation_id: int) -> str:
             )
             if x
         ]
+        if message.role == "tool":
+            turn = message.turn or {}
+            title = f"Tool {turn.get('name', '?')}"
+            extras = [str(turn.get("status", message.status)), f"{turn.get('duration_s', 0)} s"]
         lines.append(f"## {title}" + (f" ({', '.join(extras)})" if extras else ""))
         lines.append("")
-        lines.append(message.content)
-        lines.append("")
+        for call in message.tool_calls or []:
+            arguments = json.dumps(call.arguments, ensure_ascii=False)
+            lines.append(f"- calls `{call.name}` with `{arguments}`")
+        if message.tool_calls:
+            lines.append("")
+        if message.role == "tool":
+            lines += ["```text", message.content, "```", ""]
+        elif message.content or not message.tool_calls:
+            lines += [message.content, ""]
         for source in message.sources or []:
             where = source.path or "?"
             if source.start_line:

@@ -149,11 +149,55 @@ def m004_message_reasoning(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN reasoning TEXT")
 
 
+def m005_tool_messages(db: sqlite3.Connection) -> None:
+    """Tool use: an assistant step's calls (``tool_calls_json``) and ``tool`` rows holding each
+    call's result. The role CHECK changes, so the table is rebuilt as in m003."""
+    run_script(
+        db,
+        """
+        CREATE TABLE messages_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+            content TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'complete'
+                CHECK (status IN ('streaming', 'complete', 'interrupted', 'error')),
+            model_json TEXT,
+            params_json TEXT,
+            seed INTEGER,
+            template TEXT,
+            sources_json TEXT,
+            stats_json TEXT,
+            error TEXT,
+            turn_json TEXT,
+            stream_owner TEXT,
+            reasoning TEXT,
+            tool_calls_json TEXT
+        );
+        INSERT INTO messages_new (id, conversation_id, parent_id, role, content, created_at,
+            status, model_json, params_json, seed, template, sources_json, stats_json, error,
+            turn_json, stream_owner, reasoning)
+            SELECT id, conversation_id, parent_id, role, content, created_at, status, model_json,
+                params_json, seed, template, sources_json, stats_json, error, turn_json,
+                stream_owner, reasoning FROM messages;
+        DROP TABLE messages;
+        ALTER TABLE messages_new RENAME TO messages;
+        CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+        CREATE INDEX messages_by_parent ON messages(parent_id);
+        CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming';
+        """
+        + SEARCH_TRIGGERS,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_conversations_and_messages,
     m002_message_search,
     m003_turn_records_and_streaming,
     m004_message_reasoning,
+    m005_tool_messages,
 ]
 
 

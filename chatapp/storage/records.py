@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chatapp.domain import Source
+from chatapp.domain import Source, ToolCall
 
 
 def utc_now() -> str:
@@ -62,7 +62,11 @@ class Message:
     """A thinking model's reasoning before the answer (None when it did not think)."""
     turn: dict[str, Any] | None = None
     """What produced it: the turn request (template + variables, collection, overrides) and,
-    on replies, the retrieval settings, the context plan's summary and the citation check."""
+    on replies, the retrieval settings, the context plan's summary and the citation check;
+    on a ``tool`` row, the call it answers (``tool_call_id``, ``name``, ``arguments``,
+    ``verdict``, ``duration_s``)."""
+    tool_calls: list[ToolCall] | None = None
+    """An assistant step's calls to tools (the rows after it hold their results)."""
 
     @property
     def kind(self) -> str:
@@ -73,6 +77,8 @@ class Message:
         data = dict(self.__dict__)
         if self.sources is not None:
             data["sources"] = [s.to_dict() for s in self.sources]
+        if self.tool_calls is not None:
+            data["tool_calls"] = [c.to_dict() for c in self.tool_calls]
         return data
 
 
@@ -85,3 +91,37 @@ class SearchHit:
     snippet: str
     updated_at: str = ""
     rank: float = field(default=0.0)
+
+
+def tool_calls_json(calls: list[ToolCall] | None) -> str | None:
+    """Calls as stored: the OpenAI shape plus what did not parse (the storage edge)."""
+    if calls is None:
+        return None
+    return json_text(
+        [{**c.to_dict(), "raw_arguments": c.raw_arguments, "error": c.error} for c in calls]
+    )
+
+
+def tool_calls_from_json(text: str | None) -> list[ToolCall] | None:
+    """Stored calls as ``ToolCall`` values (entries that are not objects are skipped)."""
+    items = from_json_text(text)
+    if not isinstance(items, list):
+        return None
+    calls = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        function = item.get("function")
+        if not isinstance(function, dict):
+            function = {}
+        arguments = function.get("arguments")
+        calls.append(
+            ToolCall(
+                id=str(item.get("id", "")),
+                name=str(function.get("name", "")),
+                arguments=arguments if isinstance(arguments, dict) else {},
+                raw_arguments=str(item.get("raw_arguments") or ""),
+                error=item.get("error") if isinstance(item.get("error"), str) else None,
+            )
+        )
+    return calls
