@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -39,12 +39,15 @@ from chatapp.domain import (
     StreamEvent,
 )
 from chatapp.engine.control_tokens import defuse_message
+from chatapp.engine.openai_request import Flavor, chat_request_body, template_kwargs
 from chatapp.engine.openai_stream import (
     MAX_JSON_BODY_BYTES,
+    ConnectionSockets,
     Deadlines,
     ReplyClock,
     ReplyLimits,
     ServerReportedError,
+    StallGuard,
     StreamProblem,
     Usage,
     one_line,
@@ -61,7 +64,6 @@ from chatapp.errors import (
     ModelNotFoundError,
 )
 
-Flavor = Literal["llama.cpp", "llama-cpp-python", "vllm", "openai"]
 _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE vocabularies
 _PER_MESSAGE_TOKENS = 4  # role markers and separators a chat template adds around each turn
 _MAX_N_CTX = 1 << 24  # a context size a server claims beyond this is not believed
@@ -93,6 +95,7 @@ class OpenAIBackend:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         headers["Accept-Encoding"] = "identity"  # sizes are capped on the bytes as sent
         self.timeout_s = timeout_s
+        self._sockets = ConnectionSockets()  # so that a stalled request can be cut off
         self._client = httpx.Client(
             headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         )
@@ -133,16 +136,22 @@ class OpenAIBackend:
     def _request_json(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
         """(status, parsed JSON or None) of a plain request, its body capped in size; an
         HTTP error status raises (see ``_raise_for_status``)."""
-        with self._client.stream(method, url, **kwargs) as response:
-            self._raise_for_status(response)
+        trace = {"trace": self._sockets.trace}
+        with StallGuard(Deadlines(self.timeout_s), self._sockets) as guard:
             try:
-                data = read_capped(response.iter_bytes(), MAX_JSON_BODY_BYTES, url)
+                with self._client.stream(method, url, extensions=trace, **kwargs) as response:
+                    self._raise_for_status(response)
+                    data = read_capped(response.iter_bytes(), MAX_JSON_BODY_BYTES, url)
             except StreamProblem as exc:
                 raise BackendUnavailableError(f"server {self.base_url}: {exc}") from None
-            try:
-                return response.status_code, json.loads(data)
-            except ValueError:
-                return response.status_code, None
+            except httpx.TransportError:
+                if guard.fired is None:
+                    raise
+                raise BackendUnavailableError(f"server {self.base_url}: {guard.fired}") from None
+        try:
+            return response.status_code, json.loads(data)
+        except ValueError:
+            return response.status_code, None
 
     def _get_json(self, url: str) -> Any:
         try:
@@ -267,7 +276,7 @@ class OpenAIBackend:
         if self.flavor == "llama.cpp":
             try:
                 body: dict[str, Any] = {"messages": [defuse_message(m.to_dict()) for m in messages]}
-                kwargs = self._template_kwargs(params) if params is not None else {}
+                kwargs = template_kwargs(params) if params is not None else {}
                 if kwargs:
                     body["chat_template_kwargs"] = kwargs
                 status, data = self._request_json(
@@ -281,54 +290,7 @@ class OpenAIBackend:
 
     def request_body(self, messages: Sequence[ChatMessage], params: GenerationParams) -> dict:
         """The JSON sent to ``/chat/completions`` for these messages and settings."""
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [defuse_message(m.to_dict()) for m in messages],
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "max_tokens": params.max_tokens,
-        }
-        if params.seed is not None:
-            body["seed"] = params.seed
-        if params.stop:
-            body["stop"] = list(params.stop)
-        if self.flavor in ("llama.cpp", "llama-cpp-python"):
-            body.update(
-                top_k=params.top_k, min_p=params.min_p, repeat_penalty=params.repeat_penalty
-            )
-            if params.grammar:
-                body["grammar"] = params.grammar
-        elif self.flavor == "vllm":
-            body.update(
-                top_k=params.top_k,
-                min_p=params.min_p,
-                repetition_penalty=params.repeat_penalty,
-            )
-        kwargs = self._template_kwargs(params)
-        if kwargs and self.flavor in ("llama.cpp", "vllm"):
-            body["chat_template_kwargs"] = kwargs
-        if params.reasoning_effort is not None:
-            body["reasoning_effort"] = params.reasoning_effort
-        if params.json_schema is not None:
-            if self.flavor == "llama-cpp-python":
-                body["response_format"] = {"type": "json_object", "schema": params.json_schema}
-            else:
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "reply", "schema": params.json_schema},
-                }
-        return body
-
-    def _template_kwargs(self, params: GenerationParams) -> dict[str, Any]:
-        """Chat template variables for the thinking setting (servers pass them through)."""
-        constrained = bool(params.grammar or params.json_schema)
-        if params.thinking == "on":
-            return {"enable_thinking": True}
-        if params.thinking == "off" or (constrained and params.thinking == "default"):
-            return {"enable_thinking": False}
-        return {}
+        return chat_request_body(self.model, self.flavor, messages, params)
 
     def stream_chat(
         self,
@@ -349,10 +311,17 @@ class OpenAIBackend:
         limits = ReplyLimits(params.max_tokens)
         deadlines = Deadlines(self.timeout_s)
         ended = False
+        guard = StallGuard(deadlines, self._sockets)
         try:
-            with self._client.stream(
-                "POST", f"{self.base_url}/chat/completions", json=body
-            ) as response:
+            with (
+                guard,
+                self._client.stream(
+                    "POST",
+                    f"{self.base_url}/chat/completions",
+                    json=body,
+                    extensions={"trace": self._sockets.trace},
+                ) as response,
+            ):
                 self._raise_for_status(response)
                 lines = sse_lines(response.iter_bytes(), deadlines)
                 for payload in sse_payloads(lines):
@@ -385,11 +354,14 @@ class OpenAIBackend:
                         break
                 if cancel is not None and cancel.cancelled:
                     finish = "cancelled"
-        except httpx.ReadTimeout:
-            raise BackendUnavailableError(
-                f"server {self.base_url}: sent nothing for {self.timeout_s:g} s (backend.timeout_s)"
-            ) from None
         except httpx.TransportError as exc:
+            if guard.fired is not None:
+                raise BackendUnavailableError(f"server {self.base_url}: {guard.fired}") from None
+            if isinstance(exc, httpx.ReadTimeout):
+                raise BackendUnavailableError(
+                    f"server {self.base_url}: sent nothing for {self.timeout_s:g} s "
+                    "(backend.timeout_s)"
+                ) from None
             if clock.first_at is None:
                 raise self._unreachable(exc) from None
             finish, error = "error", f"server {self.base_url}: connection lost mid-reply"
@@ -398,6 +370,8 @@ class OpenAIBackend:
             raise BackendUnavailableError(f"server {self.base_url}: {exc}") from None
         except ServerReportedError as exc:
             raise BackendUnavailableError(f"server error mid-reply: {exc}") from None
+        if guard.fired is not None and not ended:
+            raise BackendUnavailableError(f"server {self.base_url}: {guard.fired}")
         if not ended and finish != "cancelled":
             raise BackendUnavailableError(
                 f"server {self.base_url}: the reply stream ended without its end marker "

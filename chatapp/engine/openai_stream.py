@@ -11,8 +11,12 @@ field into a ``ReplyChunk`` before anything of it is used. What went wrong is a
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -77,15 +81,73 @@ class Deadlines:
     def progressed(self) -> None:
         self.idle_end = time.monotonic() + self.timeout_s
 
-    def check(self) -> None:
+    def problem(self) -> str | None:
+        """Which deadline has passed, in words; None while both are ahead."""
         now = time.monotonic()
         if now > self.total_end:
-            raise StreamProblem(
+            return (
                 f"reply still not finished after {self.timeout_s * TOTAL_DEADLINE_FACTOR:g} s "
-                f"(10 x backend.timeout_s)"
+                "(10 x backend.timeout_s)"
             )
         if now > self.idle_end:
-            raise StreamProblem(f"sent nothing usable for {self.timeout_s:g} s (backend.timeout_s)")
+            return f"sent nothing usable for {self.timeout_s:g} s (backend.timeout_s)"
+        return None
+
+    def check(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise StreamProblem(problem)
+
+
+class ConnectionSockets:
+    """The sockets of the connections a client opens, kept from httpcore's ``trace`` request
+    extension, so that a stalled request can be cut off from another thread."""
+
+    def __init__(self) -> None:
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                self._sockets.add(sock)
+
+    def shut_down(self) -> None:
+        """Every kept connection ends now: a read blocked on one of them returns at once."""
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class StallGuard:
+    """Cuts a request's connections once its deadlines pass, even in the middle of a blocked
+    read: httpx's timeout counts from the last byte, so a server trickling a byte at a time (its
+    headers included) would hold the request open for ever. ``fired`` says why it cut."""
+
+    POLL_S = 0.25
+
+    def __init__(self, deadlines: Deadlines, sockets: ConnectionSockets) -> None:
+        self.deadlines = deadlines
+        self.sockets = sockets
+        self.fired: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="chatapp-stall-guard", daemon=True)
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.POLL_S):
+            problem = self.deadlines.problem()
+            if problem is not None:
+                self.fired = problem
+                self.sockets.shut_down()
+                return
+
+    def __enter__(self) -> StallGuard:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
 
 
 def sse_lines(chunks: Iterator[bytes], deadlines: Deadlines) -> Iterator[str]:

@@ -229,6 +229,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         for name in _SIZED_FILTERS:
             if name in self.filters:
                 self.filters[name] = _checked_filter(name, self.filters[name])
+
         def limited_range(*args: int) -> range:
             for value in args:
                 _check_argument(value, "a range")

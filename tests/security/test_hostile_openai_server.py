@@ -58,6 +58,13 @@ def trickle(handler: BaseHTTPRequestHandler) -> None:
         time.sleep(2)
 
 
+def header_trickle(handler: BaseHTTPRequestHandler) -> None:
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Slow: " + b"s" * 100:
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+        time.sleep(2)
+
+
 def endless_line(handler: BaseHTTPRequestHandler) -> None:
     sse_head(handler)
     handler.wfile.write(b"data: ")
@@ -68,6 +75,14 @@ def endless_line(handler: BaseHTTPRequestHandler) -> None:
 
 def test_a_trickle_of_bytes_times_out(chatapp_home: Path) -> None:
     run, seconds, _ = ask(chatapp_home, trickle)
+    run.assert_refused(3, "sent nothing usable for 3 s")
+    assert seconds < 20, f"took {seconds:.0f} s with backend.timeout_s=3"
+    assert stored_reply(chatapp_home) == ("", "error")
+
+
+def test_a_trickle_of_header_bytes_times_out(chatapp_home: Path) -> None:
+    """httpx's own timeout counts from the last byte; chatapp's counts from the request."""
+    run, seconds, _ = ask(chatapp_home, header_trickle)
     run.assert_refused(3, "sent nothing usable for 3 s")
     assert seconds < 20, f"took {seconds:.0f} s with backend.timeout_s=3"
     assert stored_reply(chatapp_home) == ("", "error")
