@@ -19,6 +19,15 @@ from chatapp.cli.options import (
     settings_from_flags,
     thinking_override,
 )
+from chatapp.cli.tool_use import (
+    AllowAllToolsOpt,
+    AllowToolOpt,
+    MaxStepsOpt,
+    ToolChoiceOpt,
+    ToolsOpt,
+    tool_selection,
+    tool_use_for_ask,
+)
 from chatapp.errors import UsageError
 
 
@@ -109,8 +118,14 @@ def ask(
     ] = None,
     thinking: ThinkingOpt = None,
     show_thinking: ShowThinkingOpt = False,
+    tools: ToolsOpt = None,
+    tool_choice: ToolChoiceOpt = None,
+    allow_tool: AllowToolOpt = None,
+    allow_all_tools: AllowAllToolsOpt = False,
+    max_steps: MaxStepsOpt = None,
 ) -> None:
     """Ask one question; the reply streams to stdout and the turn is kept in the history."""
+    selection = tool_selection(tools)
     text = read_prompt(prompt)
     settings = settings_from_flags(
         model=model,
@@ -135,6 +150,8 @@ def ask(
         template=TemplateCall(template, parse_vars(var)) if template else None,
         collection=collection,
         params=thinking_override(thinking),
+        tools=selection,
+        tool_choice=tool_choice,
     )
     store = open_store()
     conversation_id = resolve_conversation(store, conversation, continue_)
@@ -145,9 +162,24 @@ def ask(
     if collection is not None and session.retriever is not None:
         session.retriever.check(collection)  # an unknown collection fails before the model loads
     check_template(request)  # likewise an unknown template or a wrong variable
+    if selection or (selection is None and settings.tools.offered):
+        retriever = session.retriever
+        session.tools = tool_use_for_ask(
+            settings,
+            allow=allow_tool,
+            allow_all=allow_all_tools,
+            max_steps=max_steps,
+            search_collection=collection,
+            retrieve=retriever.retrieve if retriever is not None else None,
+            reading_stdin=not sys.stdin.isatty(),
+        )
+    elif tool_choice not in (None, "none", "auto"):
+        raise UsageError(f"--tool-choice {tool_choice}: no tools are offered (use --tools)")
     try:
         result = print_turn(session, request, stream=not as_json, show_thinking=show_thinking)
     finally:
+        if session.tools is not None:
+            session.tools.close()
         session.close()
     if as_json:
         print_json(ask_json(result))

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from chatapp.terminal_text import safe_for_terminal
 
 if TYPE_CHECKING:
-    from chatapp.domain import CancelToken
+    from chatapp.domain import CancelToken, ToolResult
     from chatapp.session import ChatSession, TurnRequest, TurnResult, TurnStarted
+    from chatapp.session.turns import ToolCallFinished, ToolCallStarted
 
 
 def _shown(text: str, stream: TextIO) -> str:
@@ -50,6 +51,27 @@ class TurnPrinter:
             return
         self._noted.add(text)
         print(f"note: {_shown(text, self.err)}", file=self.err)
+
+    def on_tool(self, event: ToolCallStarted | ToolCallFinished) -> None:
+        """A call folded into one line on stderr: ``▸ clock.now · 0.0 s`` (or why it did not
+        run); the JSON object lists every call with its arguments and result."""
+        from chatapp.session.turns import ToolCallStarted
+
+        if not self.stream:
+            return
+        self._end_thinking()
+        if self._printed and not self._ends_with_newline:
+            self.out.write("\n")
+            self.out.flush()
+            self._ends_with_newline = True
+        if isinstance(event, ToolCallStarted):
+            return
+        result = event.result
+        status = "" if result.status == "ok" else f" · {result.status}"
+        line = f"▸ {event.call.name} · {result.duration_s:.1f} s{status}"
+        if result.status in ("denied", "error"):
+            line += f": {result.content.splitlines()[0][:200] if result.content else ''}"
+        print(_shown(line, self.err), file=self.err)
 
     def on_start(self, event: TurnStarted) -> None:
         for note in event.notes:
@@ -172,7 +194,23 @@ def ask_json(result: TurnResult) -> dict[str, Any]:
         data["template"] = template_json(result)
     if result.notes:
         data["notes"] = result.notes
+    if result.tool_results:
+        data["steps"] = result.steps
+        data["tool_calls"] = [tool_json(result, r) for r in result.tool_results]
     return data
+
+
+def tool_json(result: TurnResult, tool: ToolResult) -> dict[str, Any]:
+    """One call of a turn as ``ask --json`` lists it."""
+    arguments = next((c.arguments for c in result.tool_calls if c.id == tool.call_id), {})
+    return {
+        "id": tool.call_id,
+        "name": tool.name,
+        "arguments": arguments,
+        "status": tool.status,
+        "duration_s": round(tool.duration_s, 3),
+        "result": tool.content,
+    }
 
 
 def template_json(result: TurnResult) -> dict[str, Any]:
@@ -242,6 +280,7 @@ def print_turn(
             on_start=printer.on_start,
             on_token=printer.on_token,
             on_reasoning=printer.on_reasoning,
+            on_tool=printer.on_tool,
         )
     except KeyboardInterrupt:
         if stream and printer._printed and not printer._ends_with_newline:

@@ -335,6 +335,7 @@ class ChatSession:
                 self.tools, self.store if storing else None, self.conversation_id, cancel
             )
             yield from runner.run(calls, writer.message.id if writer.message else parent)
+            result.tool_calls += calls
             result.tool_results += runner.results
             for found in runner.results:
                 result.sources += [s for s in found.sources if s not in result.sources]

@@ -155,6 +155,8 @@ class TurnResult:
     constrained: bool = False
     """The reply was constrained by the template's grammar or JSON schema."""
     notes: list[str] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """Every call the model asked for in this turn, in order."""
     tool_results: list[ToolResult] = field(default_factory=list)
     """Every tool call the turn made, in order, with what it gave (denied ones included)."""
     steps: int = 1
