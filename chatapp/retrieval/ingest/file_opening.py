@@ -31,12 +31,18 @@ class FoundFile:
     mtime_ns: int
     device: int = 0
     inode: int = 0
-    """The file the scan checked (0: a path no scan checked)."""
+    """The file the scan checked (its device and inode)."""
     real: Path | None = None
-    """Its real path: the links the scan approved on the way resolved."""
+    """Its real path: the links the scan approved on the way resolved (None: a path no scan
+    checked, opened as it stands)."""
     beneath: Path | None = None
     """The indexed folder (a real path) that ``real`` lies in: the read opens it from there
     without following any link (None: only its last component is refused as a link)."""
+
+    @property
+    def scanned(self) -> bool:
+        """Whether a scan checked this file (what the read must find again is known)."""
+        return self.real is not None
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -60,19 +66,19 @@ class SkipFile(Exception):
 
 def open_found(found: FoundFile) -> int:
     """A read-only descriptor of the file the scan found (the caller closes it); raises
-    SkipFile when it is not there as scanned. A path no scan checked (``inode`` 0) is opened
+    SkipFile when it is not there as scanned. A path no scan checked (``real`` None) is opened
     as it stands, its links followed, and must be a regular file."""
     try:
         fd = _open(found)
     except OSError as exc:
-        raise SkipFile(_open_failure(exc, scanned=bool(found.inode))) from None
+        raise SkipFile(_open_failure(exc, scanned=found.scanned)) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise SkipFile(
-                "not a regular file" + (" (changed while indexing)" if found.inode else "")
+                "not a regular file" + (" (changed while indexing)" if found.scanned else "")
             )
-        if found.inode and (info.st_dev, info.st_ino) != (found.device, found.inode):
+        if found.scanned and (info.st_dev, info.st_ino) != (found.device, found.inode):
             raise SkipFile(REPLACED)
     except BaseException:
         os.close(fd)
@@ -118,7 +124,7 @@ def read_head(found: FoundFile, count: int) -> bytes:
 
 
 def _open(found: FoundFile) -> int:
-    if not found.inode:
+    if not found.scanned:
         return os.open(found.path, _FILE_FLAGS)
     target = found.real or found.path
     if found.beneath is None or os.open not in os.supports_dir_fd:  # no openat: Windows
