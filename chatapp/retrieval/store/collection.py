@@ -25,6 +25,7 @@ from chatapp.embedding.embedder import embedder_key, embedder_plan
 from chatapp.errors import NotFoundError, UsageError
 from chatapp.retrieval.store.file_modes import private_writes, tighten_tree
 from chatapp.retrieval.store.manifest import Manifest
+from chatapp.retrieval.store.vector_copy import VectorCopy, make_copy, read_copy
 from chatapp.retrieval.store.vectors import VectorStore, open_client
 
 _NAME = re.compile(r"^\w[\w.-]{0,63}$", re.UNICODE)
@@ -88,6 +89,7 @@ class Collection:
         self.manifest = Manifest(folder / MANIFEST_FILE)
         self._client: Any = None
         self._stores: dict[str, VectorStore] = {}
+        self._copies: dict[str, tuple[int, VectorCopy | None]] = {}
 
     @property
     def store(self) -> VectorStore:
@@ -108,6 +110,17 @@ class Collection:
             if space not in self.known_spaces():
                 self.manifest.set_meta("spaces", [*self.known_spaces(), space])
         return self._stores[space]
+
+    def search_vectors(self, space: str) -> VectorStore | VectorCopy:
+        """What a search reads a space's vectors from: the local copy that matches the
+        manifest (vector_copy.py: no chromadb), else the vector store."""
+        space = space or self.primary_space
+        generation = self.manifest.generation
+        known = self._copies.get(space)
+        if known is None or known[0] != generation:
+            known = (generation, read_copy(self, space, generation) or make_copy(self, space))
+            self._copies[space] = known
+        return known[1] if known[1] is not None else self.store_for(space)
 
     @property
     def embedder_setting(self) -> str:

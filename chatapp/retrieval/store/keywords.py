@@ -14,6 +14,7 @@ import numpy as np
 from chatapp.retrieval.store.collection import Collection
 from chatapp.retrieval.store.file_modes import writes_privately
 from chatapp.retrieval.store.manifest import ChunkRecord
+from chatapp.retrieval.store.saved_bm25 import SavedBM25
 from chatapp.text.terms import TOKENIZER_VERSION, file_terms, tokenize
 
 
@@ -55,9 +56,8 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path, generation: int) -> LexicalIndex | None:
-        """The saved index if it matches this manifest generation, else None."""
-        import bm25s
-
+        """The saved index if it matches this manifest generation, else None. Read with numpy
+        alone (saved_bm25.py: bm25s's import costs more than a search) where it can be."""
         try:
             saved = json.loads((folder / "chatapp_ids.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -66,11 +66,15 @@ class LexicalIndex:
             return None
         ids = list(saved.get("ids", []))
         if not ids:
-            return cls(bm25s.BM25(), [])
-        try:
-            retriever = bm25s.BM25.load(str(folder))
-        except Exception:
-            return None
+            return cls(SavedBM25({}, {}, "float32", "int32"), [])
+        retriever: object | None = SavedBM25.load(folder)
+        if retriever is None:
+            import bm25s
+
+            try:
+                retriever = bm25s.BM25.load(str(folder))
+            except Exception:
+                return None
         return cls(retriever, ids)
 
     def top(self, query: str, n: int) -> list[tuple[str, float]]:

@@ -179,6 +179,14 @@ class Manifest:
         rows = self._run(f"SELECT {_CHUNK_COLUMNS} FROM chunks ORDER BY path, ord")
         return [ChunkRecord(*r) for r in rows]
 
+    def chunk_ids_in_space(self, space: str, include_unlabelled: bool = False) -> list[str]:
+        """Ids of the chunks whose vectors are in a space (with ``include_unlabelled``, also
+        those recorded before spaces existed: the primary space's)."""
+        sql = "SELECT id FROM chunks WHERE space = ?" + (
+            " OR space = ''" if include_unlabelled else ""
+        )
+        return [r[0] for r in self._run(sql + " ORDER BY path, ord", (space,))]
+
     def space_counts(self) -> dict[str, int]:
         """Chunks per embedding space ('' for chunks of a collection made before spaces)."""
         rows = self._run("SELECT space, COUNT(*) FROM chunks GROUP BY space")
