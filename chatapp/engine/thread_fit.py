@@ -102,7 +102,7 @@ class ThreadFit:
 
     ``start(free)`` at the beginning of a reply, ``observe(seconds)`` after each one-token
     decode (it returns the new count when the threads should change before the next one),
-    ``finish()`` at the end (it returns whether the memory changed enough to be saved).
+    ``finish()`` at the end (it returns whether the reply measured anything worth saving).
     """
 
     def __init__(
