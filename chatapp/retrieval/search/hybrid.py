@@ -21,7 +21,7 @@ and the query's language.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from chatapp.retrieval.search.evidence import (
     keyword_evidence,
 )
 from chatapp.retrieval.search.fusion import RRF_K, fuse, fuse_ranks, fuse_scores
+from chatapp.retrieval.search.hits import SearchHit
 from chatapp.retrieval.search.relevance import (
     BM25_WEIGHT,
     FUSION,
@@ -63,43 +64,6 @@ __all__ = [
 
 Mode = Literal["hybrid", "dense", "bm25"]
 CANDIDATES = 30
-
-
-@dataclass
-class SearchHit:
-    rank: int
-    score: float
-    similarity: float
-    path: str
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    heading: str
-    text: str
-    chunk_id: str
-    space: str = ""
-    """The embedder whose vectors the similarity compares."""
-    language: str = ""
-    """The query's language (``ko``, ``en``, …) as decided by script ratio."""
-    threshold: float | None = None
-    """The similarity this hit needed (None: no threshold applied)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape of one result."""
-        return {
-            "rank": self.rank,
-            "score": round(self.score, 4),
-            "similarity": round(self.similarity, 4),
-            "threshold": self.threshold,
-            "language": self.language,
-            "space": self.space,
-            "path": self.path,
-            "start_line": self.start_line,
-            "end_line": self.end_line,
-            "page": self.page,
-            "heading": self.heading,
-            "text": self.text,
-        }
 
 
 @dataclass
