@@ -155,24 +155,27 @@ class ChatSession:
             return []
         return history_with_tools(self.store.thread(self.conversation_id, parent_id))
 
-    def _base_params(self, request: TurnRequest) -> GenerationParams:
+    def _base_params(self, request: TurnRequest, problems: list[str]) -> GenerationParams:
         """The session's settings with the tools this request offers."""
         if self.tools is None:
             return self.params
-        specs, choice, constrain = self.tools.offer(request, self.backend.identity)
+        specs, choice, constrain = self.tools.offer(request, self.backend.identity, problems)
         return self.params.replace(tools=specs, tool_choice=choice, constrain_tools=constrain)
 
     def prepare(self, request: TurnRequest, parent_id: int | None = None) -> PreparedTurn:
         """What would be sent for ``request`` after ``parent_id`` (previews use this too)."""
-        return prepare_turn(
+        problems: list[str] = []
+        prepared = prepare_turn(
             request,
             backend=self.backend,
             history=self._history_before(parent_id),
             system_prompt=self.system_prompt,
-            base_params=self._base_params(request),
+            base_params=self._base_params(request, problems),
             retriever=self.retriever,
             templates=self.templates,
         )
+        prepared.notes[:0] = problems
+        return prepared
 
     def preview(self, request: TurnRequest) -> str:
         """The exact prompt text the model would receive now for ``request``."""

@@ -74,14 +74,15 @@ class ToolUse:
         )
 
     def offer(
-        self, request: TurnRequest, identity: ModelIdentity
+        self, request: TurnRequest, identity: ModelIdentity, problems: list[str] | None = None
     ) -> tuple[list[ToolSpec], str, bool]:
-        """The specs a request offers, its tool choice, and whether to constrain the calls."""
+        """The specs a request offers, its tool choice, and whether to constrain the calls; a
+        server that cannot start is left out with its line in ``problems``."""
         selection = self.offered if request.tools is None else request.tools
         choice = request.tool_choice or "auto"
         if not selection or choice == "none":
             return [], "none", False
-        specs = self.registry.specs(selection)
+        specs = self.registry.specs(selection, problems)
         if choice not in TOOL_CHOICES and all(s.name != choice for s in specs):
             offered = ", ".join(s.name for s in specs) or "none"
             raise UsageError(f"--tool-choice {choice}: not an offered tool (offered: {offered})")

@@ -67,10 +67,13 @@ class ToolRegistry:
     def provider(self, server: str) -> ToolProvider | None:
         return next((p for p in self.providers if p.server == server), None)
 
-    def specs(self, selection: Sequence[str] | None = None) -> list[ToolSpec]:
+    def specs(
+        self, selection: Sequence[str] | None = None, problems: list[str] | None = None
+    ) -> list[ToolSpec]:
         """The offered tools: every server's, or those of the named servers / tools.
-        An unknown name raises the one-line ``UsageError``."""
-        from chatapp.errors import UsageError
+        An unknown name raises the one-line ``UsageError``; a server that cannot start or list
+        its tools raises too, or, given a ``problems`` list, is left out with its line there."""
+        from chatapp.errors import ChatappError, UsageError
 
         wanted = None if selection is None else [s.strip() for s in selection if s.strip()]
         known = set(self.servers())
@@ -86,7 +89,14 @@ class ToolRegistry:
                 w == provider.server or w.startswith(provider.server + ".") for w in wanted
             ):
                 continue
-            for spec in provider.specs():
+            try:
+                offered = provider.specs()
+            except ChatappError as exc:
+                if problems is None:
+                    raise
+                problems.append(f"{exc.message} (its tools are not offered)")
+                continue
+            for spec in offered:
                 if wanted is None or provider.server in wanted or spec.name in wanted:
                     out.append(spec)
         return out

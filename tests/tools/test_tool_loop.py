@@ -211,3 +211,30 @@ def test_tool_choice_must_name_an_offered_tool(store: ConversationStore) -> None
     with pytest.raises(UsageError, match="not an offered tool"):
         consume(session.send(TurnRequest("x", tools=["clock"], tool_choice="math.calculate")))
     consume(session.send(TurnRequest("x", tools=["clock"], tool_choice="clock.now")))
+
+
+class Broken:
+    server = "broken"
+
+    def specs(self) -> list[ToolSpec]:
+        from chatapp.errors import ChatappError
+
+        raise ChatappError("MCP server 'broken': did not start within 1 s")
+
+    def call(self, tool: str, arguments: dict, cancel: CancelToken | None) -> ToolOutput:
+        raise AssertionError("never called")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_server_that_cannot_start_is_a_note_and_the_turn_goes_on(
+    store: ConversationStore,
+) -> None:
+    fake = FakeBackend()
+    fake.enqueue("Hello.")
+    registry = ToolRegistry([ClockTools(), Broken()])
+    tools = ToolUse(registry, ToolGate(), offered=["clock", "broken"])
+    result = consume(ChatSession(fake, store, tools=tools).send(TurnRequest("hi")))
+    assert result.text == "Hello." and [s.name for s in fake.calls[0].params.tools] == ["clock.now"]
+    assert any("'broken': did not start" in n and "not offered" in n for n in result.notes)
