@@ -130,21 +130,30 @@ class ChatTemplate:
         messages: Sequence[ChatMessage],
         add_generation_prompt: bool = True,
         variables: Mapping[str, Any] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
         """The prompt text for ``messages``; raises jinja2.TemplateError when the template fails.
-        ``variables`` go to the template as they are (``enable_thinking``, ``reasoning_effort``)."""
+        ``variables`` go to the template as they are (``enable_thinking``, ``reasoning_effort``);
+        ``tools``: the OpenAI ``tools`` entries the template describes to the model."""
         items = [m.to_dict() for m in messages]
         if self.merge_system:
             items = merge_system_into_user(items)
+        tool_items = list(tools) if tools else None
         if self.control_tokens:
             items = [self.control_tokens.mark_message(item) for item in items]
+            if tool_items:
+                tool_items = self.control_tokens.mark_value(tool_items)
         return render_limited(
             _compile(self.source),
             self.source,
-            sum(len(str(item.get("content") or "")) for item in items),
+            sum(
+                len(str(item.get("content") or "")) + len(str(item.get("tool_calls") or ""))
+                for item in items
+            )
+            + len(str(tool_items or "")),
             **(variables or {}),
             messages=items,
-            tools=None,
+            tools=tool_items,
             documents=None,
             bos_token=self.bos_token,
             eos_token=self.eos_token,
@@ -156,14 +165,15 @@ class ChatTemplate:
         messages: Sequence[ChatMessage],
         variables: Mapping[str, Any] | None = None,
         full: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
         """What the template adds after the chat to start the reply (``<|im_start|>assistant\n``,
         DeepSeek-R1's ``<｜Assistant｜><think>\n``): where the reply begins. ``full``: the chat
         already rendered with its generation prompt."""
         if full is None:
-            full = self.render(messages, True, variables)
+            full = self.render(messages, True, variables, tools)
         try:
-            bare = self.render(messages, False, variables)
+            bare = self.render(messages, False, variables, tools)
         except Exception:  # some templates insist on a generation prompt
             return full[-200:]
         common = 0
@@ -249,19 +259,21 @@ def resolve_chat(
     template: ChatTemplate,
     messages: Sequence[ChatMessage],
     variables: Mapping[str, Any] | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[ChatTemplate, list[ChatMessage], str]:
     """(template, messages, prompt) of a chat: the template as is; else with same-role
     neighbours merged; else (the model's own template failing on this chat) its fallback
-    family, with a logged warning. Raises when a built-in template fails."""
+    family, with a logged warning. Raises when a built-in template fails. ``tools`` go to the
+    model's own template only (the fallback families describe none)."""
     chat = list(messages)
     try:
-        return template, chat, template.render(chat, variables=variables)
+        return template, chat, template.render(chat, variables=variables, tools=tools)
     except Exception as exc:
         problem = exc
     merged = merge_consecutive_roles(chat)
     if len(merged) != len(chat):
         try:
-            return template, merged, template.render(merged, variables=variables)
+            return template, merged, template.render(merged, variables=variables, tools=tools)
         except Exception as exc:
             problem = exc
     if template.name != "gguf":

@@ -13,7 +13,7 @@ so they cannot be used to forge a mark. Pure Python; the tokenizer is the caller
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 MARK_OPEN = "\U000f0000"
@@ -46,13 +46,19 @@ class ControlTokens:
         return self._token_re.sub(lambda m: f"{MARK_OPEN}{m.group(0)}{MARK_CLOSE}", text)
 
     def mark_message(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        """A message dict with its text fields marked."""
+        """A message dict with its text fields marked, a call's arguments included."""
         out = dict(item)
         for key in TEXT_FIELDS:
             value = out.get(key)
             if isinstance(value, str):
                 out[key] = self.mark(value)
+        if out.get("tool_calls"):
+            out["tool_calls"] = self.mark_value(out["tool_calls"])
         return out
+
+    def mark_value(self, value: Any) -> Any:
+        """Every string in a JSON-like value marked, keys too (tool specs, call arguments)."""
+        return map_strings(value, self.mark)
 
     def split(self, rendered: str) -> list[tuple[str, bool]]:
         """The rendered prompt as (text, plain) pieces: ``plain`` pieces are control-token texts
@@ -89,10 +95,23 @@ def defuse(text: str) -> str:
 
 
 def defuse_message(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A message dict with its text fields defused (see ``defuse``)."""
+    """A message dict with its text fields defused (see ``defuse``), a call's arguments too."""
     out = dict(item)
     for key in TEXT_FIELDS:
         value = out.get(key)
         if isinstance(value, str):
             out[key] = defuse(value)
+    if out.get("tool_calls"):
+        out["tool_calls"] = map_strings(out["tool_calls"], defuse)
     return out
+
+
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` (dicts, lists, strings, numbers) with ``change`` applied to every string."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, Mapping):
+        return {change(str(k)): map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [map_strings(v, change) for v in value]
+    return value

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,9 @@ from chatapp.engine.llama_tokens import ChatTokenizer
 from chatapp.engine.model_identity import Sha256Job, identity_from_gguf
 from chatapp.engine.reasoning import ReasoningFormat, ThinkingSupport
 from chatapp.engine.thread_fit import FreeCoreProbe
+from chatapp.engine.tool_call_syntax import call_syntax, with_tool_calls
+from chatapp.engine.tool_grammar import tool_grammar
+from chatapp.engine.tool_prompt import offered, tool_chat
 from chatapp.errors import ContextOverflowError, ModelLoadError, UsageError
 from chatapp.models.gguf import GGUFInfo, validate_gguf
 
@@ -109,6 +112,8 @@ class LlamaCppBackend:
         self._loop = TokenLoop(self._llm, n_ctx=self._n_ctx, eval_sizes=self._eval_sizes)
         self._loop.stop_ids = self._end_of_turn_token_ids()
         self._configure_reasoning(self.template.thinking.format)
+        self.tool_syntax = call_syntax(self.template.source, "tools" in self.template.variables)
+        self._configure_tool_markers()
         self.prefix_stable = self._check_prefix_stable()
         self._name = name
         self._sha = Sha256Job(self.path)
@@ -212,6 +217,13 @@ class LlamaCppBackend:
                 self._loop.continue_ids.add(end)
                 self._loop.stop_ids.discard(end)
 
+    def _configure_tool_markers(self) -> None:
+        """The texts that open and close a call render as text, for the call parser."""
+        for marker in self.tool_syntax.markers if self.tool_syntax else ():
+            token = self._tokenizer.single_token(marker)
+            if token is not None:
+                self._loop.text_ids.add(token)
+
     # -- the Backend protocol ----------------------------------------------------------------
 
     @property
@@ -286,6 +298,8 @@ class LlamaCppBackend:
             reasoning=prompt.template.thinking.format,
             generation_prompt=prompt.generation_prompt,
         )
+        if self.tool_syntax is not None and offered(params.tools, params.tool_choice):
+            return with_tool_calls(self._stream(plan, cancel), self.tool_syntax)
         return self._stream(plan, cancel)
 
     def stream_tokens(
@@ -316,6 +330,9 @@ class LlamaCppBackend:
     def _compile_grammar(self, params: GenerationParams) -> Any:
         """A LlamaGrammar for params.grammar / params.json_schema, checked by llama.cpp itself
         (an invalid grammar would otherwise crash the sampler)."""
+        if not params.grammar and not params.json_schema and params.constrain_tools:
+            text = tool_grammar(self.tool_syntax, params.tools, params.tool_choice)
+            params = replace(params, grammar=text) if text else params
         if not params.grammar and not params.json_schema:
             return None
         import llama_cpp
@@ -347,11 +364,18 @@ class LlamaCppBackend:
             variables = self.template.thinking.template_variables(
                 params.thinking, params.reasoning_effort, constrained=constrained
             )
+        specs = params.tools if params is not None else []
+        choice = params.tool_choice if params is not None else "auto"
+        with_tools = tool_chat(messages, specs, choice, self.tool_syntax)
         try:
-            template, chat, marked = resolve_chat(self.template, messages, variables)
+            template, chat, marked = resolve_chat(
+                self.template, with_tools.messages, variables, with_tools.tools
+            )
             start = ""
             if template.thinking.thinks:
-                start = unmark(template.generation_prompt(chat, variables, full=marked))
+                start = unmark(
+                    template.generation_prompt(chat, variables, full=marked, tools=with_tools.tools)
+                )
         except Exception as exc:
             raise UsageError(
                 f"chat template of {self.path.name}: fails on this chat ({exc})"

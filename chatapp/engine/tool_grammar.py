@@ -1,0 +1,85 @@
+"""A llama.cpp GBNF grammar that admits exactly "a plain answer, or calls to the offered tools
+whose arguments match their JSON schemas", written in the model family's own call syntax.
+
+Each tool's argument schema becomes grammar rules through llama-cpp-python's JSON-schema
+converter; a schema it cannot convert (or an unbounded one from an MCP server) falls back to
+"any JSON object" for that tool, so a call is still well-formed JSON naming an offered tool.
+``tool_choice`` "required" admits only calls, a tool's name only calls to that tool. The plain
+answer may not contain the text that opens a call in that syntax (its first two characters), so
+every call the parser sees was made under the grammar. Families whose calls are not JSON
+(LFM2's Python-style list) get no grammar (None).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+from chatapp.domain import ToolSpec
+from chatapp.engine.tool_call_syntax import CallSyntax
+
+log = logging.getLogger(__name__)
+
+_ANY_OBJECT = {"type": "object"}
+_ANY_CHAR = r"[^\x00]"
+
+
+def _literal(text: str) -> str:
+    """A GBNF string literal for ``text``."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def tool_grammar(syntax: CallSyntax | None, specs: Sequence[ToolSpec], choice: str) -> str | None:
+    """GBNF text for ``specs`` under ``choice`` in ``syntax`` (None when there is nothing to
+    constrain or the syntax is not JSON)."""
+    if syntax is None or syntax.body == "python" or choice == "none" or not specs:
+        return None
+    from llama_cpp.llama_grammar import SchemaConverter
+
+    tools = specs if choice in ("auto", "required") else [s for s in specs if s.name == choice]
+    if not tools:
+        return None
+    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    alternatives = []
+    key = syntax.arguments_key
+    for index, spec in enumerate(tools):
+        rule = f"args-{index}"
+        try:
+            schema = converter.resolve_refs(json.loads(json.dumps(spec.parameters)), rule)
+            converter.visit(schema, rule)
+        except Exception as exc:  # a schema the converter does not take: any JSON object
+            log.warning("tool %s: its argument schema is not constrained (%s)", spec.name, exc)
+            converter.visit(_ANY_OBJECT, rule)
+        head = '{"name": ' + json.dumps(spec.name, ensure_ascii=False) + f', "{key}": '
+        alternatives.append(f'{_literal(head)} {rule} "}}"')
+    lines = [f"call ::= {' | '.join(alternatives)}"]
+    if syntax.body == "object" and syntax.close:
+        opener, close = _literal(syntax.open + "\n"), _literal("\n" + syntax.close)
+        lines.append(f'calls ::= {opener} call {close} ("\\n" {opener} call {close})*')
+    elif syntax.body == "object":  # Llama 3: the reply is the call
+        lines.append("calls ::= call")
+    else:
+        opener, close = _literal(syntax.open + "["), _literal("]" + syntax.close)
+        lines.append(f'calls ::= {opener} call (", " call)* {close}')
+    first = syntax.open[0]
+    if syntax.at_start:
+        lines.append(f"answer ::= [^{_escape(first)}<\\x00] {_ANY_CHAR}*")
+    else:
+        second = syntax.open[1]
+        lines.append(
+            f'answer ::= ([^{_escape(first)}\\x00] | "{_escape(first)}" [^{_escape(second)}\\x00])+'
+        )
+    if choice == "auto":
+        root = "root ::= calls | answer" if syntax.at_start else "root ::= answer? calls?"
+        # (answer? calls? admits the empty reply too: the model may end at once.)
+    else:
+        root = "root ::= calls"
+    return "\n".join([root, *lines, converter.format_grammar()])
+
+
+def _escape(char: str) -> str:
+    """A character as it may stand inside a GBNF character class."""
+    if char in "]\\^-[":
+        return "\\" + char
+    return char
