@@ -13,6 +13,7 @@ template can. It becomes part of each ``TurnRequest`` (so it is recorded with ea
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from chatapp.engine.reasoning import ThinkingSupport
     from chatapp.retrieval.search.grounding import DocumentRetriever
     from chatapp.session import ChatSession, TurnRequest
+    from chatapp.session.tool_loop import ToolUse
     from chatapp.storage import ConversationStore
+    from chatapp.tools.approval import Approver
 
 
 @dataclass
@@ -40,14 +43,27 @@ class TurnChoices:
     """Generation overrides chosen with the thinking toggle (``thinking``/``reasoning_effort``);
     empty: the settings' ``generation.thinking`` and ``reasoning_effort``."""
 
+    tools: list[str] | None = None
+    """Tool servers (or ``SERVER.TOOL`` names) the next turns offer the model, chosen with the
+    tools toggle (F5); None: the settings' ``tools.offered``."""
+
     @property
     def active_collection(self) -> str | None:
         return self.collection if self.documents else None
 
+    def offered_tools(self, settings: Settings | None) -> list[str]:
+        """What the next turns offer (the header's ``tools`` field)."""
+        if self.tools is not None:
+            return list(self.tools)
+        return list(settings.tools.offered) if settings is not None else []
+
     def request(self, text: str) -> TurnRequest:
         from chatapp.session import TurnRequest
 
-        return TurnRequest(text, collection=self.active_collection, params=dict(self.thinking))
+        tools = list(self.tools) if self.tools is not None else None
+        return TurnRequest(
+            text, collection=self.active_collection, params=dict(self.thinking), tools=tools
+        )
 
     def thinking_state(self, support: ThinkingSupport, settings: Settings | None) -> str | None:
         """What the next reply does about thinking, for the header (None: the model never
@@ -103,6 +119,16 @@ class ChatContext:
         self.model = ModelSlot(backend_factory)
         self._retriever: DocumentRetriever | None = None
         self._lock = threading.Lock()
+        self.approver: Approver | None = None
+        """Asks the user about a tool call (the chat screen's approval card)."""
+        self.remember_rule: Callable[[str, str], None] | None = None
+        """Stores an "always allow" answer as a rule in the settings."""
+        self.tools_collection: str | None = None
+        """The collection ``documents.search`` searches (the chat's chosen one)."""
+        self.tools_problem: str | None = None
+        """Why the MCP servers are left out (a bad ``mcp.json``), said once in the chat."""
+        self._tools: ToolUse | None = None
+        self._tools_lock = threading.Lock()
 
     @property
     def retriever(self) -> DocumentRetriever | None:
@@ -115,24 +141,79 @@ class ChatContext:
             return self._retriever
 
     def use_settings(self, settings: Settings) -> None:
-        """New settings from now on (the next turn's session, the retriever's thresholds)."""
+        """New settings from now on (the next turn's session, the retriever's thresholds, the
+        tool rules: a rule revoked in settings asks again from the next call)."""
         self.settings = settings
         with self._lock:
             if self._retriever is not None:
                 self._retriever.settings = settings
+        with self._tools_lock:
+            if self._tools is not None:
+                self._tools.gate.rules = dict(settings.tools.rules)
+                self._tools.gate.allow_read_only = settings.tools.allow_read_only
+                self._tools.offered = list(settings.tools.offered)
+                self._tools.max_steps = settings.tools.max_steps
+
+    @property
+    def tools(self) -> ToolUse | None:
+        """The tools the chat's turns may offer: built once per app, on first use (listing the
+        servers reads ``mcp.json``; an MCP server starts only when its tools are first listed
+        or called, and stops when the app closes). A bad ``mcp.json`` leaves its servers out
+        (``tools_problem`` says why)."""
+        settings = self.settings
+        if settings is None:
+            return None
+        with self._tools_lock:
+            if self._tools is None:
+                self._tools = self._build_tools(settings)
+            documents = self._tools.registry.provider("documents")
+            collection = self.tools_collection or settings.retrieval.collection
+            if documents is not None and hasattr(documents, "collection"):
+                documents.collection = collection
+            return self._tools
+
+    def _build_tools(self, settings: Settings) -> ToolUse:
+        from chatapp.errors import ChatappError
+        from chatapp.session.tool_loop import ToolUse
+        from chatapp.tools.approval import ToolGate
+        from chatapp.tools.setup import build_registry
+
+        retriever = self.retriever
+        search = retriever.retrieve if retriever is not None else None
+        try:
+            return ToolUse.from_settings(
+                settings, approver=self.approver, search=search, remember=self.remember_rule
+            )
+        except ChatappError as exc:  # mcp.json cannot be read: the built-ins still work
+            self.tools_problem = f"{exc.message} (its tool servers are left out)"
+        gate = ToolGate(
+            rules=dict(settings.tools.rules),
+            allow_read_only=settings.tools.allow_read_only,
+            approver=self.approver,
+            remember=self.remember_rule,  # type: ignore[arg-type]
+        )
+        return ToolUse(
+            build_registry(settings, search=search, include_mcp=False),
+            gate,
+            offered=list(settings.tools.offered),
+            max_steps=settings.tools.max_steps,
+            constrain=settings.tools.constrain,
+        )
 
     def session(self, conversation_id: int | None) -> ChatSession:
         """A session for ``conversation_id`` (None: a new conversation) on the loaded model."""
         from chatapp.session import ChatSession
 
         assert self.settings is not None
-        return ChatSession.from_settings(
+        session = ChatSession.from_settings(
             self.settings,
             self._backend,
             self.store,
             conversation_id=conversation_id,
             retriever=self.retriever,
         )
+        session.tools = self.tools
+        return session
 
     def _backend(self) -> Backend:
         backend = self.model.backend
@@ -147,6 +228,10 @@ class ChatContext:
         return self.model.wait(cancel) is not None
 
     def close(self, *, close_store: bool) -> None:
+        with self._tools_lock:
+            if self._tools is not None:
+                self._tools.close()  # MCP servers stop with the app
+                self._tools = None
         self.model.close()
         with self._lock:
             if self._retriever is not None:

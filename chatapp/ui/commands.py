@@ -35,6 +35,11 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Let a thinking model reason before it answers, or not (or its next effort)",
         "toggle_thinking",
     ),
+    (
+        "Tools offered",
+        "Choose the tools the model may call in this chat (documents, clock, math, MCP)",
+        "choose_tools",
+    ),
     ("Help: keys and commands", "Every key binding and command", "help"),
     ("Switch theme", "Pick a colour theme (remembered)", "theme"),
     ("Toggle sidebar", "Show or hide the conversation list", "toggle_sidebar"),

@@ -1,8 +1,8 @@
 """One reply at a time, generated in a thread worker and handed to the UI in batches.
 
 The worker reads the session's events with ``consume`` (the same loop as the CLI and eval),
-appends tokens to ``Reply.pieces`` and a thinking model's reasoning to ``Reply.thoughts`` (a
-list append is atomic) and posts only two messages to the
+appends tokens to ``Reply.pieces``, a thinking model's reasoning to ``Reply.thoughts`` and the
+tool loop's calls to ``Reply.tool_events`` (a list append is atomic) and posts only two messages to the
 chat screen: started and ended. The screen takes what is new on a short timer, so the UI never
 re-renders per token however fast the model is. Stopping sets the reply's CancelToken; the
 engine checks it between tokens and the session keeps the partial reply as ``interrupted``.
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from chatapp.context import ContextPlan
     from chatapp.domain import CancelToken
     from chatapp.session import TurnEvent, TurnResult, TurnStarted
+    from chatapp.session.turns import ToolCallFinished, ToolCallStarted
     from chatapp.storage import Message as StoredMessage
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ class Reply:
         self.thoughts: list[str] = []
         """A thinking model's reasoning so far (it streams before the answer)."""
         self.thoughts_shown = 0
+        self.tool_events: list[tuple[int, ToolCallStarted | ToolCallFinished]] = []
+        """The tool loop's calls as they are decided and as they end (shown folded), each
+        with how many answer tokens had come before it."""
+        self.tool_events_shown = 0
         self.thinking_started_at: float | None = None
         self.requested_at = time.perf_counter()
         self.first_token_at: float | None = None
@@ -78,6 +83,13 @@ class Reply:
         count = end - self.shown
         self.shown = end
         return text, count
+
+    def take_text_until(self, end: int) -> str:
+        """The text produced since the last call up to token ``end`` (a tool call's place)."""
+        end = max(self.shown, min(end, len(self.pieces)))
+        text = "".join(self.pieces[self.shown : end])
+        self.shown = end
+        return text
 
     def take_unshown_thoughts(self) -> str:
         """Reasoning produced since the last call."""
@@ -159,7 +171,13 @@ def run_reply(target: MessageTarget, reply: Reply, run_turn: TurnRunner) -> None
     events: Any = None
     try:
         events = run_turn(reply.cancel)
-        reply.finished = consume(events, on_start=started, on_token=token, on_reasoning=thought)
+        reply.finished = consume(
+            events,
+            on_start=started,
+            on_token=token,
+            on_reasoning=thought,
+            on_tool=lambda event: reply.tool_events.append((len(reply.pieces), event)),
+        )
     except ChatappError as exc:
         reply.error = exc.message
     except Exception as exc:  # a bug must not take the UI down; it is logged and shown

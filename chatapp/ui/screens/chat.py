@@ -25,6 +25,7 @@ from chatapp.ui.chat_context import ChatContext, TurnChoices
 from chatapp.ui.generation import Reply, ReplyEnded, ReplyStarted
 from chatapp.ui.messages import ReplyFinished
 from chatapp.ui.row_compositor import RowCroppedCompositor
+from chatapp.ui.screens.chat_tools import ChatTools
 from chatapp.ui.screens.conversation_dialogs import ask_to_delete, ask_to_export, ask_to_rename
 from chatapp.ui.screens.message_actions import (
     copy_last_reply,
@@ -69,6 +70,7 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+s", "settings", "Settings", show=False),
         Binding("ctrl+t", "theme", "Theme", show=False),
         Binding("alt+t", "toggle_thinking", "Thinking on/off", show=False),
+        Binding("f5", "choose_tools", "Tools offered", show=False),
         Binding("ctrl+b", "toggle_sidebar", "Sidebar", show=False),
         Binding("ctrl+l", "find_conversation", "Find chat", show=False),
         Binding("f1", "help", "Help"),
@@ -86,6 +88,7 @@ class ChatScreen(Screen[None]):
         self._sidebar_forced: bool | None = None
         self._sources_renderer = sources_renderer
         self.replies: ReplyController
+        self.tools: ChatTools
 
     def compose(self) -> ComposeResult:
         yield ChatHeader(id="header")
@@ -100,6 +103,7 @@ class ChatScreen(Screen[None]):
     def on_mount(self) -> None:
         self.replies = ReplyController(self)
         self.chat_view.sources_widget = self.sources_widget
+        self.tools = ChatTools(self)
         self.query_one(PromptInput).focus()
 
     # -- replies (the controller does the work) -------------------------------------------
@@ -195,6 +199,7 @@ class ChatScreen(Screen[None]):
         choice is saved with the settings (``ui.collection``, ``ui.documents``) for next time."""
         self.choices.collection = collection
         self.choices.documents = enabled and collection is not None
+        self.context.tools_collection = collection
         self.header.set_field("docs", self.choices.active_collection)
         settings = self.context.settings
         remembered = (collection, self.choices.documents)
@@ -204,6 +209,15 @@ class ChatScreen(Screen[None]):
         apply_settings = getattr(self.app, "apply_settings", None)
         if apply_settings is not None:
             apply_settings(settings, reload_model=False)
+
+    # -- tools (chatapp/ui/screens/chat_tools.py) -------------------------------------------
+
+    def action_choose_tools(self) -> None:
+        self.tools.choose()
+
+    def set_tools(self, tools: list[str] | None) -> None:
+        """Offer these tool servers in the next turns (None: the settings' ``tools.offered``)."""
+        self.tools.set_offered(tools)
 
     def action_toggle_thinking(self) -> None:
         """Thinking on or off (or the next reasoning effort) for the next replies."""
@@ -340,6 +354,8 @@ class ChatScreen(Screen[None]):
         # not the one this conversation's last turn used.
         settings = self.context.settings
         self.header.set_field("template", settings.chat.template if settings else None)
+        if hasattr(self, "tools"):
+            self.tools.show_field()
 
     async def action_new_chat(self) -> None:
         await self.open_conversation(None)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from chatapp.ui.widgets.message import MessageWidget
     from chatapp.ui.widgets.prompt import PromptInput
     from chatapp.ui.widgets.status import StatusBar
+    from chatapp.ui.widgets.tool_call import ToolCallWidget
 
 FLUSH_INTERVAL_S = 1 / 20
 """How often streamed text reaches the screen: fast enough to look live, slow enough that a
@@ -97,6 +98,10 @@ class ReplyController:
         self.host = host
         self.reply: Reply | None = None
         self.widget: MessageWidget | None = None
+        self.steps: list[MessageWidget] = []
+        """Widgets of this reply's earlier steps that said something before calling tools."""
+        self.calls: dict[str, ToolCallWidget] = {}
+        """The reply's tool calls shown so far, by call id."""
         self.started_count = 0
         self._last_status: tuple[int, Any] = (-1, None)
         self._timer = host.set_interval(FLUSH_INTERVAL_S, self.flush, pause=True)
@@ -161,6 +166,7 @@ class ReplyController:
         reply.prompt_text = text
         self.started_count += 1
         self.reply, self.widget = reply, None
+        self.steps, self.calls = [], {}
         reply.worker = host.run_worker(
             partial(run_reply, host, reply, run_turn),
             thread=True,
@@ -213,7 +219,8 @@ class ReplyController:
             await view.add_notice(note.rstrip(".") + ".")
         backend = self.host.context.model.backend
         self.widget = await view.add_reply(backend.identity.name if backend else None)
-        reply.shown = reply.thoughts_shown = 0  # the new widget shows everything so far
+        reply.shown = reply.thoughts_shown = reply.tool_events_shown = 0  # shown anew
+        self.steps, self.calls = [], {}
 
     async def flush(self) -> None:
         """One frame: the text produced since the last one is appended to the reply, or the
@@ -223,7 +230,11 @@ class ReplyController:
         if reply is None:
             return
         now = time.monotonic()
-        pending = reply.token_count > reply.shown or len(reply.thoughts) > reply.thoughts_shown
+        pending = (
+            reply.token_count > reply.shown
+            or len(reply.thoughts) > reply.thoughts_shown
+            or len(reply.tool_events) > reply.tool_events_shown
+        )
         status_due = not pending or now - self._status_at >= STATUS_INTERVAL_S
         if status_due and self._show_progress(reply):
             self._status_at = now
@@ -237,11 +248,45 @@ class ReplyController:
         thoughts = reply.take_unshown_thoughts()
         if thoughts:
             await widget.append_reasoning(thoughts, reply.thinking_seconds())
+        while reply.tool_events_shown < len(reply.tool_events):
+            at, event = reply.tool_events[reply.tool_events_shown]
+            reply.tool_events_shown += 1
+            await self._append_text(widget, reply.take_text_until(at), reply)
+            widget = await self._show_tool_event(widget, event)
         text, _count = reply.take_unshown()
+        await self._append_text(widget, text, reply)
+
+    async def _append_text(self, widget: MessageWidget, text: str, reply: Reply) -> None:
         if text:
             if widget.reasoning:
                 widget.end_reasoning(reply.thinking_seconds())
             await widget.append(text)
+
+    async def _show_tool_event(self, widget: MessageWidget, event: Any) -> MessageWidget:
+        """A call decided (folded, before the reply still streaming) or ended (its result).
+        After a step that said something, the next step's text goes into a new widget."""
+        from chatapp.session.turns import ToolCallStarted
+        from chatapp.ui.widgets.tool_call import ToolCallWidget
+
+        view = self.host.chat_view
+        shown = self.calls.get(event.call.id)
+        if shown is None:
+            if isinstance(event, ToolCallStarted):
+                shown = ToolCallWidget.started(event.call, event.allowed, event.reason)
+            else:
+                shown = ToolCallWidget.started(event.call, False, "not run")
+            self.calls[event.call.id] = shown
+            if widget.content.strip():
+                widget.status = "complete"  # this step is done; the next one streams below
+                self.steps.append(widget)
+                await view.add_tool_call(shown)
+                widget = await view.add_reply(widget.model_name)
+                self.widget = widget
+            else:
+                await view.add_tool_call(shown, before=widget)
+        if not isinstance(event, ToolCallStarted):
+            shown.finish(event.result)
+        return widget
 
     def _show_progress(self, reply: Reply) -> bool:
         """The status line's live numbers (tokens so far, tokens/s, context used); False when
@@ -295,12 +340,20 @@ class ReplyController:
         stored, user = result.message, reply.user_message
         store = host.context.store
         if stored is not None and store is not None:
+            steps: list[Message] = []
             try:  # read before any await: the conversation may be deleted meanwhile
                 reply_branch = branch_of(store, stored.id)
                 user_branch = branch_of(store, user.id) if user is not None else None
+                if self.calls and user is not None:
+                    chain = store.thread(stored.conversation_id, stored.id)
+                    ids = [m.id for m in chain]
+                    if user.id in ids:
+                        steps = chain[ids.index(user.id) + 1 : -1]
             except ChatappError:
                 widget = None
             if widget is not None:
+                host.chat_view.thread.extend(steps)  # the steps and their calls, then the answer
+                await self._settle_steps(steps)
                 host.chat_view.thread.append(stored)
                 if user is not None and user_branch is not None:
                     host.chat_view.set_branch(user.id, user_branch)
@@ -314,6 +367,18 @@ class ReplyController:
             stats.prompt_tokens + stats.completion_tokens,
             stats.n_ctx,
         )
+
+    async def _settle_steps(self, steps: list[Message]) -> None:
+        """The stored rows of the reply's earlier steps and calls: ids for their widgets."""
+        store = self.host.context.store
+        assert store is not None
+        spoke = [m for m in steps if m.role == "assistant" and m.content.strip()]
+        for widget, row in zip(self.steps, spoke, strict=False):
+            await widget.finish(row, branch_of(store, row.id))
+        for row in steps:
+            shown = self.calls.get(str((row.turn or {}).get("tool_call_id", "")))
+            if row.role == "tool" and shown is not None:
+                shown.message_id = row.id
 
     # -- stopping -------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The settings screen: system prompt, sampling, context size, threads and GPU layers.
+"""The settings screen: system prompt, sampling, context size, threads, GPU layers and the
+tool rules (each revocable).
 
 Values are checked by the same typed settings model the config file uses; a bad value is named
 under its field and nothing is saved. Saving writes config.toml; model settings (context size,
@@ -15,8 +16,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static, TextArea
+
+from chatapp.terminal_text import safe_for_terminal
 
 if TYPE_CHECKING:
     from chatapp.config import Settings
@@ -73,6 +78,14 @@ def parse_field(field: Field, raw: str) -> Any:
         raise ValueError(f"{field.label.lower()}: {text!r} is not {noun}") from None
 
 
+class RevokeButton(Button):
+    """Revokes the rule of one tool."""
+
+    def __init__(self, tool: str) -> None:
+        super().__init__("Revoke", classes="revoke-rule", compact=True)
+        self.tool = tool
+
+
 class SettingsScreen(ModalScreen[tuple["Settings", bool] | None]):
     """Dismisses with (new settings, whether the model must reopen), or None."""
 
@@ -84,6 +97,8 @@ class SettingsScreen(ModalScreen[tuple["Settings", bool] | None]):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
+        self.rules: dict[str, str] = dict(settings.tools.rules)
+        """Per tool, ``allow`` or ``deny``: what saving keeps (Revoke removes one)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog settings"):
@@ -101,13 +116,41 @@ class SettingsScreen(ModalScreen[tuple["Settings", bool] | None]):
                             "" if value is None else str(value), id=field.widget_id, compact=True
                         )
                         yield Static(field.hint, classes="field-hint", markup=False)
+                yield Label("Tool rules (calls that run without asking)", classes="section-label")
+                yield Vertical(*self._rule_rows(), id="tool-rules")
             yield Static("", id="settings-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (Ctrl+S)", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
 
+    def _rule_rows(self) -> list[Widget]:
+        if not self.rules:
+            hint = "None yet: “Always allow this tool” on an approval card adds one."
+            return [Static(hint, classes="field-hint", markup=False)]
+        return [
+            Horizontal(
+                Static(
+                    Content.assemble(safe_for_terminal(name), (f"  {rule}", "dim")),
+                    classes="rule-name",
+                ),
+                RevokeButton(name),
+                classes="field-row tool-rule",
+            )
+            for name, rule in sorted(self.rules.items())
+        ]
+
     def on_mount(self) -> None:
         self.query_one("#set-system-prompt", TextArea).focus()
+
+    @on(Button.Pressed, ".revoke-rule")
+    async def _revoke(self, event: Button.Pressed) -> None:
+        """Revoke a rule (kept out when the settings are saved): its calls ask again."""
+        if not isinstance(event.button, RevokeButton):
+            return
+        self.rules.pop(event.button.tool, None)
+        box = self.query_one("#tool-rules", Vertical)
+        await box.remove_children()
+        await box.mount_all(self._rule_rows())
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -130,6 +173,7 @@ class SettingsScreen(ModalScreen[tuple["Settings", bool] | None]):
         """The edited settings; ValueError naming the first bad field."""
         updated = self.settings.model_copy(deep=True)
         updated.chat.system_prompt = self.query_one("#set-system-prompt", TextArea).text
+        updated.tools.rules = dict(self.rules)  # type: ignore[arg-type]
         reload_model = False
         for field in FIELDS:
             value = parse_field(field, self.query_one(f"#{field.widget_id}", Input).value)

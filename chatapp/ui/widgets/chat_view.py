@@ -65,7 +65,23 @@ class ChatView(VerticalScroll, can_focus=False):
 
     # -- building -------------------------------------------------------------------------
 
-    def widget_for(self, message: Message) -> MessageWidget:
+    def widget_for(self, message: Message) -> Widget:
+        """A message's widget: a folded call for a ``tool`` row, else a MessageWidget."""
+        if message.role == "tool":
+            from chatapp.ui.widgets.tool_call import ToolCallWidget
+
+            return ToolCallWidget.from_row(message)
+        return self._message_widget(message)
+
+    def _widgets(self, messages: list[Message]) -> list[Widget]:
+        # A step that only called tools has no text of its own: its calls stand for it.
+        return [
+            self.widget_for(m)
+            for m in messages
+            if not (m.role == "assistant" and m.tool_calls and not m.content.strip())
+        ]
+
+    def _message_widget(self, message: Message) -> MessageWidget:
         model = (message.model or {}).get("name") if message.role == "assistant" else None
         sources = None
         if message.role == "assistant" and message.sources and self.sources_widget is not None:
@@ -92,7 +108,7 @@ class ChatView(VerticalScroll, can_focus=False):
             children.append(marker)
         if not thread:
             children.append(Static(EMPTY_HINT, classes="empty-hint", markup=False))
-        children.extend(self.widget_for(m) for m in thread[self.first_shown :])
+        children.extend(self._widgets(thread[self.first_shown :]))
         with self.app.batch_update():
             await self.remove_children()
             await self.mount_all(children)
@@ -113,8 +129,8 @@ class ChatView(VerticalScroll, can_focus=False):
         self._loading_earlier = True
         try:
             start = max(0, self.first_shown - PAGE)
-            widgets = [self.widget_for(m) for m in self.thread[start : self.first_shown]]
-            first = self.query(MessageWidget).first()
+            widgets = self._widgets(self.thread[start : self.first_shown])
+            first = next(c for c in self.children if not isinstance(c, EarlierMessages))
             height_before = self.virtual_size.height
             y_before = self.scroll_y
             await self.mount_all(widgets, before=first)
@@ -149,9 +165,18 @@ class ChatView(VerticalScroll, can_focus=False):
             self.branches[message.id] = branch
         self.thread.append(message)
         await self.query(".empty-hint").remove()
-        widget = self.widget_for(message)
+        widget = self._message_widget(message)
         await self.mount(widget)
         return widget
+
+    async def add_tool_call(self, widget: Widget, before: Widget | None = None) -> None:
+        """Mount a call made while a reply streams (before the reply still being written)."""
+        await self.query(".empty-hint").remove()
+        if before is not None and before.parent is self:
+            await self.mount(widget, before=before)
+        else:
+            await self.mount(widget)
+        self.anchor()
 
     async def add_reply(self, model_name: str | None) -> MessageWidget:
         """Mount an empty assistant message that the stream will fill."""
