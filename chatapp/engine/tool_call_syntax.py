@@ -153,7 +153,7 @@ class ToolCallParser:
             head = buffer.lstrip()
             for opener in self.openers:
                 if head.startswith(opener):
-                    skip = len(buffer) - len(head) + (0 if opener == "{" else len(opener))
+                    skip = 0 if opener == "{" else len(buffer) - len(head) + len(opener)
                     self._open_call(buffer[skip:])
                     return True
             if not head or any(o.startswith(head) for o in self.openers):
@@ -195,6 +195,9 @@ class ToolCallParser:
             return False
         text = self._body + self._buffer
         at = text.find(close)
+        quotes = "\"'" if self.syntax.body == "python" else '"'
+        while at >= 0 and _inside_string(text[:at], quotes):  # "</tool_call>" in an argument
+            at = text.find(close, at + 1)
         if at < 0:
             self._body, self._buffer = text, ""
             return False
@@ -276,6 +279,22 @@ def _split_semicolons(text: str) -> list[str]:
         while at < len(text) and text[at] in " \t\r\n;":
             at += 1
     return parts
+
+
+def _inside_string(text: str, quotes: str) -> bool:
+    """Whether ``text`` ends inside a quoted string (JSON, or Python with ``'`` too)."""
+    quote, escaped = "", False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quote:
+            if char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in quotes:
+            quote = char
+    return bool(quote)
 
 
 def _short(exc: BaseException) -> str:

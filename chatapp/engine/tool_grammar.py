@@ -22,6 +22,9 @@ from chatapp.engine.tool_call_syntax import CallSyntax
 log = logging.getLogger(__name__)
 
 _ANY_OBJECT = {"type": "object"}
+CALLS_PER_REPLY = 1
+"""Calls one constrained reply may make: a small model given room for more keeps calling until
+its tokens run out (the last call cut off); the tool loop's next step can call again."""
 _ANY_CHAR = r"[^\x00]"
 
 
@@ -30,9 +33,14 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def tool_grammar(syntax: CallSyntax | None, specs: Sequence[ToolSpec], choice: str) -> str | None:
+def tool_grammar(
+    syntax: CallSyntax | None,
+    specs: Sequence[ToolSpec],
+    choice: str,
+    max_calls: int = CALLS_PER_REPLY,
+) -> str | None:
     """GBNF text for ``specs`` under ``choice`` in ``syntax`` (None when there is nothing to
-    constrain or the syntax is not JSON)."""
+    constrain or the syntax is not JSON); at most ``max_calls`` calls in one reply."""
     if syntax is None or syntax.body == "python" or choice == "none" or not specs:
         return None
     from llama_cpp.llama_grammar import SchemaConverter
@@ -54,21 +62,22 @@ def tool_grammar(syntax: CallSyntax | None, specs: Sequence[ToolSpec], choice: s
         head = '{"name": ' + json.dumps(spec.name, ensure_ascii=False) + f', "{key}": '
         alternatives.append(f'{_literal(head)} {rule} "}}"')
     lines = [f"call ::= {' | '.join(alternatives)}"]
+    more = max(0, max_calls - 1)
     if syntax.body == "object" and syntax.close:
         opener, close = _literal(syntax.open + "\n"), _literal("\n" + syntax.close)
-        lines.append(f'calls ::= {opener} call {close} ("\\n" {opener} call {close})*')
+        lines.append(f'calls ::= {opener} call {close} ("\\n" {opener} call {close}){{0,{more}}}')
     elif syntax.body == "object":  # Llama 3: the reply is the call
-        lines.append("calls ::= call")
+        lines.append(f'calls ::= call ("; " call){{0,{more}}}')
     else:
         opener, close = _literal(syntax.open + "["), _literal("]" + syntax.close)
-        lines.append(f'calls ::= {opener} call (", " call)* {close}')
+        lines.append(f'calls ::= {opener} call (", " call){{0,{more}}} {close}')
     first = syntax.open[0]
     if syntax.at_start:
         lines.append(f"answer ::= [^{_escape(first)}<\\x00] {_ANY_CHAR}*")
     else:
         second = syntax.open[1]
         lines.append(
-            f'answer ::= ([^{_escape(first)}\\x00] | "{_escape(first)}" [^{_escape(second)}\\x00])+'
+            f"answer ::= ([^{_escape(first)}\\x00] | {_literal(first)} [^{_escape(second)}\\x00])+"
         )
     if choice == "auto":
         root = "root ::= calls | answer" if syntax.at_start else "root ::= answer? calls?"
