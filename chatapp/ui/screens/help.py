@@ -66,6 +66,7 @@ def _table(title: str, rows: Sequence[tuple[str, str]]) -> str:
 def help_markdown(commands: Sequence[PaletteCommand]) -> str:
     """The help text: one table per place where keys work."""
     from chatapp.ui.screens.chat import ChatScreen
+    from chatapp.ui.screens.tool_approval import ToolApprovalScreen
     from chatapp.ui.widgets.message import MessageWidget
 
     prompt_rows = [
@@ -90,6 +91,7 @@ def help_markdown(commands: Sequence[PaletteCommand]) -> str:
         _table("Everywhere", general + binding_rows(ChatScreen.BINDINGS)),
         _table("Prompt", prompt_rows),
         _table("A focused message", binding_rows(MessageWidget.BINDINGS)),
+        _table("A tool call waiting for your yes", binding_rows(ToolApprovalScreen.BINDINGS)),
         _table("Conversation list", sidebar_rows),
     ]
     if extension_rows:
