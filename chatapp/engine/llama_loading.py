@@ -92,8 +92,7 @@ def without_library_chat_templates() -> Iterator[None]:
     llama-cpp-python builds a Jinja2 chat handler for every template in the GGUF's metadata as
     it loads. chatapp never uses them (chat_formats renders the chat, within limits), and Jinja
     evaluates a template's constant expressions when it compiles: a template holding
-    ``{{ 'A' * 3000000000 }}`` took 6 GB and ended in a MemoryError before the first token.
-    """
+    ``{{ 'A' * 3000000000 }}`` would take gigabytes before the first token."""
     import llama_cpp.llama_chat_format as library
 
     class NotCompiled:
