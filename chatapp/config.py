@@ -76,7 +76,8 @@ class BackendSettings(_Section):
     model: str | None = None
     """Model name the server knows; unset means the server's first model."""
     timeout_s: float = Field(120.0, gt=0)
-    """Seconds to wait for the server before giving up."""
+    """Seconds to wait for the server's answer, and then for each next piece of a reply, before
+    giving up; a whole reply gets ten times this."""
 
 
 class GenerationSettings(_Section):
