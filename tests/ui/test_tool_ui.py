@@ -40,7 +40,7 @@ class Notes:
 
     def call(self, tool: str, arguments: dict, cancel: CancelToken | None) -> ToolOutput:
         self.added.append(arguments["text"])
-        return ToolOutput(f"added note {len(self.added)}")
+        return ToolOutput(f"added note {len(self.added)}: {arguments['text']}")
 
     def close(self) -> None:
         pass
@@ -86,7 +86,7 @@ async def test_allow_once_runs_the_call_and_shows_it_folded(make_app, store) -> 
         await settle(pilot)
         assert notes.added == ["milk [red]x[/red]"]
         [row] = tool_rows(store)
-        assert row.content == "added note 1"
+        assert row.content == "added note 1: milk [red]x[/red]"
         assert row.turn["verdict"] == "allowed once by you"
         # The call is folded between the question and the answer.
         view = app.chat_screen.chat_view
@@ -323,3 +323,51 @@ def test_the_gate_asks_through_the_card_only_for_tools_without_a_rule() -> None:
     registry = ToolRegistry([Notes()])
     assert gate.decide(add_note(), registry.spec("notes.add")).allowed  # type: ignore[arg-type]
     assert asked == []
+
+
+async def test_escape_sequences_in_a_call_are_shown_escaped(make_app, store) -> None:
+    backend = FakeBackend()
+    backend.enqueue(
+        "",
+        tool_calls=[
+            add_note("\x1b]52;c;aGk=\x07\x1b[2J"),
+            ToolCall("call_2", "\x1b[2Jnotes.evil", {}),  # no such tool: not asked, shown
+        ],
+    )
+    backend.enqueue("ok")
+    app = make_app(backend)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await start(app, pilot, Notes())
+        card = await ask(app, pilot, "note")
+        shown = str(card.query_one("#approval-arguments").render())
+        assert "\x1b" not in shown and "\x07" not in shown
+        assert "\\x1b" in shown or "\\u001b" in shown
+        description = str(card.query_one("#approval-description").render())
+        assert "[b]bold[/b]" in description  # a server's text is not markup
+        await pilot.press("o")
+        await settle(pilot)
+        note, evil = app.chat_screen.chat_view.query(ToolCallWidget)
+        body = " ".join(str(s.render()) for s in note.query(".tool-arguments, .tool-result"))
+        assert "added note 1: " in body
+        assert "\x1b" not in body and "\x07" not in body
+        title = str(evil.query_one("CollapsibleTitle").render())
+        assert "notes.evil" in title and "\x1b" not in title
+
+
+async def test_a_bad_mcp_json_leaves_the_builtins_and_says_why(make_app, store) -> None:
+    from chatapp.tools.mcp_config import mcp_file
+
+    path = mcp_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"mcpServers": {', encoding="utf-8")
+    app = make_app(FakeBackend())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolPickerScreen))
+        picker = app.screen.query_one(SelectionList)
+        assert picker.option_count == 3  # the built-ins still work
+        problem = app.context.tools_problem
+        assert problem is not None and "mcp.json" in problem
+        hints = " ".join(str(s.render()) for s in app.screen.query(".field-hint"))
+        assert "mcp.json" in hints
