@@ -37,6 +37,7 @@ from chatapp.domain import (
     ModelIdentity,
     ReasoningEvent,
     StreamEvent,
+    ToolCallEvent,
 )
 from chatapp.engine.control_tokens import defuse_message
 from chatapp.engine.openai_request import Flavor, chat_request_body, template_kwargs
@@ -55,6 +56,12 @@ from chatapp.engine.openai_stream import (
     read_capped,
     sse_lines,
     sse_payloads,
+)
+from chatapp.engine.openai_tools import (
+    ToolCallAssembler,
+    tool_deltas,
+    tool_fields,
+    wire_message,
 )
 from chatapp.engine.reasoning import NO_THINKING, THINK, ReasoningSplitter, ThinkingSupport
 from chatapp.errors import (
@@ -265,7 +272,8 @@ class OpenAIBackend:
     ) -> int:
         """The server applies the chat template, so this is the messages' tokens plus a few per
         turn for the template's markers: close, not exact."""
-        text = "\n".join(m.content for m in messages)
+        text = "\n".join(m.content + str(wire_message(m).get("tool_calls", "")) for m in messages)
+        text += str(tool_fields(params)) if params is not None else ""  # the tools' schemas
         return self.count_tokens(text) + _PER_MESSAGE_TOKENS * len(messages) + 3
 
     def format_chat(
@@ -275,7 +283,10 @@ class OpenAIBackend:
         keep their template to themselves, so this is then a plain ``role: text`` transcript."""
         if self.flavor == "llama.cpp":
             try:
-                body: dict[str, Any] = {"messages": [defuse_message(m.to_dict()) for m in messages]}
+                body: dict[str, Any] = {
+                    "messages": [defuse_message(wire_message(m)) for m in messages]
+                }
+                body.update(tool_fields(params) if params is not None else {})
                 kwargs = template_kwargs(params) if params is not None else {}
                 if kwargs:
                     body["chat_template_kwargs"] = kwargs
@@ -309,6 +320,7 @@ class OpenAIBackend:
         usage: Usage | None = None
         splitter = ReasoningSplitter(THINK)  # for servers that leave <think> in the text
         limits = ReplyLimits(params.max_tokens)
+        calls = ToolCallAssembler(params.tools)  # streamed tool_calls deltas, by index
         deadlines = Deadlines(self.timeout_s)
         ended = False
         guard = StallGuard(deadlines, self._sockets)
@@ -335,7 +347,9 @@ class OpenAIBackend:
                     usage = chunk.usage or usage
                     if not more:  # our own token limit: the server sent more than was asked
                         finish, ended = "length", True
-                    if chunk.text or chunk.thought:
+                    deltas = tool_deltas(payload)
+                    calls.feed(deltas)
+                    if chunk.text or chunk.thought or deltas:
                         deadlines.progressed()
                         clock.arrived()
                     if chunk.thought:
@@ -378,6 +392,8 @@ class OpenAIBackend:
                 "(no finish_reason, no [DONE])"
             )
         yield from splitter.flush()
+        yield from (ToolCallEvent(call) for call in calls.calls())
+        finish = "tool_calls" if calls and finish == "stop" else finish
         stats = clock.stats(
             self.n_ctx, usage, limits.chunks, lambda: self.count_chat_tokens(messages)
         )

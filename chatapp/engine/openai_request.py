@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from chatapp.domain import ChatMessage, GenerationParams
 from chatapp.engine.control_tokens import defuse_message
+from chatapp.engine.openai_tools import tool_fields, wire_message
 
 Flavor = Literal["llama.cpp", "llama-cpp-python", "vllm", "openai"]
 
@@ -19,13 +20,14 @@ def chat_request_body(
     fields, plus the sampler fields each server flavor understands under its own names."""
     body: dict[str, Any] = {
         "model": model,
-        "messages": [defuse_message(m.to_dict()) for m in messages],
+        "messages": [defuse_message(wire_message(m)) for m in messages],
         "stream": True,
         "stream_options": {"include_usage": True},
         "temperature": params.temperature,
         "top_p": params.top_p,
         "max_tokens": params.max_tokens,
     }
+    body.update(tool_fields(params))
     if params.seed is not None:
         body["seed"] = params.seed
     if params.stop:
