@@ -330,6 +330,13 @@ def search(
         raise UsageError("empty query: give words to search for, or --batch FILE")
     if batch is not None and text:
         raise UsageError("--batch and a QUERY: give only one")
+    from chatapp.text.language import has_hangul
+
+    if text and has_hangul(text):
+        from chatapp.text import korean_prefetch
+
+        # Kiwi loads in a child process while this one loads everything else.
+        korean_prefetch.start(text)
     queries: list[str] = []
     if batch is not None:
         try:

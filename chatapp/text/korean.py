@@ -127,4 +127,10 @@ def korean_terms_many(texts: list[str]) -> list[list[str]]:
 def korean_terms(text: str) -> list[str]:
     """Content morphemes of the Hangul (and Hanja) parts of ``text``, in order, sentence by
     sentence."""
+    if _KIWI is None:  # not loaded here: a child may be analysing it already (cold search)
+        from chatapp.text import korean_prefetch
+
+        prefetched = korean_prefetch.take(text)
+        if prefetched is not None:
+            return prefetched
     return korean_terms_many([text])[0]

@@ -150,3 +150,6 @@ def _repair(
     from chatapp.retrieval.store.keywords import load_lexical
 
     load_lexical(collection)  # keyword search follows the repaired manifest
+    from chatapp.retrieval.store.vector_copy import refresh_copies
+
+    refresh_copies(collection)  # and so does the vectors' copy

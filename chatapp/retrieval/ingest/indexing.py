@@ -326,5 +326,8 @@ def index_paths(
             # Rebuild keyword search now, so the first query is fast; every chunk's terms are
             # in the manifest (this run's made by its reader), so nothing is analysed again.
             load_lexical(collection)
+        from chatapp.retrieval.store.vector_copy import refresh_copies
+
+        refresh_copies(collection)  # the vectors a search reads without chromadb
     collection.make_private()  # anything the vector store wrote outside the calls above
     return summary

@@ -21,14 +21,28 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from chatapp.retrieval.store.file_modes import private_writes
+from chatapp.retrieval.store.manifest import Manifest
 
-if TYPE_CHECKING:
-    from chatapp.retrieval.store.collection import Collection
+
+class Collection(Protocol):
+    """What a copy needs of a collection (collection.Collection, which imports this module)."""
+
+    folder: Path
+    chroma_url: str | None
+    manifest: Manifest
+
+    @property
+    def primary_space(self) -> str: ...
+
+    def store_for(self, space: str) -> Any: ...
+
+    def space_counts(self) -> dict[str, int]: ...
+
 
 MAX_COPY_BYTES = 256 * 2**20
 """A space whose vectors take more than this is searched in chroma (its index beats reading
@@ -71,6 +85,16 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (vectors / norms).astype(np.float32)
+
+
+def _saved_generation(collection: Collection, space: str) -> int | None:
+    """The generation a space's saved copy belongs to (None: none saved, or unreadable),
+    read without its vectors."""
+    try:
+        with np.load(copy_path(collection, space), allow_pickle=False) as saved:
+            return int(saved["generation"]) if str(saved["space"]) == space else None
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def read_copy(collection: Collection, space: str, generation: int) -> VectorCopy | None:
@@ -138,5 +162,5 @@ def refresh_copies(collection: Collection) -> None:
         return
     generation = collection.manifest.generation
     for space in collection.space_counts():
-        if read_copy(collection, space, generation) is None:
+        if _saved_generation(collection, space) != generation:
             make_copy(collection, space)
