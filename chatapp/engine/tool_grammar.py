@@ -22,6 +22,9 @@ from chatapp.engine.tool_call_syntax import CallSyntax
 log = logging.getLogger(__name__)
 
 _ANY_OBJECT = {"type": "object"}
+MAX_STRING_CHARS = 200
+"""A string argument without a length of its own holds at most this many characters, so a small
+model cannot write one until its tokens run out (which would cut the call off)."""
 CALLS_PER_REPLY = 1
 """Calls one constrained reply may make: a small model given room for more keeps calling until
 its tokens run out (the last call cut off); the tool loop's next step can call again."""
@@ -84,7 +87,11 @@ def tool_grammar(
         # (answer? calls? admits the empty reply too: the model may end at once.)
     else:
         root = "root ::= calls"
-    return "\n".join([root, *lines, converter.format_grammar()])
+    rules = converter.format_grammar().replace(
+        'string ::= "\\"" char* "\\"" space',
+        f'string ::= "\\"" char{{0,{MAX_STRING_CHARS}}} "\\"" space',
+    )
+    return "\n".join([root, *lines, rules])
 
 
 def _escape(char: str) -> str:
