@@ -97,8 +97,9 @@ class SettingsScreen(ModalScreen[tuple["Settings", bool] | None]):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
-        self.rules: dict[str, str] = dict(settings.tools.rules)
-        """Per tool, ``allow`` or ``deny``: what saving keeps (Revoke removes one)."""
+        self.revoked: set[str] = set()
+        """Tools whose rule Revoke took away (a rule added meanwhile, from an approval card,
+        is kept when saving)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog settings"):
@@ -122,6 +123,11 @@ class SettingsScreen(ModalScreen[tuple["Settings", bool] | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (Ctrl+S)", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
+
+    @property
+    def rules(self) -> dict[str, str]:
+        """Per tool, ``allow`` or ``deny``: what saving keeps."""
+        return {k: v for k, v in self.settings.tools.rules.items() if k not in self.revoked}
 
     def _rule_rows(self) -> list[Widget]:
         if not self.rules:
@@ -147,7 +153,7 @@ class SettingsScreen(ModalScreen[tuple["Settings", bool] | None]):
         """Revoke a rule (kept out when the settings are saved): its calls ask again."""
         if not isinstance(event.button, RevokeButton):
             return
-        self.rules.pop(event.button.tool, None)
+        self.revoked.add(event.button.tool)
         box = self.query_one("#tool-rules", Vertical)
         await box.remove_children()
         await box.mount_all(self._rule_rows())
