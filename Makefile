@@ -72,6 +72,7 @@ snapshots: $(VENV)/.stamp-dev
 
 bench: $(VENV)/.stamp-dev
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/threads.py
 	$(PY) benchmarks/warm_resume.py
 	$(PY) benchmarks/ui.py
 	$(PY) benchmarks/retrieval.py
@@ -79,6 +80,7 @@ bench: $(VENV)/.stamp-dev
 	$(PY) benchmarks/grounded_prefill.py
 	$(PY) benchmarks/templates.py
 	$(PY) benchmarks/models.py
+	$(PY) benchmarks/tools_mcp.py
 
 lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check chatapp tests benchmarks

@@ -183,3 +183,5 @@ def ask(
         session.close()
     if as_json:
         print_json(ask_json(result))
+    if result.finish_reason == "error":  # the reply failed (a server lost mid-reply…): said above
+        raise typer.Exit(3 if settings.backend.kind == "openai" else 1)

@@ -86,6 +86,7 @@ def _engine(settings: Any, build: Any) -> dict[str, Any]:
         "backend": settings.backend.kind,
         "base_url": settings.backend.base_url if settings.backend.kind == "openai" else None,
         "n_threads": settings.model.n_threads or usable_cores(),
+        "threads_set": settings.model.n_threads is not None,
         "n_ctx_setting": settings.model.n_ctx,
         "n_gpu_layers": layers,
         "main_gpu": settings.model.main_gpu,
@@ -240,7 +241,12 @@ def render_report(report: dict[str, Any]) -> str:
 
     def engine(e: dict[str, Any]) -> list[str]:
         out = [f"backend: {e['backend']}" + (f" at {e['base_url']}" if e["base_url"] else "")]
-        out.append(f"threads: {e['n_threads']}, context asked: {e['n_ctx_setting']} tokens")
+        threads = (
+            f"{e['n_threads']} (set)"
+            if e.get("threads_set")
+            else f"up to {e['n_threads']}, fitted to the free cores each reply"
+        )
+        out.append(f"threads: {threads}, context asked: {e['n_ctx_setting']} tokens")
         layers = e["n_gpu_layers"]
         out.append(f"GPU layers: {'all' if layers < 0 else layers}")
         return out
