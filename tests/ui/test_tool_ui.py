@@ -33,6 +33,7 @@ class Notes:
 
     def __init__(self) -> None:
         self.added: list[str] = []
+        self.closed = False
 
     def specs(self) -> list[ToolSpec]:
         schema = {"type": "object", "properties": {"text": {"type": "string"}}}
@@ -43,7 +44,7 @@ class Notes:
         return ToolOutput(f"added note {len(self.added)}: {arguments['text']}")
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
 
 def add_note(text: str = "milk [red]x[/red]", i: int = 1) -> ToolCall:
@@ -371,3 +372,17 @@ async def test_a_bad_mcp_json_leaves_the_builtins_and_says_why(make_app, store) 
         assert problem is not None and "mcp.json" in problem
         hints = " ".join(str(s.render()) for s in app.screen.query(".field-hint"))
         assert "mcp.json" in hints
+
+
+async def test_tool_servers_are_not_started_before_use_and_close_with_the_app(
+    make_app, store
+) -> None:
+    app = make_app(FakeBackend())
+    notes = Notes()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        assert app.context._tools is None  # nothing built for the first frame or startup
+        await start(app, pilot, notes)
+    app.close_resources()
+    assert notes.closed
+    assert app.context._tools is None
