@@ -386,3 +386,22 @@ async def test_tool_servers_are_not_started_before_use_and_close_with_the_app(
     app.close_resources()
     assert notes.closed
     assert app.context._tools is None
+
+
+async def test_a_call_id_reused_in_a_later_step_is_a_call_of_its_own(make_app, store) -> None:
+    backend = FakeBackend()
+    backend.enqueue("", tool_calls=[ToolCall("call_1", "math.calculate", {"expression": "1+1"})])
+    backend.enqueue("", tool_calls=[ToolCall("call_1", "math.calculate", {"expression": "2+2"})])
+    backend.enqueue("done")
+    app = make_app(backend)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        app.chat_screen.set_tools(["math"])
+        app.chat_screen.prompt.set_text("sums")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(backend.calls) == 3)
+        await settle(pilot)
+        first, second = app.chat_screen.chat_view.query(ToolCallWidget)
+        assert "1+1 = 2" in str(first.query_one(".tool-result").render())
+        assert "2+2 = 4" in str(second.query_one(".tool-result").render())
+        assert [first.message_id, second.message_id] == [r.id for r in tool_rows(store)]

@@ -100,8 +100,10 @@ class ReplyController:
         self.widget: MessageWidget | None = None
         self.steps: list[MessageWidget] = []
         """Widgets of this reply's earlier steps that said something before calling tools."""
-        self.calls: dict[str, ToolCallWidget] = {}
-        """The reply's tool calls shown so far, by call id."""
+        self.calls: list[ToolCallWidget] = []
+        """The reply's tool calls shown so far, in order (a model may reuse a call's id in a
+        later step, so ids only pair a call's start with its end)."""
+        self._open_calls: dict[str, ToolCallWidget] = {}
         self.started_count = 0
         self._last_status: tuple[int, Any] = (-1, None)
         self._timer = host.set_interval(FLUSH_INTERVAL_S, self.flush, pause=True)
@@ -166,7 +168,7 @@ class ReplyController:
         reply.prompt_text = text
         self.started_count += 1
         self.reply, self.widget = reply, None
-        self.steps, self.calls = [], {}
+        self.steps, self.calls, self._open_calls = [], [], {}
         reply.worker = host.run_worker(
             partial(run_reply, host, reply, run_turn),
             thread=True,
@@ -220,7 +222,7 @@ class ReplyController:
         backend = self.host.context.model.backend
         self.widget = await view.add_reply(backend.identity.name if backend else None)
         reply.shown = reply.thoughts_shown = reply.tool_events_shown = 0  # shown anew
-        self.steps, self.calls = [], {}
+        self.steps, self.calls, self._open_calls = [], [], {}
 
     async def flush(self) -> None:
         """One frame: the text produced since the last one is appended to the reply, or the
@@ -269,13 +271,15 @@ class ReplyController:
         from chatapp.ui.widgets.tool_call import ToolCallWidget
 
         view = self.host.chat_view
-        shown = self.calls.get(event.call.id)
-        if shown is None:
-            if isinstance(event, ToolCallStarted):
+        started = isinstance(event, ToolCallStarted)
+        shown = None if started else self._open_calls.pop(event.call.id, None)
+        if shown is None:  # (a call stopped before it was decided ends without a start)
+            if started:
                 shown = ToolCallWidget.started(event.call, event.allowed, event.reason)
+                self._open_calls[event.call.id] = shown
             else:
                 shown = ToolCallWidget.started(event.call, False, "not run")
-            self.calls[event.call.id] = shown
+            self.calls.append(shown)
             if widget.content.strip():
                 widget.status = "complete"  # this step is done; the next one streams below
                 self.steps.append(widget)
@@ -284,7 +288,7 @@ class ReplyController:
                 self.widget = widget
             else:
                 await view.add_tool_call(shown, before=widget)
-        if not isinstance(event, ToolCallStarted):
+        if not started:
             shown.finish(event.result)
         return widget
 
@@ -375,10 +379,9 @@ class ReplyController:
         spoke = [m for m in steps if m.role == "assistant" and m.content.strip()]
         for widget, row in zip(self.steps, spoke, strict=False):
             await widget.finish(row, branch_of(store, row.id))
-        for row in steps:
-            shown = self.calls.get(str((row.turn or {}).get("tool_call_id", "")))
-            if row.role == "tool" and shown is not None:
-                shown.message_id = row.id
+        rows = [m for m in steps if m.role == "tool"]
+        for shown, row in zip(self.calls, rows, strict=False):
+            shown.message_id = row.id
 
     # -- stopping -------------------------------------------------------------------------
 
