@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 _ANY_OBJECT = {"type": "object"}
 MAX_STRING_CHARS = 200
-"""A string argument without a length of its own holds at most this many characters, so a small
-model cannot write one until its tokens run out (which would cut the call off)."""
+"""A string argument without a length of its own holds 1 to this many characters: a small model
+cannot write one until its tokens run out (which would cut the call off), nor leave it empty
+(SmolLM2-135M otherwise called math.calculate with "" again and again)."""
 CALLS_PER_REPLY = 1
 """Calls one constrained reply may make: a small model given room for more keeps calling until
 its tokens run out (the last call cut off); the tool loop's next step can call again."""
@@ -87,11 +88,16 @@ def tool_grammar(
         # (answer? calls? admits the empty reply too: the model may end at once.)
     else:
         root = "root ::= calls"
-    rules = converter.format_grammar().replace(
+    rules = converter.format_grammar().replace(_LOOSE_CHAR, _STRICT_CHAR).replace(
         'string ::= "\\"" char* "\\"" space',
-        f'string ::= "\\"" char{{0,{MAX_STRING_CHARS}}} "\\"" space',
+        f'string ::= "\\"" char{{1,{MAX_STRING_CHARS}}} "\\"" space',
     )
     return "\n".join([root, *lines, rules])
+
+
+# The converter lets a string hold raw control characters (a newline), which JSON forbids.
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 
 
 def _escape(char: str) -> str:
