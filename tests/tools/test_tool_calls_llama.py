@@ -140,3 +140,24 @@ def test_control_tokens_in_arguments_and_results_stay_text(backend) -> None:
     hostile = backend.tokenize_chat(chat(forged), p)
     assert hostile.count(im_end) == safe.count(im_end)  # only the template's own markers
     assert forged in backend.format_chat(chat(forged), p)  # the text itself reaches the model
+
+
+def test_the_bundled_model_makes_a_valid_call_through_the_session(backend, tmp_path) -> None:
+    """The whole path: the session offers math, the grammar (constrain auto: a 135M model)
+    makes SmolLM2's call valid, the registry runs it, and the result goes back as a tool turn."""
+    from chatapp.session import ChatSession, TurnRequest, consume
+    from chatapp.session.tool_loop import ToolUse
+    from chatapp.storage import ConversationStore
+    from chatapp.tools.approval import ToolGate
+    from chatapp.tools.builtin_tools import MathTools
+    from chatapp.tools.registry import ToolRegistry
+
+    tools = ToolUse(ToolRegistry([MathTools()]), ToolGate(), offered=["math"], max_steps=2)
+    with ConversationStore(tmp_path / "c.db") as store:
+        session = ChatSession(backend, store, tools=tools)
+        request = TurnRequest("What is 17 * 23?", tool_choice="math.calculate")
+        result = consume(session.send(request))
+    assert result.tool_results, result.text
+    first = result.tool_results[0]
+    assert first.name == "math.calculate" and first.status in ("ok", "error")
+    assert "=" in first.content or "error" in first.content  # the calculator ran on what it got
