@@ -14,6 +14,7 @@ template opens ``<think>`` itself, a Qwen3 template with thinking off closes an 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -330,12 +331,15 @@ class ReasoningSplitter:
                         self._state, self._channel = _BODY, "final"  # no channels: plain answer
                         continue
                     return
-                self._channel = _channel_name(self._header + self._buffer[:at])
+                header = self._header + self._buffer[:at]
+                self._channel = _channel_name(header)
                 self._header = ""
                 self._buffer = self._buffer[at + len("<|message|>") :]
                 self._state = _BODY
                 if self._channel == "analysis":
                     self.reasoned = True
+                elif recipient := _RECIPIENT_RE.search(header):  # a call to a tool
+                    out.append(TokenEvent(f"{HARMONY_CALL}{recipient.group(1)}\n"))
                 continue
             # _BODY
             ends = [i for i in (self._buffer.find(m) for m in _BODY_ENDS) if i >= 0]
@@ -360,6 +364,10 @@ class ReasoningSplitter:
 
 
 _BODY_ENDS = ("<|end|>", "<|return|>", "<|call|>", "<|start|>")
+HARMONY_CALL = "\U000f0002functions."
+"""Put before a harmony message addressed ``to=functions.NAME`` (then NAME and a newline): the
+message is a call, which the tool-call parser reads (tool_call_syntax.HARMONY)."""
+_RECIPIENT_RE = re.compile(r"to=functions\.([^\s<]+)")
 
 
 def _channel_name(header: str) -> str:

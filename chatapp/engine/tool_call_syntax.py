@@ -4,7 +4,8 @@ streams.
 Families: Hermes / Qwen2.5 / Qwen3 / SmolLM3 ``<tool_call>{"name":…, "arguments":…}</tool_call>``;
 Llama 3.x a JSON object ``{"name":…, "parameters":…}`` as the whole reply (or after
 ``<|python_tag|>``); Mistral ``[TOOL_CALLS][{…}, …]``; Granite ``<|tool_call|>[{…}]``; Phi-4-mini
-``<|tool_call|>[{…}]<|/tool_call|>``; LFM2 ``<|tool_call_start|>[name(arg=…)]<|tool_call_end|>``.
+``<|tool_call|>[{…}]<|/tool_call|>``; LFM2 ``<|tool_call_start|>[name(arg=…)]<|tool_call_end|>``;
+gpt-oss a harmony message ``to=functions.NAME`` (the reasoning splitter marks it, ``HARMONY_CALL``).
 A template that describes no tools itself (SmolLM2, Gemma 2/3, Phi-3.5…) gets the Hermes
 convention in its system prompt (``tool_prompt``). Text before a call streams as it comes; the
 call's own text is held back and becomes one ``ToolCallEvent`` per call (a call that does not
@@ -22,8 +23,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from chatapp.domain import DoneEvent, StreamEvent, TokenEvent, ToolCall, ToolCallEvent
+from chatapp.engine.reasoning import HARMONY_CALL
 
-Body = Literal["object", "list", "python"]
+Body = Literal["object", "list", "python", "harmony"]
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,19 @@ GRANITE = CallSyntax("granite", "<|tool_call|>", "", "list")
 PHI4 = CallSyntax("phi4", "<|tool_call|>", "<|/tool_call|>", "list")
 LFM2 = CallSyntax("lfm2", "<|tool_call_start|>", "<|tool_call_end|>", "python")
 INJECTED = replace(HERMES, family="hermes-prompt", native=False)
+HARMONY = CallSyntax("harmony", HARMONY_CALL, "", "harmony")
+"""gpt-oss: a message ``to=functions.NAME`` whose body is the arguments; the splitter marks it."""
 
 
 def call_syntax(source: str, takes_tools: bool) -> CallSyntax | None:
     """The call syntax of a chat template (its Jinja ``source``); ``takes_tools``: it reads the
-    ``tools`` variable. None where chatapp cannot parse the family's calls (gpt-oss harmony
-    channels, Gemma 4): those templates still describe the tools, their calls stay text."""
+    ``tools`` variable. None where chatapp cannot parse the family's calls (Gemma 4's
+    ``<|tool_call>call:NAME{…}``): the template still describes the tools, its calls stay text."""
     if not takes_tools:
         return INJECTED
-    if "<|channel|>" in source or "<|tool_call>" in source:
+    if "<|channel|>" in source:
+        return HARMONY
+    if "<|tool_call>" in source:
         return None
     if "[TOOL_CALLS]" in source:
         return MISTRAL
@@ -218,6 +224,9 @@ def parse_calls(syntax: CallSyntax, body: str) -> list[ToolCall]:
     try:
         if syntax.body == "python":
             return _python_calls(text)
+        if syntax.body == "harmony":
+            name, _, arguments = body.partition("\n")
+            return [_call_from({"name": name.strip(), "arguments": arguments}, "arguments", text)]
         if syntax.body == "list" or text.startswith("["):
             value = json.loads(text)
             items = value if isinstance(value, list) else [value]

@@ -166,3 +166,49 @@ def test_finish_reason_is_tool_calls_only_when_calls_were_made() -> None:
     assert plain[-1].finish_reason == "stop"
     cut = list(with_tool_calls(iter([reply[0], DoneEvent(stats, "length")]), HERMES))
     assert cut[-1].finish_reason == "length" and cut[1].call.error  # the cut call, with an error
+
+
+@pytest.mark.parametrize("step", [1, 5, 10_000])
+def test_gpt_oss_calls_are_messages_to_functions(step: int) -> None:
+    """gpt-oss (harmony): thinking on the analysis channel, then a commentary message addressed
+    to=functions.NAME whose body is the arguments; the reply stops at <|call|>."""
+    from chatapp.domain import ReasoningEvent
+    from chatapp.engine.reasoning import KNOWN_FORMATS, ReasoningSplitter
+    from chatapp.engine.tool_call_syntax import HARMONY
+
+    harmony = next(f for f in KNOWN_FORMATS if f.name == "harmony")
+    splitter = ReasoningSplitter(harmony, "<|start|>assistant")
+    reply = (
+        "<|channel|>analysis<|message|>Need the calculator.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.math.calculate "
+        '<|constrain|>json<|message|>{"expression": "6*7"}'
+    )
+    pieces = []
+    for at in range(0, len(reply), step):
+        pieces += splitter.feed(reply[at : at + step])
+    pieces += splitter.flush()
+    events = list(with_tool_calls(iter([*pieces, DoneEvent(GenerationStats(), "stop")]), HARMONY))
+    assert (
+        "".join(e.text for e in events if isinstance(e, ReasoningEvent)) == "Need the calculator."
+    )
+    assert not [e for e in events if isinstance(e, TokenEvent)]
+    (call,) = [e.call for e in events if isinstance(e, ToolCallEvent)]
+    assert (call.name, call.arguments, call.error) == (
+        "math.calculate",
+        {"expression": "6*7"},
+        None,
+    )
+    assert events[-1].finish_reason == "tool_calls"
+
+
+def test_gpt_oss_final_answers_stay_text() -> None:
+    from chatapp.engine.reasoning import KNOWN_FORMATS, ReasoningSplitter
+    from chatapp.engine.tool_call_syntax import HARMONY
+
+    harmony = next(f for f in KNOWN_FORMATS if f.name == "harmony")
+    splitter = ReasoningSplitter(harmony, "<|start|>assistant")
+    pieces = splitter.feed("<|channel|>final<|message|>It is 42 (to=functions.x is just text).")
+    pieces += splitter.flush()
+    events = list(with_tool_calls(iter([*pieces, DoneEvent(GenerationStats(), "stop")]), HARMONY))
+    assert "".join(e.text for e in events if isinstance(e, TokenEvent)).startswith("It is 42")
+    assert events[-1].finish_reason == "stop"

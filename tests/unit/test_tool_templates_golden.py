@@ -45,7 +45,7 @@ NATIVE = {
     "ibm-granite-granite-3.3-2B-Instruct": "granite",
     "LFM2.5-8B-A1B": "lfm2",
     "gemma4": None,
-    "openai-gpt-oss-120b": None,
+    "openai-gpt-oss-120b": "harmony",
 }
 PROMPTED = [
     "google-gemma-2-2b-it",
