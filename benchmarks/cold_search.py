@@ -10,7 +10,8 @@ run of each search in a wrapper reports which heavy libraries it imported, and t
 vectors are compared with the full models' (sentence-transformers MiniLM in fp32 — and in bf16
 where this CPU has it, which is what indexing used — and USE multilingual's own encoder).
 
-    python benchmarks/cold_search.py [--rounds 3] [--home DIR] [--tree DIR] [--out FILE]
+    python benchmarks/cold_search.py [--rounds 3] [--home DIR] [--tree DIR] [--label TEXT]
+                                     [--out FILE]
 
 ``--home`` reuses (or makes, once) the indexed collection there; ``--tree`` measures another
 checkout's ``chatapp`` package (put first on the path), e.g. the code before a change. Writes
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--tree", type=Path, default=None, help="another checkout's root")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--label", default="", help="what the measured tree is (recorded)")
     parser.add_argument("--no-vectors", action="store_true", help="skip the vector check")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="chatapp-cold-"))
@@ -193,7 +195,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "load_average": os.getloadavg(),
-        "tree": str(args.tree or ROOT),
+        "tree": args.label or str(args.tree or ROOT),
         "rounds": args.rounds,
         "queries": QUERIES,
         "median_wall_s": {k: round(v, 3) for k, v in wall.items()},
