@@ -5,7 +5,8 @@ Families: Hermes / Qwen2.5 / Qwen3 / SmolLM3 ``<tool_call>{"name":…, "argument
 Llama 3.x a JSON object ``{"name":…, "parameters":…}`` as the whole reply (or after
 ``<|python_tag|>``); Mistral ``[TOOL_CALLS][{…}, …]``; Granite ``<|tool_call|>[{…}]``; Phi-4-mini
 ``<|tool_call|>[{…}]<|/tool_call|>``; LFM2 ``<|tool_call_start|>[name(arg=…)]<|tool_call_end|>``;
-gpt-oss a harmony message ``to=functions.NAME`` (the reasoning splitter marks it, ``HARMONY_CALL``).
+gpt-oss a harmony message ``to=functions.NAME`` (the reasoning splitter marks it, ``HARMONY_CALL``);
+Gemma 4 ``<|tool_call>call:NAME{key:<|"|>text<|"|>,n:1}<tool_call|>``.
 A template that describes no tools itself (SmolLM2, Gemma 2/3, Phi-3.5…) gets the Hermes
 convention in its system prompt (``tool_prompt``). Text before a call streams as it comes; the
 call's own text is held back and becomes one ``ToolCallEvent`` per call (a call that does not
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from chatapp.domain import DoneEvent, StreamEvent, TokenEvent, ToolCall, ToolCallEvent
 from chatapp.engine.reasoning import HARMONY_CALL
 
-Body = Literal["object", "list", "python", "harmony"]
+Body = Literal["object", "list", "python", "harmony", "gemma4"]
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,14 @@ class CallSyntax:
     """The model's template describes the tools itself (else ``tool_prompt`` does)."""
     alt_open: tuple[str, ...] = ()
     """Other texts that open a call block (Llama 3's ``<|python_tag|>``)."""
+    quote: str = ""
+    """Gemma 4 quotes strings with a special token (``<|"|>``)."""
 
     @property
     def markers(self) -> tuple[str, ...]:
         """The special-token texts that must reach the parser as text."""
-        return tuple(m for m in (self.open, self.close, *self.alt_open) if m and m != "{")
+        found = (self.open, self.close, *self.alt_open, self.quote)
+        return tuple(m for m in found if m and m != "{")
 
 
 HERMES = CallSyntax("hermes", "<tool_call>", "</tool_call>", "object")
@@ -62,20 +66,20 @@ GRANITE = CallSyntax("granite", "<|tool_call|>", "", "list")
 PHI4 = CallSyntax("phi4", "<|tool_call|>", "<|/tool_call|>", "list")
 LFM2 = CallSyntax("lfm2", "<|tool_call_start|>", "<|tool_call_end|>", "python")
 INJECTED = replace(HERMES, family="hermes-prompt", native=False)
+GEMMA4 = CallSyntax("gemma4", "<|tool_call>", "<tool_call|>", "gemma4", quote='<|"|>')
 HARMONY = CallSyntax("harmony", HARMONY_CALL, "", "harmony")
 """gpt-oss: a message ``to=functions.NAME`` whose body is the arguments; the splitter marks it."""
 
 
-def call_syntax(source: str, takes_tools: bool) -> CallSyntax | None:
+def call_syntax(source: str, takes_tools: bool) -> CallSyntax:
     """The call syntax of a chat template (its Jinja ``source``); ``takes_tools``: it reads the
-    ``tools`` variable. None where chatapp cannot parse the family's calls (Gemma 4's
-    ``<|tool_call>call:NAME{…}``): the template still describes the tools, its calls stay text."""
+    ``tools`` variable."""
     if not takes_tools:
         return INJECTED
     if "<|channel|>" in source:
         return HARMONY
     if "<|tool_call>" in source:
-        return None
+        return GEMMA4
     if "[TOOL_CALLS]" in source:
         return MISTRAL
     if "<|tool_call_start|>" in source:
@@ -224,6 +228,8 @@ def parse_calls(syntax: CallSyntax, body: str) -> list[ToolCall]:
     try:
         if syntax.body == "python":
             return _python_calls(text)
+        if syntax.body == "gemma4":
+            return [_gemma_call(text, syntax.quote)]
         if syntax.body == "harmony":
             name, _, arguments = body.partition("\n")
             return [_call_from({"name": name.strip(), "arguments": arguments}, "arguments", text)]
@@ -276,6 +282,53 @@ def _python_calls(text: str) -> list[ToolCall]:
         raw = json.dumps(arguments, ensure_ascii=False, default=str)
         calls.append(ToolCall(new_call_id(), name, arguments, raw))
     return calls
+
+
+def _gemma_call(text: str, quote: str) -> ToolCall:
+    """``call:NAME{key:value,…}`` (Gemma 4): strings between ``quote`` tokens, keys bare."""
+    if not text.startswith("call:") or "{" not in text:
+        raise ValueError("the call is not call:NAME{…}")
+    brace = text.index("{")
+    arguments, end = _gemma_value(text, brace, quote)
+    if text[end:].strip() or not isinstance(arguments, dict):
+        raise ValueError("text after the call's arguments")
+    raw = json.dumps(arguments, ensure_ascii=False)
+    return ToolCall(new_call_id(), text[5:brace].strip(), arguments, raw)
+
+
+def _gemma_value(text: str, at: int, quote: str) -> tuple[Any, int]:
+    """One value of Gemma 4's argument syntax at ``at``: (value, where it ends)."""
+    while at < len(text) and text[at].isspace():
+        at += 1
+    if text.startswith(quote, at):
+        end = text.index(quote, at + len(quote))
+        return text[at + len(quote) : end], end + len(quote)
+    if at < len(text) and text[at] in "{[":
+        mapping, closing = text[at] == "{", "}" if text[at] == "{" else "]"
+        items: Any = {} if mapping else []
+        at += 1
+        while True:
+            while at < len(text) and text[at] in " \n,":
+                at += 1
+            if at >= len(text):
+                raise ValueError("the call's arguments are cut off")
+            if text[at] == closing:
+                return items, at + 1
+            if mapping:
+                colon = text.index(":", at)
+                key = text[at:colon].strip().replace(quote, "")
+                items[key], at = _gemma_value(text, colon + 1, quote)
+            else:
+                item, at = _gemma_value(text, at, quote)
+                items.append(item)
+    end = at
+    while end < len(text) and text[end] not in ",}]":
+        end += 1
+    word = text[at:end].strip()
+    try:
+        return json.loads(word), end
+    except ValueError:
+        return word, end
 
 
 def _split_semicolons(text: str) -> list[str]:

@@ -45,7 +45,7 @@ def tool_grammar(
 ) -> str | None:
     """GBNF text for ``specs`` under ``choice`` in ``syntax`` (None when there is nothing to
     constrain or the syntax is not JSON); at most ``max_calls`` calls in one reply."""
-    if syntax is None or syntax.body in ("python", "harmony") or choice == "none" or not specs:
+    if syntax is None or syntax.body in ("python", "harmony", "gemma4") or choice == "none" or not specs:
         return None
     from llama_cpp.llama_grammar import SchemaConverter
 

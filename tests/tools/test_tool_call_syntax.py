@@ -4,11 +4,13 @@ call, two calls, malformed JSON, and the finish reason of a reply that made call
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from chatapp.domain import DoneEvent, GenerationStats, TokenEvent, ToolCall, ToolCallEvent
 from chatapp.engine.tool_call_syntax import (
+    GEMMA4,
     GRANITE,
     HERMES,
     INJECTED,
@@ -65,6 +67,11 @@ REPLIES = {
         PHI4,
         f"Let me compute.<|tool_call|>[{_obj('math.calculate')}, "
         f"{_obj('clock.now', args={})}]<|/tool_call|>",
+    ),
+    "gemma4": (
+        GEMMA4,
+        'Let me compute.<|tool_call>call:math.calculate{expression:<|"|>2*(3+4)<|"|>,'
+        'note:<|"|>한국어 </tool_call> ]<|"|>}<tool_call|><|tool_call>call:clock.now{}<tool_call|>',
     ),
     "lfm2": (
         LFM2,
@@ -212,3 +219,20 @@ def test_gpt_oss_final_answers_stay_text() -> None:
     events = list(with_tool_calls(iter([*pieces, DoneEvent(GenerationStats(), "stop")]), HARMONY))
     assert "".join(e.text for e in events if isinstance(e, TokenEvent)).startswith("It is 42")
     assert events[-1].finish_reason == "stop"
+
+
+def test_gemma4_calls_read_back_what_its_template_writes() -> None:
+    from chatapp.domain import ChatMessage
+    from chatapp.engine.chat_formats import ChatTemplate
+
+    source = (Path(__file__).parent.parent / "data" / "chat_templates" / "gemma4.jinja").read_text(
+        encoding="utf-8"
+    )
+    arguments = {"query": "a, b: {c}", "top_k": 3, "exact": True, "tags": ["x", "y"]}
+    call = ToolCall("a1b2c3d4e", "documents.search", arguments)
+    rendered = ChatTemplate(source=source, name="gguf").render(
+        [ChatMessage("user", "Find."), ChatMessage("assistant", "", tool_calls=(call,))], False
+    )
+    block = rendered[rendered.index("<|tool_call>") : rendered.index("<tool_call|>") + 12]
+    _, (parsed,) = _run(GEMMA4, block, 4)
+    assert (parsed.name, parsed.arguments, parsed.error) == (call.name, arguments, None)

@@ -44,7 +44,7 @@ NATIVE = {
     "mistralai-Mistral-Nemo-Instruct-2407": "mistral",
     "ibm-granite-granite-3.3-2B-Instruct": "granite",
     "LFM2.5-8B-A1B": "lfm2",
-    "gemma4": None,
+    "gemma4": "gemma4",
     "openai-gpt-oss-120b": "harmony",
 }
 PROMPTED = [
