@@ -184,20 +184,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=len(PROMPTS))
     parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--constrained-only", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     path = bundled_chat_model()
     backend = LlamaCppBackend(path, ModelSettings(n_ctx=2048))
     rows = []
     try:
         for choice in ("required", "auto"):
-            for constrain in (True, False):
+            for constrain in (True,) if args.constrained_only else (True, False):
                 row = run(backend, constrain, choice, args.limit, args.max_tokens)
                 print(json.dumps(row, ensure_ascii=False), flush=True)
                 rows.append(row)
     finally:
         backend.close()
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {
                 "model": path.name,

@@ -126,6 +126,7 @@ class ToolCallParser:
         self._buffer = ""
         self._body = ""
         self._space = ""  # whitespace after a call, sent only when more text follows it
+        self._cut = False
 
     def feed(self, text: str) -> list[TokenEvent | ToolCallEvent]:
         out: list[TokenEvent | ToolCallEvent] = []
@@ -141,9 +142,11 @@ class ToolCallParser:
                 break
         return out
 
-    def flush(self) -> list[TokenEvent | ToolCallEvent]:
-        """The end of the reply: a call still open is parsed as it stands."""
+    def flush(self, cut: bool = False) -> list[TokenEvent | ToolCallEvent]:
+        """The end of the reply: a call still open is parsed as it stands (``cut``: the reply
+        ran out of tokens, said in the error of a call that does not parse)."""
         out: list[TokenEvent | ToolCallEvent] = []
+        self._cut = cut
         body = self._body + self._buffer
         if self._state == _CALL and self.syntax.at_start and '"name"' not in body:
             self._emit(body, out, final=True)  # a reply that merely opens with "{"
@@ -217,6 +220,13 @@ class ToolCallParser:
 
     def _finish_call(self, body: str, out: list[TokenEvent | ToolCallEvent]) -> None:
         calls = parse_calls(self.syntax, body)
+        if self._cut:
+            calls = [
+                replace(c, error=f"cut off by the reply's token limit (max_tokens); {c.error}")
+                if c.error
+                else c
+                for c in calls
+            ]
         self.calls += calls
         out.extend(ToolCallEvent(call) for call in calls)
 
@@ -382,7 +392,7 @@ def with_tool_calls(events: Iterator[StreamEvent], syntax: CallSyntax) -> Iterat
         if isinstance(event, TokenEvent):
             yield from parser.feed(event.text)
         elif isinstance(event, DoneEvent):
-            yield from parser.flush()
+            yield from parser.flush(cut=event.finish_reason == "length")
             if parser.calls and event.finish_reason == "stop":
                 event = DoneEvent(stats=event.stats, finish_reason="tool_calls", error=event.error)
             yield event

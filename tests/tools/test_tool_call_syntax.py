@@ -172,7 +172,7 @@ def test_finish_reason_is_tool_calls_only_when_calls_were_made() -> None:
     plain = list(with_tool_calls(iter([TokenEvent("Hi"), DoneEvent(stats, "stop")]), HERMES))
     assert plain[-1].finish_reason == "stop"
     cut = list(with_tool_calls(iter([reply[0], DoneEvent(stats, "length")]), HERMES))
-    assert cut[-1].finish_reason == "length" and cut[1].call.error  # the cut call, with an error
+    assert cut[-1].finish_reason == "length" and "cut off" in (cut[1].call.error or "")
 
 
 @pytest.mark.parametrize("step", [1, 5, 10_000])
