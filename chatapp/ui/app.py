@@ -29,6 +29,8 @@ from chatapp.ui.model_loading import BackendFactory
 from chatapp.ui.screens.chat import ChatScreen
 
 if TYPE_CHECKING:
+    from textual.driver import Driver
+
     from chatapp.config import Settings
     from chatapp.engine.base import Backend
     from chatapp.session import TurnRequest
@@ -92,6 +94,17 @@ class ChatApp(App[None]):
             self.theme = theme
         # The base screen, made here so it can be given the context (get_default_screen).
         self._chat_screen = ChatScreen(self.context, self._render_sources)
+
+    def get_driver_class(self) -> type[Driver]:
+        """In a Linux terminal, a driver that hands a paste typed as keys over as one paste."""
+        from textual.drivers.linux_driver import LinuxDriver
+
+        driver = super().get_driver_class()
+        if driver is LinuxDriver:
+            from chatapp.ui.paste_driver import PasteRunDriver
+
+            return PasteRunDriver
+        return driver
 
     def get_default_screen(self) -> ChatScreen:
         # The default screen rather than an installed one named in MODES: Textual re-parses

@@ -5,45 +5,33 @@ so the editor never has to lay out a megabyte; it is put back in place when the 
 
 A terminal without bracketed paste types a paste as keys, one event each. Inserted one by one,
 every key re-wrapped the whole input (a 200 KB paste never finished, and kept the app from
-hearing anything else). Keys already queued behind the one being handled are a burst no person
-types: they are gathered and inserted at once, a burst that grows past ``PASTE_INLINE_LIMIT``
-goes behind a placeholder like a bracketed paste, and Enter or Tab inside a long burst is part
-of the text (a line break, a tab) rather than "send" or "next field".
+hearing anything else). Keys the terminal delivers closer together than anyone types are a burst
+(``chatapp.ui.widgets.typed_paste``): what it types is inserted every ``BURST_FLUSH_S`` instead of
+per key, it goes behind a placeholder like a bracketed paste once it is longer than
+``PASTE_INLINE_LIMIT``, and Enter inside it is a line break — an Enter that ends a burst still
+sends, once no key has followed it for ``BURST_END_S`` (an input method commits a syllable and
+Enter together).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 from textual import events
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import TextArea
-from textual.widgets.text_area import Location
+
+from chatapp.ui.widgets.typed_paste import KeyTiming, TypedBurst
 
 PASTE_INLINE_LIMIT = 16_000
 """Pastes longer than this (in characters) are held aside behind a placeholder."""
-BURST_GAP_S = 0.1
-"""Runs of queued keys less than this apart belong to one burst (one paste typed as keys)."""
-BURST_TEXT_CHARS = 64
-"""In a burst at least this long, Enter and Tab are text: a person cannot type that fast."""
-BURST_TEXT_KEYS_BEHIND = 16
-"""Nor with this many keys already waiting behind the Enter (a paste's first short line)."""
-BURST_TEXT_KEYS = {"enter": "\n", "tab": "\t"}
-
-
-@dataclass
-class TypedBurst:
-    """Keys that arrived faster than anyone types, inserted as one text."""
-
-    start: Location
-    end: Location
-    parts: list[str] = field(default_factory=list)
-    chars: int = 0
-    marker: str | None = None
-    """The placeholder shown instead, once the burst is longer than PASTE_INLINE_LIMIT."""
-    last_at: float = 0.0
-
+BURST_FLUSH_S = 0.05
+"""While a burst lasts, what it typed is inserted this often (each insert re-wraps)."""
+BURST_END_S = 0.1
+"""An Enter at the end of a burst sends once this long has passed with no key after it."""
+BURST_TEXT_KEYS = {"tab": "\t", "ctrl+j": "\n", "newline": "\n", "shift+enter": "\n"}
+"""Keys that are text inside a burst (Enter too, decided when the next key comes)."""
 
 PLACEHOLDER = "Ask anything (Enter sends, F1 keys)"
 
@@ -71,8 +59,12 @@ class PromptInput(TextArea):
         self._draft = ""
         self._pastes: dict[str, str] = {}
         self._typed: list[str] = []
-        """Characters of keys queued behind the one being handled, not inserted yet."""
+        """Text of a burst's keys not inserted yet."""
         self._burst: TypedBurst | None = None
+        self._timing = KeyTiming()
+        self._enter_pending = False
+        self._flush_timer: Timer | None = None
+        self._last_key_at = 0.0
 
     # -- sending --------------------------------------------------------------------------
 
@@ -84,15 +76,14 @@ class PromptInput(TextArea):
         return text
 
     def submit(self) -> None:
+        self._insert_typed()
         text = self.expanded_text()
         if text.strip():
             self.post_message(self.Submitted(self, text))
 
     def clear_prompt(self) -> None:
         self.clear()
-        self._pastes.clear()
-        self._typed.clear()
-        self._burst = None
+        self._forget_burst()
         self._history_index = None
         self._draft = ""
 
@@ -102,9 +93,7 @@ class PromptInput(TextArea):
             self.set_text(text)
 
     def set_text(self, text: str) -> None:
-        self._pastes.clear()
-        self._typed.clear()
-        self._burst = None
+        self._forget_burst()
         if len(text) > PASTE_INLINE_LIMIT:
             self.load_text("")
             self._insert_paste(text)
@@ -121,15 +110,10 @@ class PromptInput(TextArea):
     # -- keys -----------------------------------------------------------------------------
 
     async def _on_key(self, event: events.Key) -> None:
-        text = event.character if event.is_printable else self._burst_text_key(event.key)
-        if text and not self.read_only:
+        if self._burst_key(event):
             event.stop()
             event.prevent_default()
-            self._typed.append(text)
-            if not self._key_queued():
-                self._insert_typed()
             return
-        self._insert_typed()  # what was typed before this key comes first
         if event.key == "enter":
             event.stop()
             event.prevent_default()
@@ -176,48 +160,82 @@ class PromptInput(TextArea):
 
     # -- keys typed faster than a person types ----------------------------------------------
 
-    def _key_queued(self) -> bool:
-        """Another key is already waiting for this widget (Textual has no public peek)."""
-        return isinstance(self._peek_message(), events.Key)
+    def _burst_key(self, event: events.Key) -> bool:
+        """Take a key that is text into the burst (True), inserting at once when it is not in
+        one; other keys come after what was typed before them (False)."""
+        fast = self._timing.note(event.time, min(self.selection))
+        self._last_key_at = time.monotonic()
+        if self._enter_pending:
+            self._enter_pending = False
+            if fast:
+                self._typed.append("\n")  # a key right behind it: the Enter was a line break
+            else:
+                self.submit()  # the app was too busy to send it when the burst ended
+        if self.read_only:
+            return False
+        if fast and event.key == "enter":
+            self._enter_pending = True
+            self._schedule_flush()
+            return True
+        text = event.character if event.is_printable else None
+        if fast and text is None:
+            text = BURST_TEXT_KEYS.get(event.key)
+        if text is None:
+            self._insert_typed()
+            return False
+        self._typed.append(text)
+        if fast:
+            self._schedule_flush()
+        else:
+            self._insert_typed()
+        return True
 
-    def _burst_text_key(self, key: str) -> str | None:
-        """Enter or Tab as text, when they come in the middle of a long burst. (An input
-        method sends a syllable and Enter together: that Enter still sends.)"""
-        if key not in BURST_TEXT_KEYS or not self._key_queued():
-            return None
-        if self._message_queue.qsize() >= BURST_TEXT_KEYS_BEHIND:
-            return BURST_TEXT_KEYS[key]
-        burst = self._burst
-        gathered = sum(map(len, self._typed))
-        if burst is not None and self._continues(burst):
-            gathered += burst.chars
-        return BURST_TEXT_KEYS[key] if gathered >= BURST_TEXT_CHARS else None
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(BURST_FLUSH_S, self._flush_burst)
 
-    def _continues(self, burst: TypedBurst) -> bool:
-        recent = time.monotonic() - burst.last_at < BURST_GAP_S
-        return recent and self.selection.is_empty and self.cursor_location == burst.end
+    def _flush_burst(self) -> None:
+        self._flush_timer = None
+        self._insert_typed()
+        if not self._enter_pending:
+            return
+        if time.monotonic() - self._last_key_at < BURST_END_S:
+            self._schedule_flush()  # more keys may follow the Enter: wait a little more
+        else:
+            self._enter_pending = False
+            self.submit()
+
+    def _forget_burst(self) -> None:
+        self._pastes.clear()
+        self._typed.clear()
+        self._burst = None
+        self._enter_pending = False
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
 
     def _insert_typed(self) -> None:
-        """Insert the gathered keys as one edit (behind a placeholder once the burst they
-        belong to is longer than PASTE_INLINE_LIMIT)."""
+        """Insert what the burst typed as one edit; behind a placeholder once the burst holds
+        more than PASTE_INLINE_LIMIT characters."""
         if not self._typed:
             return
         text = "".join(self._typed)
         self._typed.clear()
         burst = self._burst
-        if burst is None or not self._continues(burst):
-            start = min(self.selection.start, self.selection.end)
-            burst = self._burst = TypedBurst(start, start)
-        burst.parts.append(text)
-        burst.chars += len(text)
-        burst.last_at = time.monotonic()
-        if burst.marker is None and burst.chars <= PASTE_INLINE_LIMIT:
+        here = min(self.selection)
+        if burst is None or not burst.continues(self._timing, self.selection, self.cursor_location):
+            start = self._timing.streak_start if self._timing.streak_start <= here else here
+            burst = self._burst = TypedBurst(start, here, self._timing.streak)
+        if burst.marker is None and burst.chars + len(text) <= PASTE_INLINE_LIMIT:
             self._replace_via_keyboard(text, *self.selection)
+            burst.chars += len(text)
         else:
-            if burst.marker is not None:
+            if burst.marker is None:
+                whole = self.get_text_range(burst.start, burst.end) + text
+            else:
                 del self._pastes[burst.marker]
-            whole = "".join(burst.parts)
-            burst.parts = [whole]
+                whole = burst.text + text
+            burst.text = whole
             burst.marker = self._paste_marker(whole)
             self._pastes[burst.marker] = whole
             # From where the burst began to the end of any selection it replaces.
@@ -227,11 +245,19 @@ class PromptInput(TextArea):
     # -- large pastes ---------------------------------------------------------------------
 
     async def _on_paste(self, event: events.Paste) -> None:
-        if len(event.text) <= PASTE_INLINE_LIMIT:
-            return  # TextArea's own handler inserts it
+        # One edit, inline or behind a placeholder; pastes that follow each other closely (a
+        # long paste typed as keys arrives as several) join the same placeholder.
         event.stop()
         event.prevent_default()
-        self._insert_paste(event.text)
+        if self.read_only:
+            return
+        self._timing.note_paste(event.time, min(self.selection))
+        self._last_key_at = time.monotonic()
+        if self._enter_pending:  # a paste right behind it: the Enter was a line break
+            self._enter_pending = False
+            self._typed.append("\n")
+        self._typed.append(event.text)
+        self._insert_typed()
 
     def _insert_paste(self, text: str) -> None:
         self._insert_typed()
