@@ -271,6 +271,16 @@ class Source:
     def shown_path(self) -> str:
         return self.display_path or self.path
 
+    @property
+    def location(self) -> str:
+        """``file:12-30`` / ``file p.3:4-9``: where the chunk is, as chatapp shows it."""
+        where = self.shown_path or "source"
+        if self.page is not None:
+            where += f" p.{self.page}"
+        if self.start_line is not None:
+            where += f":{self.start_line}-{self.end_line or self.start_line}"
+        return where
+
     def to_dict(self) -> dict[str, Any]:
         """The stored and ``--json`` shape (``n`` and ``trimmed`` only when set)."""
         data = asdict(self)

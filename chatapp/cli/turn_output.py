@@ -138,11 +138,7 @@ class TurnPrinter:
         cited = set(report.citations) if report is not None else set()
         print("\nsources:", file=err)
         for source in result.sources:
-            where = source.shown_path
-            if source.page is not None:
-                where += f" p.{source.page}"
-            if source.start_line is not None:
-                where += f":{source.start_line}-{source.end_line}"
+            where = source.location
             mark = "*" if source.n in cited else " "
             line = f" {mark}[{source.n}] {where}  (similarity {source.similarity:.2f})"
             print(_shown(line, err), file=err)

@@ -52,12 +52,7 @@ def export_markdown(store: ConversationStore, conversation_id: int) -> str:
         elif message.content or not message.tool_calls:
             lines += [message.content, ""]
         for source in message.sources or []:
-            where = source.path or "?"
-            if source.start_line:
-                where += f":{source.start_line}-{source.end_line or source.start_line}"
-            elif source.page:
-                where += f" (page {source.page})"
-            lines.append(f"- [{source.n if source.n is not None else '?'}] {where}")
+            lines.append(f"- [{source.n if source.n is not None else '?'}] {source.location}")
         if message.sources:
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -151,7 +151,8 @@ def m004_message_reasoning(db: sqlite3.Connection) -> None:
 
 def m005_tool_messages(db: sqlite3.Connection) -> None:
     """Tool use: an assistant step's calls (``tool_calls_json``) and ``tool`` rows holding each
-    call's result. The role CHECK changes, so the table is rebuilt as in m003."""
+    call's result. The role CHECK changes, so the table is rebuilt as in m003 (whose text is
+    repeated here on purpose: a shipped migration is never edited or shared)."""
     run_script(
         db,
         """

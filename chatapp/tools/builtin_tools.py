@@ -124,12 +124,7 @@ class DocumentTools:
             return ToolOutput(f"No passage in '{self.collection}' matches {query!r}.")
         lines = []
         for source in retrieval.sources:
-            where = source.shown_path
-            if source.start_line is not None:
-                where += f":{source.start_line}-{source.end_line or source.start_line}"
-            if source.page is not None:
-                where += f" (page {source.page})"
-            lines.append(f"--- {where}\n{source.text.strip()}")
+            lines.append(f"--- {source.location}\n{source.text.strip()}")
         return ToolOutput("\n".join(lines), sources=tuple(retrieval.sources))
 
     def close(self) -> None:

@@ -208,4 +208,4 @@ def test_a_damaged_sources_row_reads_as_defaults(tmp_path: Path) -> None:
         first, second = store.get_message(reply.id).sources or []
         assert first == Source("", "", similarity=1.0)
         assert second == Source("kept", "b.md", "b.md", page=2)
-        assert "- [?] ?" in export_markdown(store, conv.id)
+        assert "- [?] source\n- [?] b.md p.2" in export_markdown(store, conv.id)

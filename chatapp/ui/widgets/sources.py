@@ -26,12 +26,7 @@ PREVIEW_CHARS = 160
 
 def source_location(source: Source) -> str:
     """``file:12-30`` / ``file p.3:4-9``: where a source chunk is."""
-    where = source.shown_path or "source"
-    if source.page is not None:
-        where += f" p.{source.page}"
-    if source.start_line is not None:
-        where += f":{source.start_line}-{source.end_line or source.start_line}"
-    return where
+    return source.location
 
 
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
