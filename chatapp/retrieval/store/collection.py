@@ -90,6 +90,7 @@ class Collection:
         self._client: Any = None
         self._stores: dict[str, VectorStore] = {}
         self._copies: dict[str, tuple[int, VectorCopy | None]] = {}
+        self._copies_used = False
 
     @property
     def store(self) -> VectorStore:
@@ -120,7 +121,13 @@ class Collection:
         if known is None or known[0] != generation:
             known = (generation, read_copy(self, space, generation) or make_copy(self, space))
             self._copies[space] = known
-        return known[1] if known[1] is not None else self.store_for(space)
+        if known[1] is None:
+            return self.store_for(space)
+        if self._client is None and not self._copies_used:
+            # What opening the store would have done: an older version left it readable.
+            tighten_tree(paths.collections_dir() / "chroma")
+            self._copies_used = True
+        return known[1]
 
     @property
     def embedder_setting(self) -> str:
