@@ -7,8 +7,8 @@ where the prompt handled each key cheaply. The terminal delivers such keys micro
 a person's (or an input method's syllable) far fewer of them that close. This driver's input
 thread holds back the keys that come within ``PROGRAM_KEY_GAP_S`` of the one before; a run of at
 least ``PASTE_RUN_KEYS`` of them, ended by a pause or another kind of input, reaches the app as
-one ``Paste`` (an Enter in it is a line break, as in a bracketed paste), a shorter run as the
-keys it was. The prompt then inserts it once (``chatapp.ui.widgets.prompt``).
+one ``Paste`` (an Enter in it is a line break, as in a bracketed paste; one that ends it stays
+a key), a shorter run as the keys it was. The prompt then inserts it once (``chatapp.ui.widgets.prompt``).
 """
 
 from __future__ import annotations
@@ -75,14 +75,19 @@ class PasteRunDriver(LinuxDriver):
                 self._pass_run()
 
     def _pass_run(self) -> None:
-        """(Lock held.) The run as one paste when long enough, else as its keys."""
+        """(Lock held.) The run as one paste when long enough, else as its keys. Enter at the
+        end of a run stays a key: typed text and then Enter (``send-keys``, an expect script)
+        sends, and if more of the paste follows, the prompt makes it a line break."""
         run, self._run = self._run, []
+        ending: list[events.Key] = []
+        while run and run[-1].key == "enter":
+            ending.insert(0, run.pop())
         if len(run) >= PASTE_RUN_KEYS:
             text = "".join(_key_text(key) or "" for key in run)
             super().process_message(events.Paste(text))
-        else:
-            for key in run:
-                super().process_message(key)
+            run = []
+        for key in [*run, *ending]:
+            super().process_message(key)
 
     def close(self) -> None:
         with self._run_lock:

@@ -18,7 +18,8 @@ ARRIVES_WITHIN_S = 90.0
 
 
 def test_a_typed_200kb_paste_arrives_whole_and_is_sent_cut_to_fit(tmp_path: Path) -> None:
-    with chat_in_tmux(tmp_path, "CHATAPP_GENERATION__MAX_TOKENS=16") as chat:
+    env = ("CHATAPP_GENERATION__MAX_TOKENS=16", "CHATAPP_MODEL__N_CTX=1024")  # less to read
+    with chat_in_tmux(tmp_path, *env) as chat:
         started = time.monotonic()
         type_a_paste(chat, tmp_path)
         text = (tmp_path / "paste.txt").read_text(encoding="utf-8")

@@ -89,7 +89,7 @@ def type_a_paste(chat: RunningChat, tmp_path: Path) -> None:
     """200 KB of text lines written to the terminal as keys (no bracketed paste)."""
     line = "a line of a pasted log file, 0123456789 abcdefghij ABCDEFGHIJ\n"
     text = tmp_path / "paste.txt"
-    text.write_text(line * (PASTE_BYTES // len(line)), encoding="utf-8")
+    text.write_text((line * (PASTE_BYTES // len(line))).rstrip("\n"), encoding="utf-8")
     tmux("load-buffer", "-b", chat.session, str(text))
     tmux("paste-buffer", "-d", "-b", chat.session, "-t", chat.session)
     time.sleep(0.5)  # the UI is now busy with the keys

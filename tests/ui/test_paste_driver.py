@@ -61,8 +61,9 @@ async def test_keys_a_program_types_arrive_as_one_paste(driver) -> None:
         made.process_message(key(char))
     await settle()
     assert isinstance(app.got[0], events.Key) and app.got[0].character == text[0]
-    [paste] = app.got[1:]
-    assert isinstance(paste, events.Paste) and paste.text == text[1:]
+    paste, enter = app.got[1:]
+    assert isinstance(paste, events.Paste) and paste.text == text[1:-1]
+    assert isinstance(enter, events.Key) and enter.key == "enter", "a closing Enter stays a key"
 
 
 async def test_keys_a_person_types_arrive_as_keys(driver) -> None:

@@ -169,3 +169,22 @@ async def test_enter_right_after_a_few_typed_keys_still_sends() -> None:
         type_keys(app, "x" * 40 + "\n")  # a short burst: Enter sends it too
         await until(pilot, lambda: len(app.sent) == 2, timeout=5)
         assert app.sent[1] == "x" * 40
+
+
+async def test_enter_right_behind_a_joined_paste_sends_unless_more_follows() -> None:
+    """The driver hands typed text over as a paste and a closing Enter as a key: that Enter
+    sends (``tmux send-keys``, an expect script), but with more of the paste right behind it,
+    it was a line break."""
+    app = PromptHost()
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        app.post_message(events.Paste("Write a story about a dragon."))
+        app.post_message(events.Key("enter", "\r"))
+        await until(pilot, lambda: app.sent == ["Write a story about a dragon."], timeout=5)
+        app.post_message(events.Paste("first part of a long paste"))
+        app.post_message(events.Key("enter", "\r"))
+        app.post_message(events.Paste("second part"))
+        await until(pilot, lambda: prompt.expanded_text().endswith("second part"), timeout=5)
+        await pilot.pause(0.3)
+        assert len(app.sent) == 1
+        assert prompt.expanded_text() == "first part of a long paste\nsecond part"
