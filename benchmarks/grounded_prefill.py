@@ -144,9 +144,7 @@ def measure_set(label: str, set_name: str, backend, settings) -> dict:
             row["before_has_page"] = any(
                 os.path.basename(s.path) in gold for s in retrieval.sources
             )
-            row["after_has_page"] = any(
-                os.path.basename(s.path) in gold for s in prepared.sources
-            )
+            row["after_has_page"] = any(os.path.basename(s.path) in gold for s in prepared.sources)
         rows.append((q, old, new, row))
     timings = {"cold_before": [], "cold_after": [], "next_before": [], "next_after": []}
     timed = rows[: TIMED + 1] if TIMING else []
