@@ -78,12 +78,13 @@ class ReplyRun:
         max_steps = self.tools.max_steps if self.tools is not None and params.tools else 1
         while True:
             last = result.steps >= max_steps
-            step_params = params.replace(tools=[], tool_choice="none") if last else params
-            if last and result.steps > 1:
-                result.notes.append(f"the tool step limit ({max_steps}) was reached: no more calls")
+            step_params = params
+            if params.tool_choice == "required" and (result.steps > 1 or last):
+                # Forced to call once; after that (and at the limit) the model may answer.
+                step_params = params.replace(tool_choice="auto")
             writer = self._writer(prepared, parent, storing)
             calls = yield from self._stream_step(
-                prepared, messages, step_params, writer, result, cancel
+                prepared, messages, step_params, writer, result, cancel, run_calls=not last
             )
             if not calls:
                 break
@@ -134,9 +135,12 @@ class ReplyRun:
         writer: ReplyWriter,
         result: TurnResult,
         cancel: CancelToken | None,
+        run_calls: bool = True,
     ) -> Generator[TurnEvent, None, list[ToolCall]]:
         """Stream one model call into ``writer``; returns the calls it asked for (none: this
-        step's reply is the answer, finished and checked)."""
+        step's reply is the answer, finished and checked). At the step limit (``run_calls``
+        off) the tools are still described, so the model's calls are read and left out of the
+        answer, but not run."""
         pieces: list[str] = []
         thoughts: list[str] = []
         calls: list[ToolCall] = []
@@ -165,6 +169,12 @@ class ReplyRun:
             result.text, result.finish_reason, result.error = "".join(pieces), finish, error
             result.reasoning = "".join(thoughts)
             asked = finish == "tool_calls" and bool(calls) and bool(params.tools)
+            if asked and not run_calls:
+                result.notes.append(
+                    f"the tool step limit ({result.steps}) was reached: the model's last "
+                    f"{'call was' if len(calls) == 1 else 'calls were'} not run"
+                )
+                asked = False
             if asked:
                 writer.finish(
                     result.text,

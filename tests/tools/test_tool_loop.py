@@ -150,8 +150,21 @@ def test_a_model_that_keeps_calling_stops_at_the_step_limit(store: ConversationS
         fake.enqueue("", tool_calls=[call("clock.now", i)])
     tools, _ = tool_use(max_steps=3)
     result = consume(ChatSession(fake, store, tools=tools).send(TurnRequest("loop")))
-    assert result.steps == 3 and len(result.tool_results) == 2
-    assert fake.calls[2].params.tools == [] and any("step limit (3)" in n for n in result.notes)
+    assert result.steps == 3 and len(result.tool_results) == 2 and len(fake.calls) == 3
+    assert any(
+        "step limit (3) was reached: the model's last call was not run" in n for n in result.notes
+    )
+    assert result.finish_reason == "stop" and result.message.tool_calls is None
+
+
+def test_required_forces_the_first_call_only(store: ConversationStore) -> None:
+    fake = FakeBackend()
+    fake.enqueue("", tool_calls=[call("clock.now")])
+    fake.enqueue("It is evening.")
+    tools, _ = tool_use()
+    session = ChatSession(fake, store, tools=tools)
+    consume(session.send(TurnRequest("time?", tools=["clock"], tool_choice="required")))
+    assert [c.params.tool_choice for c in fake.calls] == ["required", "auto"]
 
 
 def test_stopping_the_turn_inside_a_running_tool(store: ConversationStore) -> None:
