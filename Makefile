@@ -81,6 +81,9 @@ bench: $(VENV)/.stamp-dev
 	$(PY) benchmarks/templates.py
 	$(PY) benchmarks/models.py
 	$(PY) benchmarks/tools_mcp.py
+	$(PY) benchmarks/tools.py
+	$(PY) benchmarks/tools_loop.py
+	$(PY) benchmarks/cold_search.py
 
 lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check chatapp tests benchmarks
