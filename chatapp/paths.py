@@ -39,7 +39,10 @@ _POSIX = os.name == "posix"
 def _ensure(path: Path) -> Path:
     """Create ``path`` (0700) if needed; tighten it when group or others can get in. A folder
     that cannot be made (a read-only mount, no permission, a full disk) is a NotWritableError."""
+    home = _home_override()
     try:
+        if home is not None and not home.exists():  # a CHATAPP_HOME chatapp makes is private too
+            home.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     except OSError as exc:
         raise not_writable(path, exc) from None

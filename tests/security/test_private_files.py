@@ -132,3 +132,14 @@ def test_deleted_conversation_leaves_no_trace_in_the_database_files(home: Path) 
         [kept] = store.list_conversations()
         assert store.search("kept")  # the other conversation is still found
         assert kept.title
+
+
+def test_a_chatapp_home_that_chatapp_creates_is_private(tmp_path, monkeypatch) -> None:
+    """CHATAPP_HOME pointing at a folder that does not exist yet: chatapp makes it 0700, not
+    with the umask's 0755 (its contents were private, the folder's listing was not)."""
+    from chatapp import paths
+
+    home = tmp_path / "new-home"
+    monkeypatch.setenv("CHATAPP_HOME", str(home))
+    paths.config_dir()
+    assert home.stat().st_mode & 0o777 == 0o700
